@@ -1,0 +1,666 @@
+//! The TOML configuration: types, loading, validation.
+//!
+//! Every error names the key path (`port[2].pvid`) and the reason. Nothing is
+//! started from a config that did not validate completely. Every key is
+//! documented in `docs/config.md`.
+
+use crate::types::{Mac, MAX_PORTS};
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::path::Path;
+
+/// A configuration error: where, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Key path, e.g. `port[1].vlans[0]` (empty when the file itself is the problem).
+    pub path: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl ConfigError {
+    fn new(path: impl Into<String>, reason: impl Into<String>) -> Self {
+        ConfigError { path: path.into(), reason: reason.into() }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            write!(f, "{}", self.reason)
+        } else {
+            write!(f, "{}: {}", self.path, self.reason)
+        }
+    }
+}
+impl std::error::Error for ConfigError {}
+
+/// Shorthand for building a [`ConfigError`].
+fn e(path: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+    ConfigError::new(path, reason)
+}
+
+/// Role of the switch instance.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    /// Learning VLAN-aware bridge with per-port reflective relay.
+    #[default]
+    Bridge,
+    /// Hypervisor edge in VEPA mode.
+    EdgeVepa,
+    /// Hypervisor edge in VEB mode (local switching).
+    EdgeVeb,
+}
+
+impl Role {
+    /// Config spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Bridge => "bridge",
+            Role::EdgeVepa => "edge-vepa",
+            Role::EdgeVeb => "edge-veb",
+        }
+    }
+}
+
+/// Port VLAN mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum PortMode {
+    /// One VLAN (`pvid`), untagged on the wire.
+    #[default]
+    Access,
+    /// Several VLANs (`vlans`), tagged on the wire; `pvid` (optional) is the native VLAN, untagged.
+    Trunk,
+}
+
+/// Spanning-tree-style port state (set statically).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum PortState {
+    /// Learns and forwards.
+    #[default]
+    Forwarding,
+    /// Learns, does not forward.
+    Learning,
+    /// Neither learns nor forwards (control frames still punted).
+    Blocking,
+    /// Administratively down: nothing in or out.
+    Disabled,
+}
+
+/// How a VM port of an `edge-vepa` switch treats its siblings (Linux macvlan modes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum VmMode {
+    /// Everything goes up the uplink; reflected floods come back to siblings, never to the sender.
+    #[default]
+    Vepa,
+    /// Switches locally to other bridge-mode ports; floods also go up the uplink.
+    Bridge,
+    /// Never talks to siblings, not even through the adjacent bridge's reflection.
+    Private,
+}
+
+/// `hugepages` setting for the buffer pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Hugepages {
+    /// Hugepages if reserved, else transparent huge pages, else 4 KiB pages.
+    #[default]
+    Auto,
+    /// Hugepages or fail.
+    On,
+    /// Plain 4 KiB pages.
+    Off,
+}
+
+fn d_role() -> Role {
+    Role::Bridge
+}
+fn d_workers() -> Vec<usize> {
+    vec![1]
+}
+fn d_burst() -> usize {
+    32
+}
+fn d_mtu() -> usize {
+    1518
+}
+fn d_true() -> bool {
+    true
+}
+fn d_pool() -> usize {
+    16384
+}
+fn d_ring_depth() -> usize {
+    1024
+}
+fn d_punt() -> usize {
+    256
+}
+fn d_backend() -> String {
+    "ring".into()
+}
+
+/// `[switch]`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SwitchCfg {
+    /// bridge | edge-vepa | edge-veb.
+    #[serde(default = "d_role")]
+    pub role: Role,
+    /// CPU cores for the pinned poll loops (one worker each).
+    #[serde(default = "d_workers")]
+    pub workers: Vec<usize>,
+    /// Frames per RX burst (1..=256).
+    #[serde(default = "d_burst")]
+    pub burst: usize,
+    /// Largest untagged frame in bytes, Ethernet header included, FCS excluded (64..=9216).
+    #[serde(default = "d_mtu")]
+    pub mtu: usize,
+    /// The switch's own MAC: frames to it are delivered to the control plane, never forwarded.
+    #[serde(default)]
+    pub mac: Option<Mac>,
+    /// After 64 empty polls in a row, sleep this long (0 = never sleep: pure poll mode).
+    #[serde(default)]
+    pub idle_sleep_us: u64,
+    /// Buffers in the pool.
+    #[serde(default = "d_pool")]
+    pub pool_size: usize,
+    /// Ring backend queue depth (frames).
+    #[serde(default = "d_ring_depth")]
+    pub ring_depth: usize,
+    /// Control-plane punt queue depth (frames).
+    #[serde(default = "d_punt")]
+    pub punt_queue: usize,
+    /// Hugepage use for the pool: auto | on | off.
+    #[serde(default)]
+    pub hugepages: Hugepages,
+    /// `[switch.fdb]`.
+    #[serde(default)]
+    pub fdb: FdbCfg,
+}
+
+impl Default for SwitchCfg {
+    fn default() -> Self {
+        toml::from_str("").expect("defaults")
+    }
+}
+
+fn d_cap() -> usize {
+    65536
+}
+fn d_aging() -> u64 {
+    300
+}
+fn d_limit() -> usize {
+    4096
+}
+
+/// `[switch.fdb]`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FdbCfg {
+    /// Most entries in the table (static and learned).
+    #[serde(default = "d_cap")]
+    pub capacity: usize,
+    /// Seconds after which an unrefreshed learned entry is gone (0 = never).
+    #[serde(default = "d_aging")]
+    pub aging_s: u64,
+    /// Most learned entries per port.
+    #[serde(default = "d_limit")]
+    pub per_port_limit: usize,
+}
+
+impl Default for FdbCfg {
+    fn default() -> Self {
+        FdbCfg { capacity: d_cap(), aging_s: d_aging(), per_port_limit: d_limit() }
+    }
+}
+
+/// `[[port]]`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortCfg {
+    /// Unique name.
+    pub name: String,
+    /// ring | pcap.
+    #[serde(default = "d_backend")]
+    pub backend: String,
+    /// pcap backend: file to read frames from (`run` only; `replay` takes `--in`).
+    #[serde(default)]
+    pub pcap_in: Option<String>,
+    /// pcap backend: file to write transmitted frames to.
+    #[serde(default)]
+    pub pcap_out: Option<String>,
+    /// access | trunk.
+    #[serde(default)]
+    pub mode: PortMode,
+    /// Trunk: allowed VLANs.
+    #[serde(default)]
+    pub vlans: Vec<u16>,
+    /// Access: the port's VLAN (default 1). Trunk: the native (untagged) VLAN, if any.
+    #[serde(default)]
+    pub pvid: Option<u16>,
+    /// May a frame leave by the port it came in on (802.1Qbg reflective relay)?
+    #[serde(default)]
+    pub reflective_relay: bool,
+    /// Edge roles: this is the uplink to the adjacent bridge.
+    #[serde(default)]
+    pub uplink: bool,
+    /// Learn source addresses seen on this port.
+    #[serde(default = "d_true")]
+    pub learning: bool,
+    /// Flood unknown unicast out of this port.
+    #[serde(default = "d_true")]
+    pub flood_unknown: bool,
+    /// Flood unregistered multicast out of this port.
+    #[serde(default = "d_true")]
+    pub flood_multicast: bool,
+    /// Flood broadcast out of this port.
+    #[serde(default = "d_true")]
+    pub flood_broadcast: bool,
+    /// Isolated: never forwards to another isolated port.
+    #[serde(default)]
+    pub isolated: bool,
+    /// Locked: only sources with a static entry on this port may send (others dropped, never learned).
+    #[serde(default)]
+    pub locked: bool,
+    /// forwarding | learning | blocking | disabled.
+    #[serde(default)]
+    pub state: PortState,
+    /// Registered multicast leaves this port as unicast copies to the group's hosts on it.
+    #[serde(default)]
+    pub multicast_to_unicast: bool,
+    /// edge-vepa VM ports: vepa | bridge | private.
+    #[serde(default)]
+    pub vm_mode: VmMode,
+}
+
+/// `[[vm]]`: a VM behind a port (edge roles), or a static FDB entry (bridge).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct VmCfg {
+    /// Name (unique).
+    pub name: String,
+    /// The VM's MAC.
+    pub mac: Mac,
+    /// Its VLAN.
+    pub vlan: u16,
+    /// The port it sits behind.
+    pub port: String,
+}
+
+/// A receiver of a registered group, known by MAC (for multicast-to-unicast ports).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MdbHost {
+    /// Port the host is behind.
+    pub port: String,
+    /// Host MAC.
+    pub mac: Mac,
+}
+
+/// `[[mdb]]`: a registered multicast group.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MdbCfg {
+    /// Group MAC (I/G bit set).
+    pub group: Mac,
+    /// VLAN.
+    pub vlan: u16,
+    /// Member ports.
+    pub ports: Vec<String>,
+    /// Receivers by MAC (used on ports with `multicast_to_unicast`).
+    #[serde(default)]
+    pub hosts: Vec<MdbHost>,
+}
+
+/// The whole file.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `[switch]`.
+    #[serde(default)]
+    pub switch: SwitchCfg,
+    /// `[[port]]`.
+    #[serde(default)]
+    pub port: Vec<PortCfg>,
+    /// `[[vm]]`.
+    #[serde(default)]
+    pub vm: Vec<VmCfg>,
+    /// `[[mdb]]`.
+    #[serde(default)]
+    pub mdb: Vec<MdbCfg>,
+}
+
+impl Config {
+    /// Read and validate a file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::new("", format!("cannot read {}: {e}", path.display())))?;
+        Self::parse(&text)
+    }
+
+    /// Parse and validate TOML text.
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let de = toml::Deserializer::new(text);
+        let cfg: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            let msg = inner.message().to_string();
+            let at = inner
+                .span()
+                .map(|s| {
+                    let line = text[..s.start.min(text.len())].matches('\n').count() + 1;
+                    format!(" (line {line})")
+                })
+                .unwrap_or_default();
+            ConfigError::new(if path == "." { String::new() } else { path }, format!("{msg}{at}"))
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Index of the port named `name`.
+    pub fn port_index(&self, name: &str) -> Option<usize> {
+        self.port.iter().position(|p| p.name == name)
+    }
+
+    /// VLANs a port is a member of.
+    pub fn port_vlans(p: &PortCfg) -> Vec<u16> {
+        match p.mode {
+            PortMode::Access => vec![p.pvid.unwrap_or(1)],
+            PortMode::Trunk => {
+                let mut v = p.vlans.clone();
+                if let Some(n) = p.pvid {
+                    if !v.contains(&n) {
+                        v.push(n);
+                    }
+                }
+                v
+            }
+        }
+    }
+
+    /// Check everything that serde cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let s = &self.switch;
+        if s.workers.is_empty() {
+            return Err(e("switch.workers", "needs at least one core"));
+        }
+        let ncpu = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let mut seen = HashSet::new();
+        for (i, &c) in s.workers.iter().enumerate() {
+            if c >= 1024 {
+                return Err(e(format!("switch.workers[{i}]"), format!("core {c} is not a CPU number")));
+            }
+            if !seen.insert(c) {
+                return Err(e(format!("switch.workers[{i}]"), format!("core {c} listed twice")));
+            }
+            let _ = ncpu; // cores beyond this machine are checked when pinning, so configs stay portable
+        }
+        if !(1..=256).contains(&s.burst) {
+            return Err(e("switch.burst", format!("{} is out of range 1..=256", s.burst)));
+        }
+        if !(64..=9216).contains(&s.mtu) {
+            return Err(e("switch.mtu", format!("{} is out of range 64..=9216 bytes", s.mtu)));
+        }
+        if let Some(m) = s.mac {
+            if m.is_group() || m.is_zero() {
+                return Err(e("switch.mac", format!("{m} is a group or zero address")));
+            }
+        }
+        if s.idle_sleep_us > 1_000_000 {
+            return Err(e("switch.idle_sleep_us", "more than one second"));
+        }
+        if !(64..=(1 << 24)).contains(&s.pool_size) {
+            return Err(e("switch.pool_size", format!("{} is out of range 64..=16777216", s.pool_size)));
+        }
+        if !(2..=(1 << 20)).contains(&s.ring_depth) {
+            return Err(e("switch.ring_depth", format!("{} is out of range 2..=1048576", s.ring_depth)));
+        }
+        if !(1..=(1 << 16)).contains(&s.punt_queue) {
+            return Err(e("switch.punt_queue", format!("{} is out of range 1..=65536", s.punt_queue)));
+        }
+        let f = &s.fdb;
+        if !(1..=(1 << 24)).contains(&f.capacity) {
+            return Err(e("switch.fdb.capacity", format!("{} is out of range 1..=16777216", f.capacity)));
+        }
+        if f.per_port_limit == 0 || f.per_port_limit > f.capacity {
+            return Err(e(
+                "switch.fdb.per_port_limit",
+                format!("{} must be between 1 and switch.fdb.capacity ({})", f.per_port_limit, f.capacity),
+            ));
+        }
+        if f.aging_s > 1_000_000 {
+            return Err(e("switch.fdb.aging_s", format!("{} is more than 1000000 seconds", f.aging_s)));
+        }
+
+        if self.port.is_empty() {
+            return Err(e("port", "no [[port]] defined"));
+        }
+        if self.port.len() > MAX_PORTS {
+            return Err(e("port", format!("{} ports; at most {MAX_PORTS}", self.port.len())));
+        }
+        let mut names = HashMap::new();
+        for (i, p) in self.port.iter().enumerate() {
+            let at = |k: &str| format!("port[{i}].{k}");
+            if p.name.is_empty() || p.name.len() > 64 || p.name.contains(['/', '=', ' ']) {
+                return Err(e(at("name"), format!("{:?}: 1-64 characters, no '/', '=' or space", p.name)));
+            }
+            if let Some(j) = names.insert(p.name.as_str(), i) {
+                return Err(e(at("name"), format!("{:?} already used by port[{j}]", p.name)));
+            }
+            match p.backend.as_str() {
+                "ring" => {}
+                "pcap" => {
+                    if p.pcap_in.is_none() && p.pcap_out.is_none() {
+                        return Err(e(at("backend"), "pcap needs pcap_in and/or pcap_out"));
+                    }
+                }
+                b => {
+                    let known = b.split(':').next().unwrap_or("");
+                    let why = if ["afpacket", "afxdp", "dpdk"].contains(&known) {
+                        format!("{b:?}: the {known} backend is not in this build")
+                    } else {
+                        format!("{b:?} is not a backend (ring | pcap)")
+                    };
+                    return Err(e(at("backend"), why));
+                }
+            }
+            if p.backend != "pcap" && (p.pcap_in.is_some() || p.pcap_out.is_some()) {
+                return Err(e(at("pcap_in"), "only for backend = \"pcap\""));
+            }
+            let vid_ok = |v: u16| (1..=4094).contains(&v);
+            if let Some(v) = p.pvid {
+                if !vid_ok(v) {
+                    return Err(e(at("pvid"), format!("{v} is out of range 1..=4094")));
+                }
+            }
+            match p.mode {
+                PortMode::Access => {
+                    if !p.vlans.is_empty() {
+                        return Err(e(at("vlans"), "an access port has one VLAN: set pvid, not vlans"));
+                    }
+                }
+                PortMode::Trunk => {
+                    let mut vs = HashSet::new();
+                    for (k, &v) in p.vlans.iter().enumerate() {
+                        if !vid_ok(v) {
+                            return Err(e(format!("port[{i}].vlans[{k}]"), format!("{v} is out of range 1..=4094")));
+                        }
+                        if !vs.insert(v) {
+                            return Err(e(format!("port[{i}].vlans[{k}]"), format!("VLAN {v} listed twice")));
+                        }
+                    }
+                    if p.vlans.is_empty() && p.pvid.is_none() {
+                        return Err(e(at("vlans"), "a trunk needs at least one VLAN (vlans or pvid)"));
+                    }
+                }
+            }
+            if p.uplink && s.role == Role::Bridge {
+                return Err(e(at("uplink"), "only edge roles (edge-vepa, edge-veb) have an uplink"));
+            }
+            if p.vm_mode != VmMode::Vepa && (s.role != Role::EdgeVepa || p.uplink) {
+                return Err(e(at("vm_mode"), "only VM ports of an edge-vepa switch have a vm_mode"));
+            }
+            if p.reflective_relay && s.role != Role::Bridge {
+                return Err(e(
+                    at("reflective_relay"),
+                    format!("reflective relay is the adjacent bridge's job; role is {}", s.role.name()),
+                ));
+            }
+        }
+        if s.role != Role::Bridge {
+            let ups: Vec<usize> = (0..self.port.len()).filter(|&i| self.port[i].uplink).collect();
+            if ups.len() != 1 {
+                return Err(e(
+                    "port",
+                    format!("role {} needs exactly one port with uplink = true (found {})", s.role.name(), ups.len()),
+                ));
+            }
+        }
+
+        let mut vm_names = HashMap::new();
+        let mut vm_keys = HashMap::new();
+        for (i, v) in self.vm.iter().enumerate() {
+            let at = |k: &str| format!("vm[{i}].{k}");
+            if let Some(j) = vm_names.insert(v.name.as_str(), i) {
+                return Err(e(at("name"), format!("{:?} already used by vm[{j}]", v.name)));
+            }
+            if v.mac.is_group() || v.mac.is_zero() {
+                return Err(e(at("mac"), format!("{} is a group or zero address", v.mac)));
+            }
+            if !(1..=4094).contains(&v.vlan) {
+                return Err(e(at("vlan"), format!("{} is out of range 1..=4094", v.vlan)));
+            }
+            let Some(pi) = self.port_index(&v.port) else {
+                return Err(e(at("port"), format!("no port named {:?}", v.port)));
+            };
+            let p = &self.port[pi];
+            if !Self::port_vlans(p).contains(&v.vlan) {
+                return Err(e(at("vlan"), format!("VLAN {} is not a VLAN of port {:?}", v.vlan, p.name)));
+            }
+            if s.role != Role::Bridge && p.uplink {
+                return Err(e(at("port"), format!("{:?} is the uplink; VMs sit behind VM ports", v.port)));
+            }
+            if let Some(j) = vm_keys.insert((v.mac, v.vlan), i) {
+                return Err(e(at("mac"), format!("{} in VLAN {} already belongs to vm[{j}]", v.mac, v.vlan)));
+            }
+        }
+        if self.vm.len() > f.capacity {
+            return Err(e("vm", format!("{} VMs do not fit switch.fdb.capacity {}", self.vm.len(), f.capacity)));
+        }
+
+        let mut groups = HashSet::new();
+        for (i, m) in self.mdb.iter().enumerate() {
+            let at = |k: &str| format!("mdb[{i}].{k}");
+            if s.role != Role::Bridge {
+                return Err(e(format!("mdb[{i}]"), "multicast groups are for the bridge role"));
+            }
+            if !m.group.is_group() || m.group.is_broadcast() {
+                return Err(e(at("group"), format!("{} is not a multicast address", m.group)));
+            }
+            if !(1..=4094).contains(&m.vlan) {
+                return Err(e(at("vlan"), format!("{} is out of range 1..=4094", m.vlan)));
+            }
+            if !groups.insert((m.group, m.vlan)) {
+                return Err(e(at("group"), format!("{} in VLAN {} defined twice", m.group, m.vlan)));
+            }
+            for (k, pn) in m.ports.iter().enumerate() {
+                match self.port_index(pn) {
+                    None => return Err(e(format!("mdb[{i}].ports[{k}]"), format!("no port named {pn:?}"))),
+                    Some(pi) if !Self::port_vlans(&self.port[pi]).contains(&m.vlan) => {
+                        return Err(e(
+                            format!("mdb[{i}].ports[{k}]"),
+                            format!("port {pn:?} is not in VLAN {}", m.vlan),
+                        ))
+                    }
+                    _ => {}
+                }
+            }
+            for (k, h) in m.hosts.iter().enumerate() {
+                if !m.ports.contains(&h.port) {
+                    return Err(e(
+                        format!("mdb[{i}].hosts[{k}].port"),
+                        format!("{:?} is not one of this group's ports", h.port),
+                    ));
+                }
+                if h.mac.is_group() || h.mac.is_zero() {
+                    return Err(e(format!("mdb[{i}].hosts[{k}].mac"), format!("{} is a group or zero address", h.mac)));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = r#"
+[switch]
+role = "bridge"
+[[port]]
+name = "hv1"
+mode = "trunk"
+vlans = [10, 20]
+reflective_relay = true
+[[port]]
+name = "x"
+pvid = 10
+"#;
+
+    fn err(extra: &str) -> ConfigError {
+        Config::parse(&format!("{BASE}{extra}")).unwrap_err()
+    }
+
+    #[test]
+    fn minimal_ok_with_defaults() {
+        let c = Config::parse(BASE).unwrap();
+        assert_eq!(c.switch.burst, 32);
+        assert_eq!(c.switch.fdb.capacity, 65536);
+        assert_eq!(c.port[1].mode, PortMode::Access);
+        assert!(c.port[0].learning);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = Config::parse("[switch]\nburst = 0\n[[port]]\nname='a'\n").unwrap_err();
+        assert_eq!(e.path, "switch.burst");
+        let e = Config::parse("[switch]\nrole = 'hub'\n").unwrap_err();
+        assert_eq!(e.path, "switch.role");
+        let e = Config::parse("[[port]]\nname='a'\nmdoe='trunk'\n").unwrap_err();
+        assert_eq!(e.path, "port[0].mdoe");
+        assert!(e.reason.contains("mdoe"), "{e}");
+        let e = err("[[vm]]\nname='a'\nmac='02:00:00:00:00:01'\nvlan=30\nport='hv1'\n");
+        assert_eq!(e.path, "vm[0].vlan");
+        let e = err("[[vm]]\nname='a'\nmac='01:00:00:00:00:01'\nvlan=10\nport='hv1'\n");
+        assert_eq!(e.path, "vm[0].mac");
+        let e = err("[[vm]]\nname='a'\nmac='02:00:00:00:00:01'\nvlan=10\nport='nope'\n");
+        assert_eq!(e.path, "vm[0].port");
+        let e = err("[[port]]\nname='hv1'\n");
+        assert_eq!(e.path, "port[2].name");
+        let e = err("[[port]]\nname='t'\nmode='trunk'\nvlans=[10,4095]\n");
+        assert_eq!(e.path, "port[2].vlans[1]");
+        let e = err("[[port]]\nname='t'\nbackend='afxdp:eth0'\n");
+        assert_eq!(e.path, "port[2].backend");
+        let e = Config::parse("[switch]\nmtu = 'big'\n").unwrap_err();
+        assert_eq!(e.path, "switch.mtu");
+        assert!(e.reason.contains("line 2"), "{e}");
+    }
+
+    #[test]
+    fn edge_needs_one_uplink() {
+        let e = Config::parse("[switch]\nrole='edge-vepa'\n[[port]]\nname='a'\n").unwrap_err();
+        assert_eq!(e.path, "port");
+        let e = Config::parse("[switch]\nrole='edge-vepa'\n[[port]]\nname='a'\nuplink=true\nreflective_relay=true\n")
+            .unwrap_err();
+        assert_eq!(e.path, "port[0].reflective_relay");
+    }
+}

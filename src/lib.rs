@@ -1,0 +1,19 @@
+//! hairpin: a poll-mode software switch implementing IEEE 802.1Qbg reflective relay.
+//!
+//! Layers, bottom up:
+//! - [`types`], [`wire`]: addresses and zero-copy header views;
+//! - [`buf`]: frame buffers and the fixed pool; [`port`]: the `Port` abstraction and backends;
+//! - [`fdb`]: the (MAC, VID) forwarding table;
+//! - [`pipeline`]: parse → ingress → learn → forward → tx, one burst at a time, for the three roles;
+//! - [`worker`]: the pinned poll loop; [`stats`]: drop reasons and counters;
+//! - [`config`]: the TOML configuration; [`gen`]: the built-in traffic generator;
+//! - [`app`]: the commands behind the `hairpin` binary.
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod buf;
+pub mod config;
+pub mod port;
+pub mod stats;
+pub mod types;
+pub mod wire;

@@ -1,0 +1,38 @@
+//! Ports: one abstraction over every backend.
+//!
+//! A [`Port`] is opened once per switch; it hands out one [`PortQueue`] per
+//! worker (queue `q` of every port belongs to worker `q`), so the fast path
+//! never shares a queue between cores. `rx_burst` appends up to the burst's
+//! free space; `tx_burst` consumes frames from the front of a burst and
+//! returns how many the port accepted — the rest stay in the burst, and the
+//! caller frees them and counts `tx_full`. A full TX queue never blocks.
+
+pub mod pcap;
+pub mod ring;
+
+use crate::buf::Burst;
+
+/// One worker's RX+TX queue pair on one port.
+pub trait PortQueue: Send {
+    /// Receive up to `out.space()` frames, appended to `out`. Returns the count.
+    fn rx_burst(&mut self, out: &mut Burst) -> usize;
+    /// Transmit frames from the front of `frames`; returns how many were taken.
+    /// Frames not taken stay in `frames`, in order.
+    fn tx_burst(&mut self, frames: &mut Burst) -> usize;
+    /// Push out anything buffered (called after each loop's TX stage and at stop).
+    fn flush(&mut self) {}
+    /// True while the link is up.
+    fn link_up(&self) -> bool {
+        true
+    }
+}
+
+/// A port of the switch: a factory of per-worker queues.
+pub trait Port: Send {
+    /// The port's name from the config.
+    fn name(&self) -> &str;
+    /// Number of queue pairs this port was opened with.
+    fn queues(&self) -> usize;
+    /// Take queue pair `q` (each may be taken once).
+    fn take_queue(&mut self, q: usize) -> Option<Box<dyn PortQueue>>;
+}
