@@ -1,1 +1,6 @@
-fn main(){}
+//! The `hairpin` command line.
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    hairpin::app::main()
+}

@@ -298,6 +298,17 @@ impl Pool {
         true
     }
 
+    /// Make `dst` a copy of `src` (frame bytes and timestamp), default headroom.
+    #[inline]
+    pub fn copy_into(&self, src: &PktBuf, dst: &mut PktBuf) {
+        dst.ts = src.ts;
+        dst.off = HEADROOM as u16;
+        dst.len = src.len;
+        let s = self.data(src).as_ptr();
+        // SAFETY: dst is a different slot (unique handles); both ranges are in bounds.
+        unsafe { std::ptr::copy_nonoverlapping(s, self.slot_ptr(dst.idx).add(HEADROOM), src.len as usize) };
+    }
+
     /// A new buffer holding a copy of `b`'s frame and timestamp.
     #[inline]
     pub fn clone_buf(&self, b: &PktBuf) -> Option<PktBuf> {

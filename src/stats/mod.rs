@@ -61,8 +61,10 @@ drop_reasons! {
     TxFull = "tx_full",
     /// No buffer in the pool for a flood copy.
     NoBuf = "no_buf",
-    /// Source MAC sent on a port other than its static (or locked) entry's port.
-    StaticMove = "static_move",
+    /// Locked port: the source has no static entry on this port.
+    Locked = "locked",
+    /// Frame addressed to the switch itself with no control plane to take it (replay/trace).
+    Local = "local",
 }
 
 /// Per-core counters: written by one worker only.

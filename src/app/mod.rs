@@ -1,0 +1,133 @@
+//! The commands of the `hairpin` binary.
+
+use crate::bench::{self, BenchOpts};
+use crate::buf::MemMode;
+use crate::config::Config;
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// hairpin: a poll-mode 802.1Qbg reflective-relay switch.
+#[derive(Parser, Debug)]
+#[command(name = "hairpin", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Validate a config file; errors name the key and the reason.
+    CheckConfig {
+        /// The TOML file.
+        file: PathBuf,
+    },
+    /// Run a measured benchmark scenario.
+    Bench {
+        /// Scenario.
+        #[arg(value_enum)]
+        scenario: Scenario,
+        /// Seconds to measure (after a 0.5 s warm-up).
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+        /// Learned MACs the traffic cycles through.
+        #[arg(long, default_value_t = 1000)]
+        macs: u32,
+        /// Frames per burst.
+        #[arg(long, default_value_t = 32)]
+        burst: usize,
+        /// Pool memory: auto (hugepages if reserved, else THP), huge, thp, 4k.
+        #[arg(long, value_enum, default_value_t = Mem::Auto)]
+        mem: Mem,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Scenario {
+    /// One worker, ring port, 64-byte hairpin unicast among learned MACs.
+    HairpinFwd,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq)]
+enum Mem {
+    Auto,
+    Huge,
+    Thp,
+    #[value(name = "4k")]
+    Plain,
+}
+
+/// Entry point; returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("hairpin: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode, String> {
+    match cli.cmd {
+        Cmd::CheckConfig { file } => match Config::load(&file) {
+            Ok(c) => {
+                println!(
+                    "{}: ok ({} role, {} ports, {} VMs, {} workers)",
+                    file.display(),
+                    c.switch.role.name(),
+                    c.port.len(),
+                    c.vm.len(),
+                    c.switch.workers.len()
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => {
+                eprintln!("{}: {e}", file.display());
+                Ok(ExitCode::from(2))
+            }
+        },
+        Cmd::Bench { scenario, seconds, macs, burst, mem, json } => {
+            if !(0.1..=3600.0).contains(&seconds) {
+                return Err("--seconds: between 0.1 and 3600".into());
+            }
+            if !(1..=256).contains(&burst) {
+                return Err("--burst: between 1 and 256".into());
+            }
+            let o = BenchOpts {
+                seconds,
+                macs: macs.max(2),
+                burst,
+                mem: match mem {
+                    Mem::Auto => None,
+                    Mem::Huge => Some(MemMode::Hugepages),
+                    Mem::Thp => Some(MemMode::Thp),
+                    Mem::Plain => Some(MemMode::Plain),
+                },
+                ..BenchOpts::default()
+            };
+            let r = match scenario {
+                Scenario::HairpinFwd => bench::hairpin_fwd(&o)?,
+            };
+            if json {
+                println!("{}", serde_json::to_string(&r).unwrap());
+            } else {
+                println!("scenario        {}", r.scenario);
+                println!("memory          {}", r.mem);
+                println!("seconds         {:.2}", r.seconds);
+                println!("offered         {}", r.offered);
+                println!("forwarded       {}", r.forwarded);
+                println!("Mpps            {:.2}", r.mpps);
+                println!("ns/frame        {:.2}", r.ns_per_frame);
+                println!("cycles/frame    {:.1} (switch core, TSC {:.2} GHz, busy {:.0}%)", r.cycles_per_frame, r.tsc_ghz, r.busy_share * 100.0);
+                println!("drops           {} {:?}", r.drops, r.drops_by_reason);
+                println!("fdb entries     {}", r.fdb_entries);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

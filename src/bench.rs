@@ -1,0 +1,230 @@
+//! `hairpin bench`: measured scenarios (figures go to docs/performance.md).
+
+use crate::buf::{Burst, MemMode, Pool};
+use crate::config::Config;
+use crate::gen::{udp_frame, vm_mac};
+use crate::runtime::{self, Instance};
+use crate::stats::CoreCounters;
+use crate::util::{tsc_hz, Clock};
+use crate::worker::{self, WorkerCfg};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Options common to bench scenarios.
+#[derive(Clone, Debug)]
+pub struct BenchOpts {
+    /// Measurement window.
+    pub seconds: f64,
+    /// Learned MACs the traffic cycles through.
+    pub macs: u32,
+    /// Burst size.
+    pub burst: usize,
+    /// Core for the switch worker.
+    pub switch_core: Option<usize>,
+    /// Core for the generator.
+    pub gen_core: Option<usize>,
+    /// Memory mode for the pool (None = best available).
+    pub mem: Option<MemMode>,
+    /// Frames kept in flight by the generator.
+    pub inflight: usize,
+}
+
+impl Default for BenchOpts {
+    fn default() -> Self {
+        let n = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        BenchOpts {
+            seconds: 5.0,
+            macs: 1000,
+            burst: 32,
+            switch_core: (n > 1).then_some(1),
+            gen_core: (n > 1).then_some(0),
+            mem: None,
+            inflight: 1536,
+        }
+    }
+}
+
+/// Result of one bench run.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BenchResult {
+    /// Scenario name.
+    pub scenario: String,
+    /// Seconds measured.
+    pub seconds: f64,
+    /// Frames the generator put on the switch's RX ring in the window.
+    pub offered: u64,
+    /// Frames the switch forwarded (came back to the generator) in the window.
+    pub forwarded: u64,
+    /// Forwarded frames per second, millions.
+    pub mpps: f64,
+    /// Nanoseconds per forwarded frame (1 / rate).
+    pub ns_per_frame: f64,
+    /// TSC cycles on the switch core per forwarded frame (busy + idle polling).
+    pub cycles_per_frame: f64,
+    /// Share of the switch core's cycles spent on non-empty polls.
+    pub busy_share: f64,
+    /// Drops counted by the switch in the window.
+    pub drops: u64,
+    /// The same drops by reason (non-zero reasons only).
+    pub drops_by_reason: std::collections::BTreeMap<String, u64>,
+    /// Pool memory mode.
+    pub mem: String,
+    /// FDB entries at the end.
+    pub fdb_entries: usize,
+    /// TSC frequency used for cycle figures (GHz).
+    pub tsc_ghz: f64,
+}
+
+/// One core, ring port, 64-byte frames hairpinned among `macs` learned MACs.
+pub fn hairpin_fwd(o: &BenchOpts) -> Result<BenchResult, String> {
+    let toml = format!(
+        r#"
+[switch]
+role = "bridge"
+workers = [{}]
+burst = {}
+pool_size = {}
+ring_depth = 2048
+[switch.fdb]
+capacity = 65536
+per_port_limit = 65536
+[[port]]
+name = "hv1"
+mode = "access"
+pvid = 10
+reflective_relay = true
+"#,
+        o.switch_core.unwrap_or(0),
+        o.burst,
+        o.inflight + 8192
+    );
+    let cfg = Config::parse(&toml).map_err(|e| e.to_string())?;
+    let pool = Arc::new(
+        Pool::with_mode(cfg.switch.pool_size, cfg.switch.mtu + 8, o.mem).map_err(|e| e.to_string())?,
+    );
+    let mut inst = Instance::new(cfg, pool.clone())?;
+    let mut peer = inst.peers[0].take().and_then(|mut p| p.take(0)).ok_or("no peer")?;
+    let (task, _punt) = inst.task(0)?;
+    let shared = task.shared.clone();
+    let fdb = inst.switch.fdb.clone();
+    let stop = Arc::new(AtomicBool::new(false));
+    let gen_stop = Arc::new(AtomicBool::new(false));
+    let offered = Arc::new(AtomicU64::new(0));
+    let forwarded = Arc::new(AtomicU64::new(0));
+
+    // Build the in-flight frames: frame k goes from MAC k to MAC k+7 (mod macs).
+    let macs = o.macs.max(2);
+    let mut frames = Vec::with_capacity(o.inflight);
+    for k in 0..o.inflight.max(macs as usize) {
+        let s = (k as u32) % macs;
+        let d = (s + 7) % macs;
+        let mut b = pool.alloc().ok_or("pool too small")?;
+        pool.fill(&mut b, &udp_frame(vm_mac(d), vm_mac(s), None, k as u32));
+        frames.push(b);
+    }
+
+    let wc = WorkerCfg { core: o.switch_core, burst: o.burst, idle_sleep_us: 0 };
+    let clock = Clock::new();
+    let running = runtime::start(vec![(wc, vec![task])], clock, stop.clone())?;
+
+    let (gs, of, fw) = (gen_stop.clone(), offered.clone(), forwarded.clone());
+    let gen_core = o.gen_core;
+    let burst_n = o.burst;
+    let gen = std::thread::spawn(move || {
+        if let Some(c) = gen_core {
+            let _ = worker::pin(c);
+        }
+        let mut out = Burst::new(burst_n * 2);
+        let mut back = Burst::new(burst_n);
+        let mut pending = frames.into_iter();
+        let (mut n_off, mut n_fwd) = (0u64, 0u64);
+        let mut it = 0u64;
+        // Frames go out in MAC order first (the learning pass), then every
+        // frame that comes back is sent again unchanged.
+        while !gs.load(Ordering::Relaxed) {
+            while out.len() < burst_n {
+                match pending.next() {
+                    Some(b) => {
+                        let _ = out.push(b);
+                    }
+                    None => break,
+                }
+            }
+            n_off += peer.tx(&mut out) as u64;
+            if out.len() <= burst_n {
+                let got = peer.rx(&mut back);
+                n_fwd += got as u64;
+                for b in back.drain() {
+                    // Room is guaranteed: out holds at most burst_n frames here.
+                    out.push(b).expect("room in out");
+                }
+            }
+            it += 1;
+            if it % 64 == 0 {
+                of.store(n_off, Ordering::Relaxed);
+                fw.store(n_fwd, Ordering::Relaxed);
+            }
+        }
+        of.store(n_off, Ordering::Relaxed);
+        fw.store(n_fwd, Ordering::Relaxed);
+        // Hand everything back for the pool check.
+        let mut rest: Vec<_> = out.drain().collect();
+        rest.extend(pending);
+        while let Some(b) = peer.rx_one() {
+            rest.push(b);
+        }
+        (rest, peer)
+    });
+
+    std::thread::sleep(Duration::from_millis(500)); // warm-up: learning, caches
+    let snap = |s: &crate::stats::SharedCounters| s.load();
+    let (o0, f0, c0, t0) = (offered.load(Ordering::Relaxed), forwarded.load(Ordering::Relaxed), snap(&shared), Instant::now());
+    std::thread::sleep(Duration::from_secs_f64(o.seconds));
+    let (o1, f1, c1, dt) =
+        (offered.load(Ordering::Relaxed), forwarded.load(Ordering::Relaxed), snap(&shared), t0.elapsed());
+    gen_stop.store(true, Ordering::Relaxed);
+    let (rest, mut peer) = gen.join().map_err(|_| "generator panicked")?;
+    stop.store(true, Ordering::Relaxed);
+    let tasks = running.join();
+    for b in rest {
+        pool.free(b);
+    }
+    while let Some(b) = peer.rx_one() {
+        pool.free(b);
+    }
+    drop(tasks);
+
+    let hz = tsc_hz(50);
+    let d = |a: &CoreCounters, b: &CoreCounters| {
+        let (x, y) = (a.to_array(), b.to_array());
+        let mut r = [0u64; CoreCounters::SLOTS];
+        for i in 0..r.len() {
+            r[i] = y[i].wrapping_sub(x[i]);
+        }
+        CoreCounters::from_array(&r)
+    };
+    let w = d(&c0, &c1);
+    let secs = dt.as_secs_f64();
+    let fwd = f1 - f0;
+    let cyc = (w.busy_cycles + w.idle_cycles) as f64;
+    Ok(BenchResult {
+        scenario: "hairpin-fwd".into(),
+        seconds: secs,
+        offered: o1 - o0,
+        forwarded: fwd,
+        mpps: fwd as f64 / secs / 1e6,
+        ns_per_frame: secs * 1e9 / fwd.max(1) as f64,
+        cycles_per_frame: if w.tx_pkts > 0 { cyc / w.tx_pkts as f64 } else { f64::NAN },
+        busy_share: if cyc > 0.0 { w.busy_cycles as f64 / cyc } else { 0.0 },
+        drops: w.total_drops(),
+        drops_by_reason: crate::stats::DropReason::ALL
+            .iter()
+            .filter(|r| w.drops[**r as usize] > 0)
+            .map(|r| (r.name().to_string(), w.drops[*r as usize]))
+            .collect(),
+        mem: pool.mem_mode().name().into(),
+        fdb_entries: fdb.len(),
+        tsc_ghz: hz / 1e9,
+    })
+}

@@ -1,0 +1,715 @@
+//! The fast path: one burst at a time, stage by stage.
+//!
+//! `parse+ingress` (length, control frames, source check, VLAN
+//! classification) → `learn` (FDB update, locked ports, reflected-copy
+//! detection on an edge uplink) → `forward` (destination lookup, the
+//! reflective-relay rule, flood sets; one function per role) → `tx` (flood
+//! copies, VLAN tag push/pop per egress port, per-port TX staging). Every
+//! stage walks the whole burst before the next runs. Nothing here allocates
+//! on the heap, locks, or makes a system call; a dropped frame goes back to
+//! the core's pool cache at once with its reason counted.
+//!
+//! Tracing is a type parameter: [`NoTrace`] compiles every trace call away,
+//! [`TraceLog`] records each decision (used by `hairpin trace`), so the
+//! trace runs exactly the code the switch runs.
+
+pub mod model;
+
+use crate::buf::{Burst, Pool, PoolCache, PktBuf};
+use crate::config::{PortState, Role, VmMode};
+use crate::fdb::{Fdb, Learn};
+use crate::port::ring::Producer;
+use crate::port::PortQueue;
+use crate::stats::{CoreCounters, DropReason, PortCounters};
+use crate::types::{Mac, PortId};
+pub use model::{Model, PortInfo};
+use std::sync::Arc;
+
+/// TPID of an 802.1Q C-tag.
+pub const TPID_8021Q: u16 = 0x8100;
+/// TPID of an 802.1ad S-tag.
+pub const TPID_8021AD: u16 = 0x88a8;
+/// LLDP ethertype.
+pub const ETH_LLDP: u16 = 0x88cc;
+/// ECP ethertype (802.1Qbg).
+pub const ETH_ECP: u16 = 0x8940;
+
+const BCAST: u64 = 0xffff_ffff_ffff;
+const GROUP_BIT: u64 = 1 << 40;
+
+/// Receives the decisions of a traced run.
+pub trait Tracer {
+    /// False for the production path: every `note` call is compiled out.
+    const ON: bool;
+    /// Record one decision about frame `i` of the burst at `stage`.
+    fn note(&mut self, i: usize, stage: &'static str, msg: String);
+}
+
+/// No tracing (the production path).
+pub struct NoTrace;
+impl Tracer for NoTrace {
+    const ON: bool = false;
+    #[inline(always)]
+    fn note(&mut self, _: usize, _: &'static str, _: String) {}
+}
+
+/// Records every decision.
+#[derive(Default, Debug)]
+pub struct TraceLog {
+    /// (frame index in burst, stage, decision).
+    pub events: Vec<(usize, &'static str, String)>,
+}
+impl Tracer for TraceLog {
+    const ON: bool = true;
+    fn note(&mut self, i: usize, stage: &'static str, msg: String) {
+        self.events.push((i, stage, msg));
+    }
+}
+
+macro_rules! trace {
+    ($t:expr, $i:expr, $stage:literal, $($fmt:tt)*) => {
+        if T::ON { $t.note($i, $stage, format!($($fmt)*)); }
+    };
+}
+
+/// What happens to a frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+enum Verdict {
+    /// Still being decided.
+    #[default]
+    Pending,
+    /// Dropped.
+    Drop(DropReason),
+    /// To the control plane.
+    Punt,
+    /// Out of the ports in the mask.
+    Fwd(u64),
+}
+
+/// Per-frame scratch state, one per burst slot (reused; never allocated per burst).
+#[derive(Clone, Copy, Default)]
+struct Meta {
+    dst: u64,
+    src: u64,
+    vid: u16,
+    /// Outer 802.1Q tag's PCP (0 when untagged).
+    pcp: u8,
+    /// The frame carries an outer 802.1Q tag (possibly priority-tagged, VID 0).
+    tagged: bool,
+    verdict: Verdict,
+    /// Flooded or group-addressed (not a single known destination).
+    flood: bool,
+}
+
+/// The shared parts of one switch instance.
+pub struct Switch {
+    /// Compiled configuration.
+    pub model: Arc<Model>,
+    /// The FDB (shared by all workers of this switch).
+    pub fdb: Arc<Fdb>,
+    /// The buffer pool.
+    pub pool: Arc<Pool>,
+}
+
+/// One worker's pipeline for one switch instance.
+pub struct Pipeline {
+    model: Arc<Model>,
+    fdb: Arc<Fdb>,
+    pool: Arc<Pool>,
+    cache: PoolCache,
+    meta: Vec<Meta>,
+    txq: Vec<Burst>,
+    dirty: u64,
+    punt: Option<Producer>,
+    /// Core counters.
+    pub ctr: CoreCounters,
+    /// Per-port counters (rx on ports this core polls, tx on all).
+    pub port_ctr: Vec<PortCounters>,
+}
+
+impl Pipeline {
+    /// A pipeline over `sw`; punted frames go to `punt` (or are counted and freed when `None`).
+    pub fn new(sw: &Switch, punt: Option<Producer>) -> Pipeline {
+        let n = sw.model.ports.len();
+        let b = sw.model.burst.max(1);
+        Pipeline {
+            model: sw.model.clone(),
+            fdb: sw.fdb.clone(),
+            pool: sw.pool.clone(),
+            cache: PoolCache::new(),
+            meta: vec![Meta::default(); b],
+            txq: (0..n).map(|_| Burst::new(b * 2)).collect(),
+            dirty: 0,
+            punt,
+            ctr: CoreCounters::default(),
+            port_ctr: vec![PortCounters::default(); n],
+        }
+    }
+
+    /// The model in use.
+    pub fn model(&self) -> &Arc<Model> {
+        &self.model
+    }
+
+    /// Run one received burst from port `inp` through every stage; frames
+    /// leave through `tx` (indexed by port id). `now_ms` is the switch clock.
+    #[inline]
+    pub fn process<T: Tracer>(
+        &mut self,
+        inp: PortId,
+        burst: &mut Burst,
+        now_ms: u64,
+        tx: &mut [Box<dyn PortQueue>],
+        t: &mut T,
+    ) {
+        let n = burst.len();
+        if n == 0 {
+            return;
+        }
+        debug_assert!(n <= self.meta.len());
+        self.ingress(inp, burst, t);
+        self.learn(inp, n, now_ms, t);
+        match self.model.role {
+            Role::EdgeVepa => self.forward_vepa(inp, n, t),
+            _ => self.forward_bridge(inp, n, now_ms, t),
+        }
+        self.transmit(inp, burst, tx, t);
+    }
+
+    /// Stage 1: parse the L2 header once, recognise control frames, check the source, classify the VLAN.
+    #[inline]
+    fn ingress<T: Tracer>(&mut self, inp: PortId, burst: &Burst, t: &mut T) {
+        let m = &*self.model;
+        let port = &m.ports[inp.0 as usize];
+        let pc = &mut self.port_ctr[inp.0 as usize];
+        for (i, b) in burst.as_slice().iter().enumerate() {
+            let d = self.pool.data(b);
+            let len = d.len();
+            self.ctr.rx_pkts += 1;
+            self.ctr.rx_bytes += len as u64;
+            pc.rx_pkts += 1;
+            pc.rx_bytes += len as u64;
+            let me = &mut self.meta[i];
+            *me = Meta::default();
+            if port.state == PortState::Disabled {
+                me.verdict = Verdict::Drop(DropReason::PortState);
+                trace!(t, i, "ingress", "port {} is disabled", port.name);
+                continue;
+            }
+            if len < 14 {
+                me.verdict = Verdict::Drop(DropReason::Runt);
+                trace!(t, i, "parse", "{len} bytes: shorter than an Ethernet header");
+                continue;
+            }
+            let dst = u64::from_be_bytes([0, 0, d[0], d[1], d[2], d[3], d[4], d[5]]);
+            let src = u64::from_be_bytes([0, 0, d[6], d[7], d[8], d[9], d[10], d[11]]);
+            let mut et = u16::from_be_bytes([d[12], d[13]]);
+            let mut tags = 0usize;
+            me.dst = dst;
+            me.src = src;
+            if et == TPID_8021Q || et == TPID_8021AD {
+                if len < 18 {
+                    me.verdict = Verdict::Drop(DropReason::BadVlan);
+                    trace!(t, i, "parse", "VLAN tag cut short ({len} bytes)");
+                    continue;
+                }
+                let tci = u16::from_be_bytes([d[14], d[15]]);
+                tags = 1;
+                if et == TPID_8021Q {
+                    me.tagged = true;
+                    me.vid = tci & 0xfff;
+                    me.pcp = (tci >> 13) as u8;
+                    if me.vid == 0xfff {
+                        me.verdict = Verdict::Drop(DropReason::BadVlan);
+                        trace!(t, i, "parse", "VID 4095 is reserved");
+                        continue;
+                    }
+                }
+                et = u16::from_be_bytes([d[16], d[17]]);
+                if et == TPID_8021Q || et == TPID_8021AD {
+                    if len < 22 {
+                        me.verdict = Verdict::Drop(DropReason::BadVlan);
+                        trace!(t, i, "parse", "inner VLAN tag cut short ({len} bytes)");
+                        continue;
+                    }
+                    tags = 2;
+                    et = u16::from_be_bytes([d[20], d[21]]);
+                }
+            }
+            if len > m.mtu + 4 * tags {
+                me.verdict = Verdict::Drop(DropReason::Oversize);
+                trace!(t, i, "parse", "{len} bytes > mtu {} (+{} for tags)", m.mtu, 4 * tags);
+                continue;
+            }
+            if T::ON {
+                trace!(
+                    t,
+                    i,
+                    "parse",
+                    "dst {} src {} {}ethertype {et:#06x}, {len} bytes",
+                    Mac::from_u64(dst),
+                    Mac::from_u64(src),
+                    if me.tagged { format!("802.1Q vid {} pcp {} ", me.vid, me.pcp) } else { String::new() }
+                );
+            }
+            // Control frames: IEEE reserved group addresses, LLDP, ECP, our own MAC.
+            if dst & !0xf == 0x0180_c200_0000 {
+                if dst == 0x0180_c200_0001 {
+                    me.verdict = Verdict::Drop(DropReason::Pause);
+                    trace!(t, i, "ingress", "pause frame: dropped, never forwarded");
+                } else {
+                    me.verdict = Verdict::Punt;
+                    trace!(t, i, "ingress", "reserved address {}: to the control plane", Mac::from_u64(dst));
+                }
+                continue;
+            }
+            if et == ETH_LLDP || et == ETH_ECP {
+                me.verdict = Verdict::Punt;
+                trace!(t, i, "ingress", "ethertype {et:#06x} (LLDP/ECP): to the control plane");
+                continue;
+            }
+            if dst == m.own_mac {
+                me.verdict = Verdict::Punt;
+                trace!(t, i, "ingress", "addressed to the switch itself: delivered locally");
+                continue;
+            }
+            if src & GROUP_BIT != 0 || src == 0 {
+                me.verdict = Verdict::Drop(DropReason::BadSrcMac);
+                trace!(t, i, "ingress", "source {} is a group or zero address", Mac::from_u64(src));
+                continue;
+            }
+            // VLAN classification: tagged frames keep their VID, untagged and priority-tagged get the PVID.
+            if !me.tagged || me.vid == 0 {
+                if port.pvid == 0 {
+                    me.verdict = Verdict::Drop(DropReason::VlanIngress);
+                    trace!(t, i, "ingress", "untagged on trunk {} with no native VLAN", port.name);
+                    continue;
+                }
+                me.vid = port.pvid;
+            }
+            if !port.vlans.contains(me.vid) {
+                me.verdict = Verdict::Drop(DropReason::VlanIngress);
+                trace!(t, i, "ingress", "VLAN {} is not a VLAN of port {}", me.vid, port.name);
+                continue;
+            }
+            if port.state == PortState::Blocking {
+                me.verdict = Verdict::Drop(DropReason::PortState);
+                trace!(t, i, "ingress", "port {} is blocking", port.name);
+                continue;
+            }
+            trace!(t, i, "ingress", "port {} VLAN {}", port.name, me.vid);
+        }
+    }
+
+    /// Stage 2: learn sources.
+    #[inline]
+    fn learn<T: Tracer>(&mut self, inp: PortId, n: usize, now_ms: u64, t: &mut T) {
+        let m = &*self.model;
+        let port = &m.ports[inp.0 as usize];
+        let veb_uplink = m.role == Role::EdgeVeb && port.uplink;
+        for i in 0..n {
+            let me = &mut self.meta[i];
+            if me.verdict != Verdict::Pending {
+                continue;
+            }
+            if veb_uplink {
+                // A copy of a local VM's own frame reflected by the adjacent bridge:
+                // do not relearn the VM on the uplink, do not hand it back.
+                if let Some(e) = self.fdb.lookup_raw(me.src, me.vid, now_ms) {
+                    if e.port != inp {
+                        me.verdict = Verdict::Drop(DropReason::Reflected);
+                        trace!(t, i, "learn", "source is local on port {}: reflected copy, dropped", e.port.0);
+                        continue;
+                    }
+                }
+            }
+            if port.locked {
+                match self.fdb.lookup_raw(me.src, me.vid, now_ms) {
+                    Some(e) if e.is_static && e.port == inp => {}
+                    _ => {
+                        me.verdict = Verdict::Drop(DropReason::Locked);
+                        trace!(t, i, "learn", "locked port: source has no static entry here");
+                        continue;
+                    }
+                }
+            }
+            if port.learning && me.src != m.own_mac {
+                match self.fdb.learn_raw(me.src, me.vid, inp, now_ms) {
+                    Learn::Known | Learn::Refreshed => {}
+                    Learn::New => self.ctr.fdb_learned += 1,
+                    Learn::Moved(from) => {
+                        self.ctr.fdb_moves += 1;
+                        trace!(t, i, "learn", "moved from port {}", m.ports[from.0 as usize].name);
+                    }
+                    r @ (Learn::Static(_) | Learn::Full | Learn::PortLimit) => {
+                        self.ctr.fdb_learn_refused += 1;
+                        trace!(t, i, "learn", "not learned: {r:?}");
+                    }
+                }
+                trace!(t, i, "learn", "{} vlan {} @ {}", Mac::from_u64(me.src), me.vid, port.name);
+            }
+            if port.state == PortState::Learning {
+                me.verdict = Verdict::Drop(DropReason::PortState);
+                trace!(t, i, "learn", "port {} is learning: not forwarding", port.name);
+            }
+        }
+    }
+
+    /// Stage 3 (bridge, edge-veb): destination lookup, reflective relay, flood sets.
+    #[inline]
+    fn forward_bridge<T: Tracer>(&mut self, inp: PortId, n: usize, now_ms: u64, t: &mut T) {
+        let m = &*self.model;
+        let inbit = 1u64 << inp.0;
+        let rr = m.rr_mask & inbit != 0;
+        let iso = m.isolated_mask & inbit != 0;
+        for i in 0..n {
+            let me = &mut self.meta[i];
+            if me.verdict != Verdict::Pending {
+                continue;
+            }
+            let vmask = m.vlan_ports[me.vid as usize] & m.fwd_mask;
+            let mut mask;
+            if me.dst & GROUP_BIT != 0 {
+                me.flood = true;
+                if me.dst == BCAST {
+                    mask = vmask & m.bcast_mask;
+                    trace!(t, i, "forward", "broadcast: flood VLAN {}", me.vid);
+                } else if let Some(g) = m.mdb.get(&(me.dst, me.vid)) {
+                    mask = vmask & g.ports;
+                    trace!(t, i, "forward", "registered group: member ports {:#x}", g.ports);
+                } else {
+                    mask = vmask & m.mcast_mask;
+                    trace!(t, i, "forward", "unregistered multicast: flood VLAN {}", me.vid);
+                }
+            } else {
+                match self.fdb.lookup_raw(me.dst, me.vid, now_ms) {
+                    Some(e) => {
+                        let p = e.port;
+                        if p == inp && !rr {
+                            me.verdict = Verdict::Drop(DropReason::HairpinOff);
+                            trace!(
+                                t,
+                                i,
+                                "forward",
+                                "destination is behind ingress port {} and reflective relay is off",
+                                m.ports[p.0 as usize].name
+                            );
+                            continue;
+                        }
+                        mask = (1u64 << p.0) & vmask;
+                        trace!(t, i, "forward", "known unicast → {}", m.ports[p.0 as usize].name);
+                        if mask == 0 {
+                            me.verdict = Verdict::Drop(DropReason::PortState);
+                            trace!(t, i, "forward", "destination port is not forwarding in this VLAN");
+                            continue;
+                        }
+                    }
+                    None => {
+                        me.flood = true;
+                        mask = vmask & m.unknown_mask;
+                        trace!(t, i, "forward", "unknown unicast: flood VLAN {}", me.vid);
+                    }
+                }
+            }
+            if !rr {
+                mask &= !inbit;
+            }
+            if iso {
+                let before = mask;
+                mask &= !m.isolated_mask;
+                if mask == 0 && before != 0 {
+                    me.verdict = Verdict::Drop(DropReason::Isolated);
+                    trace!(t, i, "forward", "source and destination ports are isolated");
+                    continue;
+                }
+            }
+            if mask == 0 {
+                me.verdict = Verdict::Drop(DropReason::FloodEmpty);
+                trace!(t, i, "forward", "no eligible egress port");
+                continue;
+            }
+            me.verdict = Verdict::Fwd(mask);
+        }
+    }
+
+    /// Stage 3 (edge-vepa): VM ports send to the uplink; the uplink delivers by destination.
+    #[inline]
+    fn forward_vepa<T: Tracer>(&mut self, inp: PortId, n: usize, t: &mut T) {
+        let m = &*self.model;
+        let Some(up) = m.uplink else { return };
+        let upbit = 1u64 << up.0;
+        let inbit = 1u64 << inp.0;
+        let from_vm = inp != up;
+        let in_mode = m.ports[inp.0 as usize].vm_mode;
+        for i in 0..n {
+            let me = &mut self.meta[i];
+            if me.verdict != Verdict::Pending {
+                continue;
+            }
+            let vmask = m.vlan_ports[me.vid as usize] & m.fwd_mask;
+            let group = me.dst & GROUP_BIT != 0;
+            let flood_ok = if me.dst == BCAST {
+                m.bcast_mask
+            } else if group {
+                m.mcast_mask
+            } else {
+                u64::MAX
+            };
+            let mask = if from_vm {
+                let mut mask = upbit & vmask;
+                if in_mode == VmMode::Bridge {
+                    if group {
+                        me.flood = true;
+                        mask |= vmask & m.bridge_mode_mask & flood_ok & !inbit;
+                    } else if let Some(p) = self.fdb.lookup_raw(me.dst, me.vid, 0).map(|e| e.port) {
+                        if m.bridge_mode_mask & (1 << p.0) != 0 && p != inp {
+                            mask = (1 << p.0) & vmask;
+                            trace!(t, i, "forward", "bridge-mode sibling: local delivery");
+                        }
+                    }
+                }
+                trace!(t, i, "forward", "from a VM: mask {mask:#x} (uplink {})", m.ports[up.0 as usize].name);
+                mask
+            } else {
+                let src_port = self.fdb.lookup_raw(me.src, me.vid, 0).map(|e| e.port);
+                let src_mode = src_port.map(|p| m.ports[p.0 as usize].vm_mode);
+                if !group {
+                    match self.fdb.lookup_raw(me.dst, me.vid, 0) {
+                        None => {
+                            me.verdict = Verdict::Drop(DropReason::NoVm);
+                            trace!(t, i, "forward", "no VM {} in VLAN {}", Mac::from_u64(me.dst), me.vid);
+                            continue;
+                        }
+                        Some(e) => {
+                            let dmode = m.ports[e.port.0 as usize].vm_mode;
+                            if src_port.is_some() && (src_mode == Some(VmMode::Private) || dmode == VmMode::Private) {
+                                me.verdict = Verdict::Drop(DropReason::Reflected);
+                                trace!(t, i, "forward", "private-mode VM: no sibling traffic, even reflected");
+                                continue;
+                            }
+                            trace!(t, i, "forward", "to VM on port {}", m.ports[e.port.0 as usize].name);
+                            (1 << e.port.0) & vmask
+                        }
+                    }
+                } else {
+                    me.flood = true;
+                    let base = vmask & flood_ok & !upbit;
+                    let mask = match (src_port, src_mode) {
+                        (Some(sp), Some(VmMode::Vepa)) => base & (m.vepa_mask | m.bridge_mode_mask) & !(1 << sp.0),
+                        (Some(sp), Some(VmMode::Bridge)) => base & m.vepa_mask & !(1 << sp.0),
+                        (Some(_), _) => 0,
+                        (None, _) => base,
+                    };
+                    if mask == 0 && src_port.is_some() {
+                        me.verdict = Verdict::Drop(DropReason::Reflected);
+                        trace!(t, i, "forward", "reflected flood of a local VM: no other receiver");
+                        continue;
+                    }
+                    trace!(t, i, "forward", "flood from uplink: mask {mask:#x} (source local: {})", src_port.is_some());
+                    mask
+                }
+            };
+            if mask == 0 {
+                me.verdict = Verdict::Drop(DropReason::FloodEmpty);
+                trace!(t, i, "forward", "no eligible egress port");
+                continue;
+            }
+            me.verdict = Verdict::Fwd(mask);
+        }
+    }
+
+    /// Stage 4: drops freed and counted, punts queued, copies made, tags fixed, frames staged per port.
+    #[inline]
+    fn transmit<T: Tracer>(&mut self, inp: PortId, burst: &mut Burst, tx: &mut [Box<dyn PortQueue>], t: &mut T) {
+        let n = burst.len();
+        for (i, b) in burst.drain().enumerate().take(n) {
+            let me = self.meta[i];
+            match me.verdict {
+                Verdict::Pending | Verdict::Drop(_) => {
+                    let r = match me.verdict {
+                        Verdict::Drop(r) => r,
+                        _ => DropReason::FloodEmpty,
+                    };
+                    self.ctr.drop(r);
+                    trace!(t, i, "drop", "{} ({})", r.name(), r.describe());
+                    self.cache.free(&self.pool, b);
+                }
+                Verdict::Punt => match self.punt.as_mut() {
+                    Some(p) => match p.push(b) {
+                        Ok(()) => self.ctr.punted += 1,
+                        Err(b) => {
+                            self.ctr.drop(DropReason::PuntFull);
+                            self.cache.free(&self.pool, b);
+                        }
+                    },
+                    None => {
+                        self.ctr.punted += 1;
+                        trace!(t, i, "punt", "handed to the control plane");
+                        self.cache.free(&self.pool, b);
+                    }
+                },
+                Verdict::Fwd(mut mask) => {
+                    if mask & (1 << inp.0) != 0 {
+                        self.ctr.reflected += 1;
+                        trace!(t, i, "tx", "reflective relay: back out ingress port");
+                    }
+                    let m2u_group = me.flood && me.dst & GROUP_BIT != 0 && me.dst != BCAST;
+                    while mask != 0 {
+                        let p = mask.trailing_zeros() as usize;
+                        mask &= mask - 1;
+                        if m2u_group && self.model.ports[p].m2u {
+                            self.m2u_copies(p, &b, &me, tx, t, i);
+                            if mask == 0 {
+                                self.cache.free(&self.pool, b);
+                                break;
+                            }
+                            continue;
+                        }
+                        if mask == 0 {
+                            self.egress(p, b, &me, tx, t, i);
+                            break;
+                        }
+                        match self.cache.alloc(&self.pool) {
+                            Some(mut c) => {
+                                self.pool.copy_into(&b, &mut c);
+                                self.ctr.flood_copies += 1;
+                                self.egress(p, c, &me, tx, t, i);
+                            }
+                            None => {
+                                self.ctr.drop(DropReason::NoBuf);
+                                trace!(t, i, "tx", "no buffer for the copy to port {p}");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        self.flush(tx);
+    }
+
+    /// Multicast-to-unicast: one copy per known receiver on port `p`, never back to the sender.
+    #[cold]
+    fn m2u_copies<T: Tracer>(
+        &mut self,
+        p: usize,
+        b: &PktBuf,
+        me: &Meta,
+        tx: &mut [Box<dyn PortQueue>],
+        t: &mut T,
+        i: usize,
+    ) {
+        let model = self.model.clone();
+        let Some(g) = model.mdb.get(&(me.dst, me.vid)) else { return };
+        for &(hp, hmac) in &g.hosts {
+            if hp.0 as usize != p {
+                continue;
+            }
+            if hmac == me.src {
+                trace!(t, i, "tx", "multicast-to-unicast: not back to the sender {}", Mac::from_u64(hmac));
+                continue;
+            }
+            let Some(mut c) = self.cache.alloc(&self.pool) else {
+                self.ctr.drop(DropReason::NoBuf);
+                continue;
+            };
+            self.pool.copy_into(b, &mut c);
+            self.pool.data_mut(&mut c)[..6].copy_from_slice(&hmac.to_be_bytes()[2..]);
+            self.ctr.flood_copies += 1;
+            trace!(t, i, "tx", "multicast-to-unicast copy to {}", Mac::from_u64(hmac));
+            self.egress(p, c, me, tx, t, i);
+        }
+    }
+
+    /// Fix the VLAN tag for egress port `p` and stage the frame.
+    #[inline(always)]
+    fn egress<T: Tracer>(
+        &mut self,
+        p: usize,
+        mut b: PktBuf,
+        me: &Meta,
+        tx: &mut [Box<dyn PortQueue>],
+        t: &mut T,
+        i: usize,
+    ) {
+        let port = &self.model.ports[p];
+        let untag = port.untagged_vid == me.vid;
+        let ok = match (me.tagged, untag) {
+            (true, true) => self.pool.pop_tag(&mut b),
+            (false, false) => self.pool.push_tag(&mut b, TPID_8021Q, ((me.pcp as u16) << 13) | me.vid),
+            (true, false) => {
+                // Priority-tagged in (VID 0): write the classified VID.
+                let d = self.pool.data_mut(&mut b);
+                let tci = ((me.pcp as u16) << 13) | (u16::from_be_bytes([d[14], d[15]]) & 0x1000) | me.vid;
+                d[14..16].copy_from_slice(&tci.to_be_bytes());
+                true
+            }
+            (false, true) => true,
+        };
+        if !ok {
+            self.ctr.drop(DropReason::NoBuf);
+            self.cache.free(&self.pool, b);
+            return;
+        }
+        trace!(t, i, "tx", "→ {} {}", port.name, if untag { "untagged" } else { "tagged" });
+        let q = &mut self.txq[p];
+        if let Err(b) = q.push(b) {
+            // Staging full (a large flood): push this port out now, then retry.
+            self.flush_port(p, tx);
+            if let Err(b) = self.txq[p].push(b) {
+                self.ctr.drop(DropReason::TxFull);
+                self.port_ctr[p].tx_full += 1;
+                self.cache.free(&self.pool, b);
+                return;
+            }
+        }
+        self.dirty |= 1 << p;
+    }
+
+    fn flush_port(&mut self, p: usize, tx: &mut [Box<dyn PortQueue>]) {
+        let q = &mut self.txq[p];
+        let staged = q.len();
+        if staged == 0 {
+            return;
+        }
+        let bytes: u64 = q.as_slice().iter().map(|b| b.len() as u64).sum();
+        let sent = tx[p].tx_burst(q);
+        let mut left_bytes = 0u64;
+        let pc = &mut self.port_ctr[p];
+        for b in q.drain() {
+            left_bytes += b.len() as u64;
+            self.ctr.drop(DropReason::TxFull);
+            pc.tx_full += 1;
+            self.cache.free(&self.pool, b);
+        }
+        self.ctr.tx_pkts += sent as u64;
+        self.ctr.tx_bytes += bytes - left_bytes;
+        pc.tx_pkts += sent as u64;
+        pc.tx_bytes += bytes - left_bytes;
+    }
+
+    /// Push every staged frame to its port; refused frames are counted `tx_full` and freed.
+    #[inline]
+    pub fn flush(&mut self, tx: &mut [Box<dyn PortQueue>]) {
+        while self.dirty != 0 {
+            let p = self.dirty.trailing_zeros() as usize;
+            self.dirty &= self.dirty - 1;
+            self.flush_port(p, tx);
+        }
+    }
+
+    /// Give every cached buffer back to the pool (at stop).
+    pub fn release(&mut self) {
+        for q in &mut self.txq {
+            for b in q.drain() {
+                self.pool.free(b);
+            }
+        }
+        self.cache.flush(&self.pool);
+    }
+
+    /// Free a frame into this core's cache (for callers outside the stages).
+    #[inline]
+    pub fn free(&mut self, b: PktBuf) {
+        self.cache.free(&self.pool, b);
+    }
+}

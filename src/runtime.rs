@@ -1,0 +1,179 @@
+//! Putting a switch together from a config: pool, model, FDB, ports, workers.
+
+use crate::buf::{MemMode, Pool};
+use crate::config::{Config, Hugepages};
+use crate::pipeline::{Model, Pipeline, Switch};
+use crate::port::ring::{channel, Consumer, RingPort};
+use crate::port::Port;
+use crate::stats::{CoreCounters, PortCounters, SharedCounters};
+use crate::util::Clock;
+use crate::worker::{self, Task, WorkerCfg};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+/// Create the buffer pool a config asks for.
+pub fn make_pool(cfg: &Config, extra: usize) -> Result<Arc<Pool>, String> {
+    let mode = match cfg.switch.hugepages {
+        Hugepages::Auto => None,
+        Hugepages::On => Some(MemMode::Hugepages),
+        Hugepages::Off => Some(MemMode::Plain),
+    };
+    Pool::with_mode(cfg.switch.pool_size + extra, cfg.switch.mtu + 8, mode)
+        .map(Arc::new)
+        .map_err(|e| format!("switch.pool_size: {e}"))
+}
+
+/// A switch instance that is built but not yet running.
+pub struct Instance {
+    /// The config it came from.
+    pub cfg: Config,
+    /// Shared parts (model, FDB, pool).
+    pub switch: Switch,
+    /// The switch's ports, by port id.
+    pub ports: Vec<Box<dyn Port>>,
+    /// For ring ports: the far end of the cable (for a generator, a test or another switch).
+    pub peers: Vec<Option<RingPort>>,
+}
+
+impl Instance {
+    /// Build from a validated config; ring ports get fresh cables, pcap ports open their files.
+    pub fn new(cfg: Config, pool: Arc<Pool>) -> Result<Instance, String> {
+        let nq = cfg.switch.workers.len();
+        let mut ports: Vec<Box<dyn Port>> = Vec::new();
+        let mut peers = Vec::new();
+        for (i, p) in cfg.port.iter().enumerate() {
+            match p.backend.as_str() {
+                "ring" => {
+                    let (a, b) = RingPort::pair(&p.name, nq, cfg.switch.ring_depth);
+                    ports.push(Box::new(a));
+                    peers.push(Some(b));
+                }
+                "pcap" => {
+                    let port = crate::port::pcap::PcapPort::open(
+                        &p.name,
+                        pool.clone(),
+                        p.pcap_in.as_deref().map(std::path::Path::new),
+                        p.pcap_out.as_deref().map(std::path::Path::new),
+                    )
+                    .map_err(|e| format!("port[{i}].backend: {e}"))?;
+                    if nq != 1 {
+                        return Err(format!("port[{i}].backend: a pcap port has one queue; use one worker"));
+                    }
+                    ports.push(Box::new(port));
+                    peers.push(None);
+                }
+                b => return Err(format!("port[{i}].backend: {b:?} is not available in this build")),
+            }
+        }
+        Ok(Self::with_ports(cfg, pool, ports, peers))
+    }
+
+    /// Build with ports made by the caller (e.g. cables shared with another instance).
+    pub fn with_ports(
+        cfg: Config,
+        pool: Arc<Pool>,
+        ports: Vec<Box<dyn Port>>,
+        peers: Vec<Option<RingPort>>,
+    ) -> Instance {
+        let model = Model::from_config(&cfg);
+        let fdb = Arc::new(model.new_fdb(&cfg));
+        Instance { switch: Switch { model: Arc::new(model), fdb, pool }, cfg, ports, peers }
+    }
+
+    /// The task for worker `q`: its queue on every port, a pipeline, counter slots,
+    /// and the consumer end of its punt queue.
+    pub fn task(&mut self, q: usize) -> Result<(Task, Consumer), String> {
+        let (ptx, prx) = channel(self.cfg.switch.punt_queue);
+        let mut queues = Vec::new();
+        for p in &mut self.ports {
+            queues.push(p.take_queue(q).ok_or_else(|| format!("port {}: no queue {q}", p.name()))?);
+        }
+        let pipe = Pipeline::new(&self.switch, Some(ptx));
+        let shared = Arc::new(SharedCounters::new(self.ports.len()));
+        Ok((Task { pipe, queues, shared }, prx))
+    }
+}
+
+/// Workers started by [`start`].
+pub struct Running {
+    handles: Vec<JoinHandle<Vec<Task>>>,
+    /// Published counters of each task, worker by worker.
+    pub shared: Vec<Vec<Arc<SharedCounters>>>,
+}
+
+/// Final counters after a stop.
+#[derive(Debug, Default, Clone)]
+pub struct Totals {
+    /// Sum over cores.
+    pub core: CoreCounters,
+    /// Per core.
+    pub per_core: Vec<CoreCounters>,
+    /// Per port, summed over cores.
+    pub ports: Vec<PortCounters>,
+}
+
+/// Start one thread per entry of `workers` (each a list of tasks), pinned as configured.
+pub fn start(
+    workers: Vec<(WorkerCfg, Vec<Task>)>,
+    clock: Clock,
+    stop: Arc<AtomicBool>,
+) -> Result<Running, String> {
+    let mut handles = Vec::new();
+    let mut shared = Vec::new();
+    for (i, (wc, mut tasks)) in workers.into_iter().enumerate() {
+        shared.push(tasks.iter().map(|t| t.shared.clone()).collect());
+        let stop_w = stop.clone();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let h = std::thread::Builder::new()
+            .name(format!("hp-worker{i}"))
+            .spawn(move || {
+                if let Some(c) = wc.core {
+                    if let Err(e) = worker::pin(c) {
+                        let _ = ready_tx.send(Err(e));
+                        return tasks;
+                    }
+                }
+                let _ = ready_tx.send(Ok(()));
+                worker::run(&mut tasks, &wc, &clock, &stop_w);
+                tasks
+            })
+            .map_err(|e| format!("cannot start worker {i}: {e}"))?;
+        match ready_rx.recv() {
+            Ok(Ok(())) => handles.push(h),
+            Ok(Err(e)) => {
+                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                let _ = h.join();
+                for h in handles {
+                    let _ = h.join();
+                }
+                return Err(format!("switch.workers[{i}]: {e}"));
+            }
+            Err(_) => return Err(format!("worker {i} died at start")),
+        }
+    }
+    Ok(Running { handles, shared })
+}
+
+impl Running {
+    /// Wait for the workers (after `stop` was set); returns their tasks.
+    pub fn join(self) -> Vec<Vec<Task>> {
+        self.handles.into_iter().map(|h| h.join().expect("worker panicked")).collect()
+    }
+}
+
+/// Sum counters of tasks (one switch instance: the same task index on each worker).
+pub fn totals<'a>(tasks: impl Iterator<Item = &'a Task>) -> Totals {
+    let mut t = Totals::default();
+    for task in tasks {
+        t.core.add(&task.pipe.ctr);
+        t.per_core.push(task.pipe.ctr.clone());
+        if t.ports.len() < task.pipe.port_ctr.len() {
+            t.ports.resize(task.pipe.port_ctr.len(), PortCounters::default());
+        }
+        for (a, b) in t.ports.iter_mut().zip(&task.pipe.port_ctr) {
+            a.add(b);
+        }
+    }
+    t
+}

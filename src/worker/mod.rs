@@ -1,0 +1,125 @@
+//! The pinned poll loop.
+//!
+//! A worker owns its [`Task`]s (one per switch instance it serves; normally
+//! one) and polls queue `q` of every port of each, burst by burst. Counters
+//! are plain fields of the pipeline, published to [`SharedCounters`] every
+//! [`PUBLISH_EVERY`] loops. With `idle_sleep_us` set, a worker that found
+//! nothing in 64 passes in a row sleeps that long (for lab and CI machines
+//! with few cores); by default it polls without pause.
+
+use crate::buf::Burst;
+use crate::pipeline::{NoTrace, Pipeline};
+use crate::port::PortQueue;
+use crate::stats::SharedCounters;
+use crate::types::PortId;
+use crate::util::{tsc, Clock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Loops between counter publications.
+pub const PUBLISH_EVERY: u64 = 256;
+/// Empty passes before an idle worker may sleep.
+pub const IDLE_PASSES: u32 = 64;
+
+/// One switch instance as seen by one worker.
+pub struct Task {
+    /// The pipeline (owns this core's counters).
+    pub pipe: Pipeline,
+    /// This worker's queue on every port, indexed by port id.
+    pub queues: Vec<Box<dyn PortQueue>>,
+    /// Where counters are published.
+    pub shared: Arc<SharedCounters>,
+}
+
+/// Worker settings.
+#[derive(Clone, Debug)]
+pub struct WorkerCfg {
+    /// Core to pin to (None = not pinned).
+    pub core: Option<usize>,
+    /// Frames per RX burst.
+    pub burst: usize,
+    /// Sleep after a run of empty passes (0 = never).
+    pub idle_sleep_us: u64,
+}
+
+/// Pin the calling thread to `core`. Errors if the core does not exist.
+pub fn pin(core: usize) -> Result<(), String> {
+    let ids = core_affinity::get_core_ids().unwrap_or_default();
+    match ids.into_iter().find(|c| c.id == core) {
+        Some(c) if core_affinity::set_for_current(c) => Ok(()),
+        Some(_) => Err(format!("cannot pin to core {core}")),
+        None => Err(format!("core {core} does not exist on this machine")),
+    }
+}
+
+/// Poll until `stop` is set, then drain what is still queued on RX (bounded),
+/// flush TX and give every cached buffer back to the pool.
+pub fn run(tasks: &mut [Task], cfg: &WorkerCfg, clock: &Clock, stop: &AtomicBool) {
+    let mut burst = Burst::new(cfg.burst.max(1));
+    let mut loops: u64 = 0;
+    let mut empty_run: u32 = 0;
+    while !stop.load(Ordering::Relaxed) {
+        let mut got = 0;
+        for t in tasks.iter_mut() {
+            got += poll_once(t, &mut burst, clock);
+        }
+        loops += 1;
+        if loops % PUBLISH_EVERY == 0 {
+            for t in tasks.iter() {
+                t.shared.publish(&t.pipe.ctr, &t.pipe.port_ctr);
+            }
+        }
+        if got == 0 {
+            empty_run += 1;
+            if cfg.idle_sleep_us > 0 && empty_run >= IDLE_PASSES {
+                let t0 = tsc();
+                std::thread::sleep(Duration::from_micros(cfg.idle_sleep_us));
+                if let Some(t) = tasks.first_mut() {
+                    t.pipe.ctr.idle_cycles += tsc().wrapping_sub(t0);
+                }
+            }
+        } else {
+            empty_run = 0;
+        }
+    }
+    // Graceful stop: forward what already arrived, within a bound.
+    for _ in 0..64 {
+        let mut got = 0;
+        for t in tasks.iter_mut() {
+            got += poll_once(t, &mut burst, clock);
+        }
+        if got == 0 {
+            break;
+        }
+    }
+    for t in tasks.iter_mut() {
+        t.pipe.flush(&mut t.queues);
+        for q in t.queues.iter_mut() {
+            q.flush();
+        }
+        t.pipe.release();
+        t.shared.publish(&t.pipe.ctr, &t.pipe.port_ctr);
+    }
+}
+
+/// One pass over every port of a task. Returns frames received.
+#[inline]
+pub fn poll_once(t: &mut Task, burst: &mut Burst, clock: &Clock) -> usize {
+    let mut got = 0;
+    for p in 0..t.queues.len() {
+        let t0 = tsc();
+        let n = t.queues[p].rx_burst(burst);
+        if n == 0 {
+            t.pipe.ctr.empty_polls += 1;
+            t.pipe.ctr.idle_cycles += tsc().wrapping_sub(t0);
+            continue;
+        }
+        got += n;
+        t.pipe.ctr.bursts += 1;
+        let now = clock.now_ms();
+        t.pipe.process(PortId(p as u16), burst, now, &mut t.queues, &mut NoTrace);
+        t.pipe.ctr.busy_cycles += tsc().wrapping_sub(t0);
+    }
+    got
+}
