@@ -32,7 +32,9 @@ pub struct BenchOpts {
 
 impl Default for BenchOpts {
     fn default() -> Self {
-        let n = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let n = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
         BenchOpts {
             seconds: 5.0,
             macs: 1000,
@@ -101,10 +103,14 @@ reflective_relay = true
     );
     let cfg = Config::parse(&toml).map_err(|e| e.to_string())?;
     let pool = Arc::new(
-        Pool::with_mode(cfg.switch.pool_size, cfg.switch.mtu + 8, o.mem).map_err(|e| e.to_string())?,
+        Pool::with_mode(cfg.switch.pool_size, cfg.switch.mtu + 8, o.mem)
+            .map_err(|e| e.to_string())?,
     );
     let mut inst = Instance::new(cfg, pool.clone())?;
-    let mut peer = inst.peers[0].take().and_then(|mut p| p.take(0)).ok_or("no peer")?;
+    let mut peer = inst.peers[0]
+        .take()
+        .and_then(|mut p| p.take(0))
+        .ok_or("no peer")?;
     let (task, _punt) = inst.task(0)?;
     let shared = task.shared.clone();
     let fdb = inst.switch.fdb.clone();
@@ -124,7 +130,11 @@ reflective_relay = true
         frames.push(b);
     }
 
-    let wc = WorkerCfg { core: o.switch_core, burst: o.burst, idle_sleep_us: 0 };
+    let wc = WorkerCfg {
+        core: o.switch_core,
+        burst: o.burst,
+        idle_sleep_us: 0,
+    };
     let clock = Clock::new();
     let running = runtime::start(vec![(wc, vec![task])], clock, stop.clone())?;
 
@@ -179,10 +189,19 @@ reflective_relay = true
 
     std::thread::sleep(Duration::from_millis(500)); // warm-up: learning, caches
     let snap = |s: &crate::stats::SharedCounters| s.load();
-    let (o0, f0, c0, t0) = (offered.load(Ordering::Relaxed), forwarded.load(Ordering::Relaxed), snap(&shared), Instant::now());
+    let (o0, f0, c0, t0) = (
+        offered.load(Ordering::Relaxed),
+        forwarded.load(Ordering::Relaxed),
+        snap(&shared),
+        Instant::now(),
+    );
     std::thread::sleep(Duration::from_secs_f64(o.seconds));
-    let (o1, f1, c1, dt) =
-        (offered.load(Ordering::Relaxed), forwarded.load(Ordering::Relaxed), snap(&shared), t0.elapsed());
+    let (o1, f1, c1, dt) = (
+        offered.load(Ordering::Relaxed),
+        forwarded.load(Ordering::Relaxed),
+        snap(&shared),
+        t0.elapsed(),
+    );
     gen_stop.store(true, Ordering::Relaxed);
     let (rest, mut peer) = gen.join().map_err(|_| "generator panicked")?;
     stop.store(true, Ordering::Relaxed);
@@ -215,8 +234,16 @@ reflective_relay = true
         forwarded: fwd,
         mpps: fwd as f64 / secs / 1e6,
         ns_per_frame: secs * 1e9 / fwd.max(1) as f64,
-        cycles_per_frame: if w.tx_pkts > 0 { cyc / w.tx_pkts as f64 } else { f64::NAN },
-        busy_share: if cyc > 0.0 { w.busy_cycles as f64 / cyc } else { 0.0 },
+        cycles_per_frame: if w.tx_pkts > 0 {
+            cyc / w.tx_pkts as f64
+        } else {
+            f64::NAN
+        },
+        busy_share: if cyc > 0.0 {
+            w.busy_cycles as f64 / cyc
+        } else {
+            0.0
+        },
         drops: w.total_drops(),
         drops_by_reason: crate::stats::DropReason::ALL
             .iter()

@@ -11,17 +11,18 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod app;
+pub mod bench;
 pub mod buf;
+pub mod compare;
 pub mod config;
+pub mod fdb;
+pub mod gen;
+pub mod pipeline;
 pub mod port;
+pub mod runtime;
 pub mod stats;
 pub mod types;
-pub mod wire;
-pub mod fdb;
-pub mod pipeline;
 pub mod util;
+pub mod wire;
 pub mod worker;
-pub mod runtime;
-pub mod bench;
-pub mod gen;
-pub mod app;

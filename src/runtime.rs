@@ -58,12 +58,18 @@ impl Instance {
                     )
                     .map_err(|e| format!("port[{i}].backend: {e}"))?;
                     if nq != 1 {
-                        return Err(format!("port[{i}].backend: a pcap port has one queue; use one worker"));
+                        return Err(format!(
+                            "port[{i}].backend: a pcap port has one queue; use one worker"
+                        ));
                     }
                     ports.push(Box::new(port));
                     peers.push(None);
                 }
-                b => return Err(format!("port[{i}].backend: {b:?} is not available in this build")),
+                b => {
+                    return Err(format!(
+                        "port[{i}].backend: {b:?} is not available in this build"
+                    ))
+                }
             }
         }
         Ok(Self::with_ports(cfg, pool, ports, peers))
@@ -78,7 +84,16 @@ impl Instance {
     ) -> Instance {
         let model = Model::from_config(&cfg);
         let fdb = Arc::new(model.new_fdb(&cfg));
-        Instance { switch: Switch { model: Arc::new(model), fdb, pool }, cfg, ports, peers }
+        Instance {
+            switch: Switch {
+                model: Arc::new(model),
+                fdb,
+                pool,
+            },
+            cfg,
+            ports,
+            peers,
+        }
     }
 
     /// The task for worker `q`: its queue on every port, a pipeline, counter slots,
@@ -87,11 +102,21 @@ impl Instance {
         let (ptx, prx) = channel(self.cfg.switch.punt_queue);
         let mut queues = Vec::new();
         for p in &mut self.ports {
-            queues.push(p.take_queue(q).ok_or_else(|| format!("port {}: no queue {q}", p.name()))?);
+            queues.push(
+                p.take_queue(q)
+                    .ok_or_else(|| format!("port {}: no queue {q}", p.name()))?,
+            );
         }
         let pipe = Pipeline::new(&self.switch, Some(ptx));
         let shared = Arc::new(SharedCounters::new(self.ports.len()));
-        Ok((Task { pipe, queues, shared }, prx))
+        Ok((
+            Task {
+                pipe,
+                queues,
+                shared,
+            },
+            prx,
+        ))
     }
 }
 
@@ -158,7 +183,10 @@ pub fn start(
 impl Running {
     /// Wait for the workers (after `stop` was set); returns their tasks.
     pub fn join(self) -> Vec<Vec<Task>> {
-        self.handles.into_iter().map(|h| h.join().expect("worker panicked")).collect()
+        self.handles
+            .into_iter()
+            .map(|h| h.join().expect("worker panicked"))
+            .collect()
     }
 }
 
@@ -169,7 +197,8 @@ pub fn totals<'a>(tasks: impl Iterator<Item = &'a Task>) -> Totals {
         t.core.add(&task.pipe.ctr);
         t.per_core.push(task.pipe.ctr.clone());
         if t.ports.len() < task.pipe.port_ctr.len() {
-            t.ports.resize(task.pipe.port_ctr.len(), PortCounters::default());
+            t.ports
+                .resize(task.pipe.port_ctr.len(), PortCounters::default());
         }
         for (a, b) in t.ports.iter_mut().zip(&task.pipe.port_ctr) {
             a.add(b);

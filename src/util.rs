@@ -39,7 +39,9 @@ pub struct Clock {
 impl Clock {
     /// Start now.
     pub fn new() -> Self {
-        Clock { start: Instant::now() }
+        Clock {
+            start: Instant::now(),
+        }
     }
     /// Milliseconds since start.
     #[inline(always)]

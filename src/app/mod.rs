@@ -17,6 +17,30 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
+    /// Run the switch: pinned poll-mode workers until SIGINT/SIGTERM.
+    Run {
+        /// The TOML config.
+        #[arg(long)]
+        config: PathBuf,
+        /// Stop by itself after this many seconds (default: run until a signal).
+        #[arg(long)]
+        seconds: Option<f64>,
+    },
+    /// Built-in demo: hairpin (VEPA + reflective relay) vs local switching (VEB) on in-memory ports.
+    Compare {
+        /// Seconds to measure each topology.
+        #[arg(long, default_value_t = 3.0)]
+        seconds: f64,
+        /// VMs behind the edge (2..=60).
+        #[arg(long, default_value_t = 4)]
+        vms: u32,
+        /// One frame in N is a broadcast (0 = unicast only).
+        #[arg(long, default_value_t = 16)]
+        bcast_every: u32,
+        /// Print JSON instead of tables.
+        #[arg(long)]
+        json: bool,
+    },
     /// Validate a config file; errors name the key and the reason.
     CheckConfig {
         /// The TOML file.
@@ -60,6 +84,61 @@ enum Mem {
     Plain,
 }
 
+mod run;
+
+fn print_compare(o: &crate::compare::CompareOpts, rs: &[crate::compare::TopoResult]) {
+    println!(
+        "hairpin compare: {} VMs in VLAN 10, VM-to-VM UDP 60 B + 1 broadcast in {}, {:.1} s per topology",
+        o.vms, o.bcast_every, o.seconds
+    );
+    println!(
+        "switch core {:?}, generator core {:?}; ring ports in memory\n",
+        o.switch_core, o.gen_core
+    );
+    for r in rs {
+        println!("== {}", r.topology);
+        println!(
+            "  offered           {:>12} frames ({} unicast, {} broadcast)",
+            r.offered_unicast + r.offered_broadcast,
+            r.offered_unicast,
+            r.offered_broadcast
+        );
+        println!(
+            "  delivered         {:>12} frames (expected {}, {:.4}%)",
+            r.delivered,
+            r.expected,
+            100.0 * r.delivered as f64 / r.expected.max(1) as f64
+        );
+        println!("  offered rate      {:>12.3} Mpps", r.offered_mpps);
+        println!("  delivered rate    {:>12.3} Mpps", r.delivered_mpps);
+        println!(
+            "  uplink frames     {:>12} (both directions)",
+            r.uplink_frames
+        );
+        println!(
+            "  reflected         {:>12} (sent back out their ingress port)",
+            r.reflected
+        );
+        println!("  own frame echoed  {:>12} (must be 0)", r.self_echo);
+        if r.drops.is_empty() {
+            println!("  drops             {:>12}", 0);
+        } else {
+            for (k, v) in &r.drops {
+                println!("  drop {:<13}{:>12}", k, v);
+            }
+        }
+        println!();
+    }
+    if let [a, b] = rs {
+        println!(
+            "hairpin / local: delivered rate {:.2}x, uplink frames per delivered frame {:.2} vs {:.2}",
+            a.delivered_mpps / b.delivered_mpps.max(1e-9),
+            a.uplink_frames as f64 / a.delivered.max(1) as f64,
+            b.uplink_frames as f64 / b.delivered.max(1) as f64
+        );
+    }
+}
+
 /// Entry point; returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -74,6 +153,33 @@ pub fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitCode, String> {
     match cli.cmd {
+        Cmd::Run { config, seconds } => run::run(&config, seconds),
+        Cmd::Compare {
+            seconds,
+            vms,
+            bcast_every,
+            json,
+        } => {
+            if !(0.1..=3600.0).contains(&seconds) {
+                return Err("--seconds: between 0.1 and 3600".into());
+            }
+            if !(2..=60).contains(&vms) {
+                return Err("--vms: between 2 and 60".into());
+            }
+            let o = crate::compare::CompareOpts {
+                vms,
+                seconds,
+                bcast_every,
+                ..Default::default()
+            };
+            let rs = crate::compare::compare(&o)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rs).unwrap());
+            } else {
+                print_compare(&o, &rs);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::CheckConfig { file } => match Config::load(&file) {
             Ok(c) => {
                 println!(
@@ -91,7 +197,14 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 Ok(ExitCode::from(2))
             }
         },
-        Cmd::Bench { scenario, seconds, macs, burst, mem, json } => {
+        Cmd::Bench {
+            scenario,
+            seconds,
+            macs,
+            burst,
+            mem,
+            json,
+        } => {
             if !(0.1..=3600.0).contains(&seconds) {
                 return Err("--seconds: between 0.1 and 3600".into());
             }
@@ -123,7 +236,12 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 println!("forwarded       {}", r.forwarded);
                 println!("Mpps            {:.2}", r.mpps);
                 println!("ns/frame        {:.2}", r.ns_per_frame);
-                println!("cycles/frame    {:.1} (switch core, TSC {:.2} GHz, busy {:.0}%)", r.cycles_per_frame, r.tsc_ghz, r.busy_share * 100.0);
+                println!(
+                    "cycles/frame    {:.1} (switch core, TSC {:.2} GHz, busy {:.0}%)",
+                    r.cycles_per_frame,
+                    r.tsc_ghz,
+                    r.busy_share * 100.0
+                );
                 println!("drops           {} {:?}", r.drops, r.drops_by_reason);
                 println!("fdb entries     {}", r.fdb_entries);
             }

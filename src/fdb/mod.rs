@@ -17,9 +17,6 @@
 //! a lookup ignores an entry older than `aging` — and [`Fdb::age`] reclaims
 //! their slots.
 
-
-
-
 use crate::types::{Mac, PortId, Vid, MAX_PORTS};
 use std::sync::atomic::{fence, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
@@ -203,7 +200,9 @@ impl Fdb {
 
     #[inline(always)]
     fn live(&self, v: u64, now_ms: u64) -> bool {
-        v & F_STATIC != 0 || self.aging_ms == 0 || now_ms.saturating_sub(v >> TIME_SHIFT) <= self.aging_ms
+        v & F_STATIC != 0
+            || self.aging_ms == 0
+            || now_ms.saturating_sub(v >> TIME_SHIFT) <= self.aging_ms
     }
 
     /// Look up (MAC, VID). Entries older than the ageing time are not returned.
@@ -273,7 +272,8 @@ impl Fdb {
         }
         if v != 0
             && (v as u16) == port.0
-            && (v & F_STATIC != 0 || now_ms.saturating_sub(v >> TIME_SHIFT) < REFRESH_MS.min(self.aging_ms.max(1)))
+            && (v & F_STATIC != 0
+                || now_ms.saturating_sub(v >> TIME_SHIFT) < REFRESH_MS.min(self.aging_ms.max(1)))
         {
             return Learn::Known;
         }
@@ -303,7 +303,9 @@ impl Fdb {
                     } else {
                         Learn::New
                     }
-                } else if self.learned[port.0 as usize].load(Ordering::Relaxed) >= self.per_port_limit {
+                } else if self.learned[port.0 as usize].load(Ordering::Relaxed)
+                    >= self.per_port_limit
+                {
                     // The new port is full: the stale mapping goes (it is wrong now), nothing is learned.
                     self.remove_slot(b, i);
                     Learn::PortLimit
@@ -494,7 +496,10 @@ mod tests {
         assert_eq!(f.learn(m(1), Vid(10), PortId(1), 5000), Learn::Refreshed);
         assert_eq!(f.lookup(m(1), Vid(10), 5000).unwrap().port, PortId(1));
         assert!(f.lookup(m(1), Vid(20), 5000).is_none(), "keyed by VID too");
-        assert_eq!(f.learn(m(1), Vid(10), PortId(2), 6000), Learn::Moved(PortId(1)));
+        assert_eq!(
+            f.learn(m(1), Vid(10), PortId(2), 6000),
+            Learn::Moved(PortId(1))
+        );
         assert_eq!(f.learned_on(PortId(1)), 0);
         assert_eq!(f.learned_on(PortId(2)), 1);
         assert_eq!(f.len(), 1);
@@ -519,11 +524,18 @@ mod tests {
     fn static_never_moves_or_ages() {
         let f = Fdb::new(100, 10, 1000);
         assert!(f.insert_static(m(5), Vid(10), PortId(2)));
-        assert_eq!(f.learn(m(5), Vid(10), PortId(3), 50), Learn::Static(PortId(2)));
+        assert_eq!(
+            f.learn(m(5), Vid(10), PortId(3), 50),
+            Learn::Static(PortId(2))
+        );
         assert_eq!(f.learn(m(5), Vid(10), PortId(2), 50), Learn::Known);
         assert_eq!(f.lookup(m(5), Vid(10), 1_000_000).unwrap().port, PortId(2));
         assert_eq!(f.age(1_000_000), 0);
-        assert_eq!(f.learned_on(PortId(2)), 0, "static entries do not count against the port limit");
+        assert_eq!(
+            f.learned_on(PortId(2)),
+            0,
+            "static entries do not count against the port limit"
+        );
         assert!(f.remove(m(5), Vid(10)));
         assert!(f.is_empty());
     }

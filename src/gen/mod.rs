@@ -24,7 +24,9 @@ pub fn udp_frame(dst: Mac, src: Mac, vlan: Option<u16>, seq: u32) -> Vec<u8> {
     f.extend_from_slice(&[0x08, 0x00]);
     let ip_start = f.len();
     let total_len: u16 = 20 + 8 + 18;
-    f.extend_from_slice(&[0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
+    f.extend_from_slice(&[
+        0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+    ]);
     f[ip_start + 2..ip_start + 4].copy_from_slice(&total_len.to_be_bytes());
     let mut sum: u32 = 0;
     for c in f[ip_start..ip_start + 20].chunks(2) {

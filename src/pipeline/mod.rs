@@ -15,7 +15,7 @@
 
 pub mod model;
 
-use crate::buf::{Burst, Pool, PoolCache, PktBuf};
+use crate::buf::{Burst, PktBuf, Pool, PoolCache};
 use crate::config::{PortState, Role, VmMode};
 use crate::fdb::{Fdb, Learn};
 use crate::port::ring::Producer;
@@ -198,7 +198,12 @@ impl Pipeline {
             }
             if len < 14 {
                 me.verdict = Verdict::Drop(DropReason::Runt);
-                trace!(t, i, "parse", "{len} bytes: shorter than an Ethernet header");
+                trace!(
+                    t,
+                    i,
+                    "parse",
+                    "{len} bytes: shorter than an Ethernet header"
+                );
                 continue;
             }
             let dst = u64::from_be_bytes([0, 0, d[0], d[1], d[2], d[3], d[4], d[5]]);
@@ -238,7 +243,14 @@ impl Pipeline {
             }
             if len > m.mtu + 4 * tags {
                 me.verdict = Verdict::Drop(DropReason::Oversize);
-                trace!(t, i, "parse", "{len} bytes > mtu {} (+{} for tags)", m.mtu, 4 * tags);
+                trace!(
+                    t,
+                    i,
+                    "parse",
+                    "{len} bytes > mtu {} (+{} for tags)",
+                    m.mtu,
+                    4 * tags
+                );
                 continue;
             }
             if T::ON {
@@ -249,7 +261,11 @@ impl Pipeline {
                     "dst {} src {} {}ethertype {et:#06x}, {len} bytes",
                     Mac::from_u64(dst),
                     Mac::from_u64(src),
-                    if me.tagged { format!("802.1Q vid {} pcp {} ", me.vid, me.pcp) } else { String::new() }
+                    if me.tagged {
+                        format!("802.1Q vid {} pcp {} ", me.vid, me.pcp)
+                    } else {
+                        String::new()
+                    }
                 );
             }
             // Control frames: IEEE reserved group addresses, LLDP, ECP, our own MAC.
@@ -259,37 +275,72 @@ impl Pipeline {
                     trace!(t, i, "ingress", "pause frame: dropped, never forwarded");
                 } else {
                     me.verdict = Verdict::Punt;
-                    trace!(t, i, "ingress", "reserved address {}: to the control plane", Mac::from_u64(dst));
+                    trace!(
+                        t,
+                        i,
+                        "ingress",
+                        "reserved address {}: to the control plane",
+                        Mac::from_u64(dst)
+                    );
                 }
                 continue;
             }
             if et == ETH_LLDP || et == ETH_ECP {
                 me.verdict = Verdict::Punt;
-                trace!(t, i, "ingress", "ethertype {et:#06x} (LLDP/ECP): to the control plane");
+                trace!(
+                    t,
+                    i,
+                    "ingress",
+                    "ethertype {et:#06x} (LLDP/ECP): to the control plane"
+                );
                 continue;
             }
             if dst == m.own_mac {
                 me.verdict = Verdict::Punt;
-                trace!(t, i, "ingress", "addressed to the switch itself: delivered locally");
+                trace!(
+                    t,
+                    i,
+                    "ingress",
+                    "addressed to the switch itself: delivered locally"
+                );
                 continue;
             }
             if src & GROUP_BIT != 0 || src == 0 {
                 me.verdict = Verdict::Drop(DropReason::BadSrcMac);
-                trace!(t, i, "ingress", "source {} is a group or zero address", Mac::from_u64(src));
+                trace!(
+                    t,
+                    i,
+                    "ingress",
+                    "source {} is a group or zero address",
+                    Mac::from_u64(src)
+                );
                 continue;
             }
             // VLAN classification: tagged frames keep their VID, untagged and priority-tagged get the PVID.
             if !me.tagged || me.vid == 0 {
                 if port.pvid == 0 {
                     me.verdict = Verdict::Drop(DropReason::VlanIngress);
-                    trace!(t, i, "ingress", "untagged on trunk {} with no native VLAN", port.name);
+                    trace!(
+                        t,
+                        i,
+                        "ingress",
+                        "untagged on trunk {} with no native VLAN",
+                        port.name
+                    );
                     continue;
                 }
                 me.vid = port.pvid;
             }
             if !port.vlans.contains(me.vid) {
                 me.verdict = Verdict::Drop(DropReason::VlanIngress);
-                trace!(t, i, "ingress", "VLAN {} is not a VLAN of port {}", me.vid, port.name);
+                trace!(
+                    t,
+                    i,
+                    "ingress",
+                    "VLAN {} is not a VLAN of port {}",
+                    me.vid,
+                    port.name
+                );
                 continue;
             }
             if port.state == PortState::Blocking {
@@ -318,7 +369,13 @@ impl Pipeline {
                 if let Some(e) = self.fdb.lookup_raw(me.src, me.vid, now_ms) {
                     if e.port != inp {
                         me.verdict = Verdict::Drop(DropReason::Reflected);
-                        trace!(t, i, "learn", "source is local on port {}: reflected copy, dropped", e.port.0);
+                        trace!(
+                            t,
+                            i,
+                            "learn",
+                            "source is local on port {}: reflected copy, dropped",
+                            e.port.0
+                        );
                         continue;
                     }
                 }
@@ -328,7 +385,12 @@ impl Pipeline {
                     Some(e) if e.is_static && e.port == inp => {}
                     _ => {
                         me.verdict = Verdict::Drop(DropReason::Locked);
-                        trace!(t, i, "learn", "locked port: source has no static entry here");
+                        trace!(
+                            t,
+                            i,
+                            "learn",
+                            "locked port: source has no static entry here"
+                        );
                         continue;
                     }
                 }
@@ -339,18 +401,38 @@ impl Pipeline {
                     Learn::New => self.ctr.fdb_learned += 1,
                     Learn::Moved(from) => {
                         self.ctr.fdb_moves += 1;
-                        trace!(t, i, "learn", "moved from port {}", m.ports[from.0 as usize].name);
+                        trace!(
+                            t,
+                            i,
+                            "learn",
+                            "moved from port {}",
+                            m.ports[from.0 as usize].name
+                        );
                     }
                     r @ (Learn::Static(_) | Learn::Full | Learn::PortLimit) => {
                         self.ctr.fdb_learn_refused += 1;
                         trace!(t, i, "learn", "not learned: {r:?}");
                     }
                 }
-                trace!(t, i, "learn", "{} vlan {} @ {}", Mac::from_u64(me.src), me.vid, port.name);
+                trace!(
+                    t,
+                    i,
+                    "learn",
+                    "{} vlan {} @ {}",
+                    Mac::from_u64(me.src),
+                    me.vid,
+                    port.name
+                );
             }
             if port.state == PortState::Learning {
                 me.verdict = Verdict::Drop(DropReason::PortState);
-                trace!(t, i, "learn", "port {} is learning: not forwarding", port.name);
+                trace!(
+                    t,
+                    i,
+                    "learn",
+                    "port {} is learning: not forwarding",
+                    port.name
+                );
             }
         }
     }
@@ -376,10 +458,22 @@ impl Pipeline {
                     trace!(t, i, "forward", "broadcast: flood VLAN {}", me.vid);
                 } else if let Some(g) = m.mdb.get(&(me.dst, me.vid)) {
                     mask = vmask & g.ports;
-                    trace!(t, i, "forward", "registered group: member ports {:#x}", g.ports);
+                    trace!(
+                        t,
+                        i,
+                        "forward",
+                        "registered group: member ports {:#x}",
+                        g.ports
+                    );
                 } else {
                     mask = vmask & m.mcast_mask;
-                    trace!(t, i, "forward", "unregistered multicast: flood VLAN {}", me.vid);
+                    trace!(
+                        t,
+                        i,
+                        "forward",
+                        "unregistered multicast: flood VLAN {}",
+                        me.vid
+                    );
                 }
             } else {
                 match self.fdb.lookup_raw(me.dst, me.vid, now_ms) {
@@ -397,10 +491,21 @@ impl Pipeline {
                             continue;
                         }
                         mask = (1u64 << p.0) & vmask;
-                        trace!(t, i, "forward", "known unicast → {}", m.ports[p.0 as usize].name);
+                        trace!(
+                            t,
+                            i,
+                            "forward",
+                            "known unicast → {}",
+                            m.ports[p.0 as usize].name
+                        );
                         if mask == 0 {
                             me.verdict = Verdict::Drop(DropReason::PortState);
-                            trace!(t, i, "forward", "destination port is not forwarding in this VLAN");
+                            trace!(
+                                t,
+                                i,
+                                "forward",
+                                "destination port is not forwarding in this VLAN"
+                            );
                             continue;
                         }
                     }
@@ -468,7 +573,13 @@ impl Pipeline {
                         }
                     }
                 }
-                trace!(t, i, "forward", "from a VM: mask {mask:#x} (uplink {})", m.ports[up.0 as usize].name);
+                trace!(
+                    t,
+                    i,
+                    "forward",
+                    "from a VM: mask {mask:#x} (uplink {})",
+                    m.ports[up.0 as usize].name
+                );
                 mask
             } else {
                 let src_port = self.fdb.lookup_raw(me.src, me.vid, 0).map(|e| e.port);
@@ -477,17 +588,37 @@ impl Pipeline {
                     match self.fdb.lookup_raw(me.dst, me.vid, 0) {
                         None => {
                             me.verdict = Verdict::Drop(DropReason::NoVm);
-                            trace!(t, i, "forward", "no VM {} in VLAN {}", Mac::from_u64(me.dst), me.vid);
+                            trace!(
+                                t,
+                                i,
+                                "forward",
+                                "no VM {} in VLAN {}",
+                                Mac::from_u64(me.dst),
+                                me.vid
+                            );
                             continue;
                         }
                         Some(e) => {
                             let dmode = m.ports[e.port.0 as usize].vm_mode;
-                            if src_port.is_some() && (src_mode == Some(VmMode::Private) || dmode == VmMode::Private) {
+                            if src_port.is_some()
+                                && (src_mode == Some(VmMode::Private) || dmode == VmMode::Private)
+                            {
                                 me.verdict = Verdict::Drop(DropReason::Reflected);
-                                trace!(t, i, "forward", "private-mode VM: no sibling traffic, even reflected");
+                                trace!(
+                                    t,
+                                    i,
+                                    "forward",
+                                    "private-mode VM: no sibling traffic, even reflected"
+                                );
                                 continue;
                             }
-                            trace!(t, i, "forward", "to VM on port {}", m.ports[e.port.0 as usize].name);
+                            trace!(
+                                t,
+                                i,
+                                "forward",
+                                "to VM on port {}",
+                                m.ports[e.port.0 as usize].name
+                            );
                             (1 << e.port.0) & vmask
                         }
                     }
@@ -495,17 +626,30 @@ impl Pipeline {
                     me.flood = true;
                     let base = vmask & flood_ok & !upbit;
                     let mask = match (src_port, src_mode) {
-                        (Some(sp), Some(VmMode::Vepa)) => base & (m.vepa_mask | m.bridge_mode_mask) & !(1 << sp.0),
+                        (Some(sp), Some(VmMode::Vepa)) => {
+                            base & (m.vepa_mask | m.bridge_mode_mask) & !(1 << sp.0)
+                        }
                         (Some(sp), Some(VmMode::Bridge)) => base & m.vepa_mask & !(1 << sp.0),
                         (Some(_), _) => 0,
                         (None, _) => base,
                     };
                     if mask == 0 && src_port.is_some() {
                         me.verdict = Verdict::Drop(DropReason::Reflected);
-                        trace!(t, i, "forward", "reflected flood of a local VM: no other receiver");
+                        trace!(
+                            t,
+                            i,
+                            "forward",
+                            "reflected flood of a local VM: no other receiver"
+                        );
                         continue;
                     }
-                    trace!(t, i, "forward", "flood from uplink: mask {mask:#x} (source local: {})", src_port.is_some());
+                    trace!(
+                        t,
+                        i,
+                        "forward",
+                        "flood from uplink: mask {mask:#x} (source local: {})",
+                        src_port.is_some()
+                    );
                     mask
                 }
             };
@@ -520,7 +664,13 @@ impl Pipeline {
 
     /// Stage 4: drops freed and counted, punts queued, copies made, tags fixed, frames staged per port.
     #[inline]
-    fn transmit<T: Tracer>(&mut self, inp: PortId, burst: &mut Burst, tx: &mut [Box<dyn PortQueue>], t: &mut T) {
+    fn transmit<T: Tracer>(
+        &mut self,
+        inp: PortId,
+        burst: &mut Burst,
+        tx: &mut [Box<dyn PortQueue>],
+        t: &mut T,
+    ) {
         let n = burst.len();
         for (i, b) in burst.drain().enumerate().take(n) {
             let me = self.meta[i];
@@ -599,13 +749,21 @@ impl Pipeline {
         i: usize,
     ) {
         let model = self.model.clone();
-        let Some(g) = model.mdb.get(&(me.dst, me.vid)) else { return };
+        let Some(g) = model.mdb.get(&(me.dst, me.vid)) else {
+            return;
+        };
         for &(hp, hmac) in &g.hosts {
             if hp.0 as usize != p {
                 continue;
             }
             if hmac == me.src {
-                trace!(t, i, "tx", "multicast-to-unicast: not back to the sender {}", Mac::from_u64(hmac));
+                trace!(
+                    t,
+                    i,
+                    "tx",
+                    "multicast-to-unicast: not back to the sender {}",
+                    Mac::from_u64(hmac)
+                );
                 continue;
             }
             let Some(mut c) = self.cache.alloc(&self.pool) else {
@@ -615,7 +773,13 @@ impl Pipeline {
             self.pool.copy_into(b, &mut c);
             self.pool.data_mut(&mut c)[..6].copy_from_slice(&hmac.to_be_bytes()[2..]);
             self.ctr.flood_copies += 1;
-            trace!(t, i, "tx", "multicast-to-unicast copy to {}", Mac::from_u64(hmac));
+            trace!(
+                t,
+                i,
+                "tx",
+                "multicast-to-unicast copy to {}",
+                Mac::from_u64(hmac)
+            );
             self.egress(p, c, me, tx, t, i);
         }
     }
@@ -635,11 +799,16 @@ impl Pipeline {
         let untag = port.untagged_vid == me.vid;
         let ok = match (me.tagged, untag) {
             (true, true) => self.pool.pop_tag(&mut b),
-            (false, false) => self.pool.push_tag(&mut b, TPID_8021Q, ((me.pcp as u16) << 13) | me.vid),
+            (false, false) => {
+                self.pool
+                    .push_tag(&mut b, TPID_8021Q, ((me.pcp as u16) << 13) | me.vid)
+            }
             (true, false) => {
                 // Priority-tagged in (VID 0): write the classified VID.
                 let d = self.pool.data_mut(&mut b);
-                let tci = ((me.pcp as u16) << 13) | (u16::from_be_bytes([d[14], d[15]]) & 0x1000) | me.vid;
+                let tci = ((me.pcp as u16) << 13)
+                    | (u16::from_be_bytes([d[14], d[15]]) & 0x1000)
+                    | me.vid;
                 d[14..16].copy_from_slice(&tci.to_be_bytes());
                 true
             }
@@ -650,7 +819,14 @@ impl Pipeline {
             self.cache.free(&self.pool, b);
             return;
         }
-        trace!(t, i, "tx", "→ {} {}", port.name, if untag { "untagged" } else { "tagged" });
+        trace!(
+            t,
+            i,
+            "tx",
+            "→ {} {}",
+            port.name,
+            if untag { "untagged" } else { "tagged" }
+        );
         let q = &mut self.txq[p];
         if let Err(b) = q.push(b) {
             // Staging full (a large flood): push this port out now, then retry.

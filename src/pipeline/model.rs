@@ -114,7 +114,8 @@ impl Model {
     pub fn from_config(c: &Config) -> Model {
         let mut ports = Vec::new();
         let mut vlan_ports = Box::new([0u64; 4096]);
-        let (mut fwd, mut unk, mut mc, mut bc, mut iso, mut rr, mut vepa, mut brm) = (0, 0, 0, 0, 0, 0, 0, 0);
+        let (mut fwd, mut unk, mut mc, mut bc, mut iso, mut rr, mut vepa, mut brm) =
+            (0, 0, 0, 0, 0, 0, 0, 0);
         let mut uplink = None;
         for (i, p) in c.port.iter().enumerate() {
             let bit = 1u64 << i;
@@ -215,7 +216,11 @@ impl Model {
 
     /// A new FDB for this model, with the VMs installed as static entries.
     pub fn new_fdb(&self, c: &Config) -> Fdb {
-        let f = Fdb::new(c.switch.fdb.capacity, c.switch.fdb.per_port_limit, self.aging_ms);
+        let f = Fdb::new(
+            c.switch.fdb.capacity,
+            c.switch.fdb.per_port_limit,
+            self.aging_ms,
+        );
         for (&(mac, vid), &port) in &self.vms {
             f.insert_static(Mac::from_u64(mac), Vid(vid), port);
         }
@@ -224,6 +229,9 @@ impl Model {
 
     /// Port index by name.
     pub fn port_id(&self, name: &str) -> Option<PortId> {
-        self.ports.iter().position(|p| p.name == name).map(|i| PortId(i as u16))
+        self.ports
+            .iter()
+            .position(|p| p.name == name)
+            .map(|i| PortId(i as u16))
     }
 }

@@ -6,7 +6,12 @@ use std::sync::Arc;
 pub struct PcapPort;
 impl PcapPort {
     /// Placeholder until merge.
-    pub fn open(_: &str, _: Arc<Pool>, _: Option<&Path>, _: Option<&Path>) -> Result<crate::port::ring::RingPort, String> {
+    pub fn open(
+        _: &str,
+        _: Arc<Pool>,
+        _: Option<&Path>,
+        _: Option<&Path>,
+    ) -> Result<crate::port::ring::RingPort, String> {
         Err("pcap backend not merged".into())
     }
 }

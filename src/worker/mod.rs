@@ -118,7 +118,8 @@ pub fn poll_once(t: &mut Task, burst: &mut Burst, clock: &Clock) -> usize {
         got += n;
         t.pipe.ctr.bursts += 1;
         let now = clock.now_ms();
-        t.pipe.process(PortId(p as u16), burst, now, &mut t.queues, &mut NoTrace);
+        t.pipe
+            .process(PortId(p as u16), burst, now, &mut t.queues, &mut NoTrace);
         t.pipe.ctr.busy_cycles += tsc().wrapping_sub(t0);
     }
     got

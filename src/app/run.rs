@@ -1,0 +1,113 @@
+//! `hairpin run`: the switch until SIGINT/SIGTERM.
+
+use crate::config::Config;
+use crate::runtime::{self, make_pool, Instance};
+use crate::util::Clock;
+use crate::worker::WorkerCfg;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Run a config until a signal (or `seconds`). Prints the final counters as JSON.
+pub fn run(path: &Path, seconds: Option<f64>) -> Result<ExitCode, String> {
+    let cfg = Config::load(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let pool = make_pool(&cfg, 0)?;
+    let workers = cfg.switch.workers.clone();
+    let (burst, idle) = (cfg.switch.burst, cfg.switch.idle_sleep_us);
+    let mut inst = Instance::new(cfg, pool.clone())?;
+    let mut wl = Vec::new();
+    let mut punts = Vec::new();
+    for (q, &core) in workers.iter().enumerate() {
+        let (task, punt) = inst.task(q)?;
+        punts.push(punt);
+        wl.push((
+            WorkerCfg {
+                core: Some(core),
+                burst,
+                idle_sleep_us: idle,
+            },
+            vec![task],
+        ));
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone())
+            .map_err(|e| format!("cannot install signal handler: {e}"))?;
+    }
+    let running = runtime::start(wl, Clock::new(), stop.clone())?;
+    eprintln!(
+        "hairpin: running {} ({} ports, {} workers on cores {:?}, pool {} buffers on {}); SIGINT/SIGTERM stops",
+        inst.cfg.switch.role.name(),
+        inst.ports.len(),
+        workers.len(),
+        workers,
+        pool.capacity(),
+        pool.mem_mode().name()
+    );
+    // The control thread: drain punted frames (the 802.1Qbg control plane consumes them).
+    let t0 = Instant::now();
+    let mut punted = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        let mut any = false;
+        for p in punts.iter_mut() {
+            while let Some(b) = p.pop() {
+                punted += 1;
+                any = true;
+                pool.free(b);
+            }
+        }
+        if let Some(s) = seconds {
+            if t0.elapsed().as_secs_f64() >= s {
+                stop.store(true, Ordering::Relaxed);
+            }
+        }
+        if !any {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    let tasks = running.join();
+    for p in punts.iter_mut() {
+        while let Some(b) = p.pop() {
+            punted += 1;
+            pool.free(b);
+        }
+    }
+    // Frames still sitting in ring cables (no peer reads them in `run`) go back to the pool.
+    for peer in inst.peers.iter_mut().flatten() {
+        for q in 0..workers.len() {
+            if let Some(mut rq) = peer.take(q) {
+                while let Some(b) = rq.rx_one() {
+                    pool.free(b);
+                }
+            }
+        }
+    }
+    let t = runtime::totals(tasks.iter().flatten());
+    let mut ports = serde_json::Map::new();
+    for (i, p) in inst.ports.iter().enumerate() {
+        ports.insert(
+            p.name().to_string(),
+            t.ports.get(i).copied().unwrap_or_default().to_json(),
+        );
+    }
+    drop(tasks);
+    let out = serde_json::json!({
+        "counters": t.core.to_json(),
+        "per_core": t.per_core.iter().map(|c| c.to_json()).collect::<Vec<_>>(),
+        "ports": ports,
+        "control_frames": punted,
+        "fdb_entries": inst.switch.fdb.len(),
+        "pool": { "capacity": pool.capacity(), "available": pool.available() },
+    });
+    println!("{}", serde_json::to_string_pretty(&out).unwrap());
+    if pool.available() != pool.capacity() {
+        eprintln!(
+            "hairpin: {} buffers not returned to the pool",
+            pool.capacity() - pool.available()
+        );
+        return Ok(ExitCode::from(3));
+    }
+    Ok(ExitCode::SUCCESS)
+}
