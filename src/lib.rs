@@ -6,7 +6,7 @@
 //! - [`fdb`]: the (MAC, VID) forwarding table;
 //! - [`pipeline`]: parse → ingress → learn → forward → tx, one burst at a time, for the three roles;
 //! - [`worker`]: the pinned poll loop; [`stats`]: drop reasons and counters;
-//! - [`config`]: the TOML configuration; [`gen`]: the built-in traffic generator;
+//! - [`config`]: the TOML configuration; [`pcap`]: classic pcap files; [`gen`]: the built-in traffic generator;
 //! - [`app`]: the commands behind the `hairpin` binary.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
@@ -19,6 +19,7 @@ pub mod config;
 pub mod fdb;
 pub mod gen;
 pub mod pipeline;
+pub mod pcap;
 pub mod port;
 pub mod runtime;
 pub mod stats;
