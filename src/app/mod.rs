@@ -26,6 +26,39 @@ enum Cmd {
         #[arg(long)]
         seconds: Option<f64>,
     },
+    /// Run the pipeline on pcap input; egress to OUT/PORT.pcap, counters as JSON on stdout.
+    Replay {
+        /// The TOML config (port backends are ignored).
+        #[arg(long)]
+        config: PathBuf,
+        /// Input: PORT=FILE.pcap (repeatable).
+        #[arg(long = "in", value_name = "PORT=FILE", required = true)]
+        inputs: Vec<String>,
+        /// Directory for the egress pcaps.
+        #[arg(long)]
+        out_dir: PathBuf,
+        /// Frames per burst (1 = strictly one at a time).
+        #[arg(long, default_value_t = 32)]
+        burst: usize,
+    },
+    /// One frame through the pipeline, every stage's decision printed.
+    Trace {
+        /// The TOML config.
+        #[arg(long)]
+        config: PathBuf,
+        /// Ingress port.
+        #[arg(long)]
+        port: String,
+        /// The frame, in hex.
+        #[arg(long)]
+        frame: String,
+        /// Pre-learn an FDB entry: PORT=MAC[@VID] (repeatable).
+        #[arg(long)]
+        learn: Vec<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Built-in demo: hairpin (VEPA + reflective relay) vs local switching (VEB) on in-memory ports.
     Compare {
         /// Seconds to measure each topology.
@@ -85,6 +118,10 @@ enum Mem {
 }
 
 mod run;
+
+fn load(path: &std::path::Path) -> Result<Config, String> {
+    Config::load(path).map_err(|e| format!("{}: {e}", path.display()))
+}
 
 fn print_compare(o: &crate::compare::CompareOpts, rs: &[crate::compare::TopoResult]) {
     println!(
@@ -154,6 +191,64 @@ pub fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<ExitCode, String> {
     match cli.cmd {
         Cmd::Run { config, seconds } => run::run(&config, seconds),
+        Cmd::Replay {
+            config,
+            inputs,
+            out_dir,
+            burst,
+        } => {
+            let cfg = load(&config)?;
+            let mut ins = Vec::new();
+            for (i, s) in inputs.iter().enumerate() {
+                let (p, f) = s
+                    .split_once('=')
+                    .ok_or_else(|| format!("--in[{i}] {s:?}: want PORT=FILE.pcap"))?;
+                ins.push((p.to_string(), PathBuf::from(f)));
+            }
+            let j = crate::replay::replay(cfg, &ins, &out_dir, burst)?;
+            println!("{}", serde_json::to_string_pretty(&j).unwrap());
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Trace {
+            config,
+            port,
+            frame,
+            learn,
+            json,
+        } => {
+            let cfg = load(&config)?;
+            let bytes = crate::trace::parse_hex(&frame)?;
+            let learn = learn
+                .iter()
+                .map(|s| crate::trace::parse_learn(s))
+                .collect::<Result<Vec<_>, _>>()?;
+            let r = crate::trace::trace(cfg, &port, &bytes, &learn)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r).unwrap());
+            } else {
+                println!("frame: {} bytes in on {port}", bytes.len());
+                for (stage, msg) in &r.steps {
+                    println!("  {stage:<8} {msg}");
+                }
+                if r.punted {
+                    println!("result: to the control plane");
+                } else if let Some(d) = &r.dropped {
+                    if r.egress.is_empty() {
+                        println!("result: dropped ({d})");
+                    } else {
+                        println!("result: partly dropped ({d})");
+                    }
+                }
+                for (p, d) in &r.egress {
+                    let hex: String = d.iter().map(|b| format!("{b:02x}")).collect();
+                    println!("egress {p} ({} bytes): {hex}", d.len());
+                }
+                if r.egress.is_empty() && r.dropped.is_none() && !r.punted {
+                    println!("result: no egress");
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::Compare {
             seconds,
             vms,

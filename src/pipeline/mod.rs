@@ -883,6 +883,16 @@ impl Pipeline {
         self.cache.flush(&self.pool);
     }
 
+    /// Count a frame that was dropped before it could enter the pipeline
+    /// (e.g. longer than a buffer), as received on `p` and dropped for `r`.
+    pub fn count_rx_drop(&mut self, p: PortId, len: usize, r: DropReason) {
+        self.ctr.rx_pkts += 1;
+        self.ctr.rx_bytes += len as u64;
+        self.port_ctr[p.0 as usize].rx_pkts += 1;
+        self.port_ctr[p.0 as usize].rx_bytes += len as u64;
+        self.ctr.drop(r);
+    }
+
     /// Free a frame into this core's cache (for callers outside the stages).
     #[inline]
     pub fn free(&mut self, b: PktBuf) {
