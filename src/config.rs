@@ -342,6 +342,9 @@ pub struct Config {
     /// `[[mdb]]`.
     #[serde(default)]
     pub mdb: Vec<MdbCfg>,
+    /// Directory relative file names (pcap_in, pcap_out) are taken from: the config file's.
+    #[serde(skip)]
+    pub base_dir: Option<std::path::PathBuf>,
 }
 
 impl Config {
@@ -349,7 +352,17 @@ impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigError::new("", format!("cannot read {}: {e}", path.display())))?;
-        Self::parse(&text)
+        let mut c = Self::parse(&text)?;
+        c.base_dir = path.parent().map(|p| p.to_path_buf());
+        Ok(c)
+    }
+
+    /// A file name from the config, relative to the config file's directory.
+    pub fn resolve(&self, name: &str) -> std::path::PathBuf {
+        match &self.base_dir {
+            Some(d) if !Path::new(name).is_absolute() => d.join(name),
+            _ => std::path::PathBuf::from(name),
+        }
     }
 
     /// Parse and validate TOML text.

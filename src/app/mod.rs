@@ -79,6 +79,8 @@ enum Cmd {
         /// The TOML file.
         file: PathBuf,
     },
+    /// Print the counter reference (docs/counters.md).
+    Counters,
     /// Run a measured benchmark scenario.
     Bench {
         /// Scenario.
@@ -191,6 +193,10 @@ pub fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<ExitCode, String> {
     match cli.cmd {
         Cmd::Run { config, seconds } => run::run(&config, seconds),
+        Cmd::Counters => {
+            print!("{}", crate::stats::counters_markdown());
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::Replay {
             config,
             inputs,

@@ -704,25 +704,27 @@ impl Pipeline {
                         trace!(t, i, "tx", "reflective relay: back out ingress port");
                     }
                     let m2u_group = me.flood && me.dst & GROUP_BIT != 0 && me.dst != BCAST;
+                    // Every output (a frame staged, or a copy that failed and was
+                    // counted as a drop) is one unit; outputs - 1 are copies.
+                    let mut outputs = 0u64;
+                    let mut orig = Some(b);
                     while mask != 0 {
                         let p = mask.trailing_zeros() as usize;
                         mask &= mask - 1;
+                        let Some(src) = orig.as_ref() else { break };
                         if m2u_group && self.model.ports[p].m2u {
-                            self.m2u_copies(p, &b, &me, tx, t, i);
-                            if mask == 0 {
-                                self.cache.free(&self.pool, b);
-                                break;
-                            }
+                            outputs += self.m2u_copies(p, src, &me, tx, t, i);
                             continue;
                         }
+                        outputs += 1;
                         if mask == 0 {
+                            let b = orig.take().expect("original frame");
                             self.egress(p, b, &me, tx, t, i);
                             break;
                         }
                         match self.cache.alloc(&self.pool) {
                             Some(mut c) => {
-                                self.pool.copy_into(&b, &mut c);
-                                self.ctr.flood_copies += 1;
+                                self.pool.copy_into(src, &mut c);
                                 self.egress(p, c, &me, tx, t, i);
                             }
                             None => {
@@ -730,6 +732,16 @@ impl Pipeline {
                                 trace!(t, i, "tx", "no buffer for the copy to port {p}");
                             }
                         }
+                    }
+                    if let Some(b) = orig {
+                        // The last egress port was multicast-to-unicast: only copies left.
+                        self.cache.free(&self.pool, b);
+                    }
+                    if outputs == 0 {
+                        self.ctr.drop(DropReason::FloodEmpty);
+                        trace!(t, i, "drop", "no receiver left after multicast-to-unicast");
+                    } else {
+                        self.ctr.flood_copies += outputs - 1;
                     }
                 }
             }
@@ -747,11 +759,12 @@ impl Pipeline {
         tx: &mut [Box<dyn PortQueue>],
         t: &mut T,
         i: usize,
-    ) {
+    ) -> u64 {
         let model = self.model.clone();
         let Some(g) = model.mdb.get(&(me.dst, me.vid)) else {
-            return;
+            return 0;
         };
+        let mut outputs = 0;
         for &(hp, hmac) in &g.hosts {
             if hp.0 as usize != p {
                 continue;
@@ -766,13 +779,13 @@ impl Pipeline {
                 );
                 continue;
             }
+            outputs += 1;
             let Some(mut c) = self.cache.alloc(&self.pool) else {
                 self.ctr.drop(DropReason::NoBuf);
                 continue;
             };
             self.pool.copy_into(b, &mut c);
             self.pool.data_mut(&mut c)[..6].copy_from_slice(&hmac.to_be_bytes()[2..]);
-            self.ctr.flood_copies += 1;
             trace!(
                 t,
                 i,
@@ -782,6 +795,7 @@ impl Pipeline {
             );
             self.egress(p, c, me, tx, t, i);
         }
+        outputs
     }
 
     /// Fix the VLAN tag for egress port `p` and stage the frame.
