@@ -94,5 +94,6 @@ fn seeds_match_builder() {
         let i = parse_frame(&frame).unwrap();
         assert!(!i.incomplete, "{name}");
         assert!(i.l3 != L3Kind::Other, "{name}");
+        hairpin::wire::fuzz::exercise(&frame);
     }
 }
