@@ -542,3 +542,12 @@ mod tests {
         assert!(parse_frame(&b[..20]).unwrap().incomplete);
     }
 }
+
+#[cfg(test)]
+mod size {
+    #[test]
+    fn frame_info_is_small() {
+        let n = std::mem::size_of::<super::FrameInfo>();
+        assert!(n <= 128, "FrameInfo grew to {n} bytes");
+    }
+}

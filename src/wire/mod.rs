@@ -18,7 +18,9 @@
 //! [`frame::parse_frame`] walks a whole frame once and returns a small `Copy`
 //! [`FrameInfo`] for the pipeline and the ACLs. [`build::FrameBuilder`] makes
 //! valid frames for tests, the generator and fuzz seeds (it allocates; it is
-//! not for the fast path). [`checksum`] has the Internet checksum helpers.
+//! not for the fast path). [`checksum`] has the Internet checksum helpers;
+//! [`fuzz::exercise`] drives all of the above over arbitrary bytes (fuzz
+//! target and property tests).
 
 pub mod arp;
 pub mod build;
@@ -26,6 +28,7 @@ pub mod checksum;
 pub mod ecp;
 pub mod eth;
 pub mod frame;
+pub mod fuzz;
 pub mod ipv4;
 pub mod ipv6;
 pub mod l4;
