@@ -21,7 +21,10 @@ pub struct ConfigError {
 
 impl ConfigError {
     fn new(path: impl Into<String>, reason: impl Into<String>) -> Self {
-        ConfigError { path: path.into(), reason: reason.into() }
+        ConfigError {
+            path: path.into(),
+            reason: reason.into(),
+        }
     }
 }
 
@@ -217,7 +220,11 @@ pub struct FdbCfg {
 
 impl Default for FdbCfg {
     fn default() -> Self {
-        FdbCfg { capacity: d_cap(), aging_s: d_aging(), per_port_limit: d_limit() }
+        FdbCfg {
+            capacity: d_cap(),
+            aging_s: d_aging(),
+            per_port_limit: d_limit(),
+        }
     }
 }
 
@@ -372,7 +379,10 @@ impl Config {
                     format!(" (line {line})")
                 })
                 .unwrap_or_default();
-            ConfigError::new(if path == "." { String::new() } else { path }, format!("{msg}{at}"))
+            ConfigError::new(
+                if path == "." { String::new() } else { path },
+                format!("{msg}{at}"),
+            )
         })?;
         cfg.validate()?;
         Ok(cfg)
@@ -405,22 +415,36 @@ impl Config {
         if s.workers.is_empty() {
             return Err(e("switch.workers", "needs at least one core"));
         }
-        let ncpu = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let ncpu = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
         let mut seen = HashSet::new();
         for (i, &c) in s.workers.iter().enumerate() {
             if c >= 1024 {
-                return Err(e(format!("switch.workers[{i}]"), format!("core {c} is not a CPU number")));
+                return Err(e(
+                    format!("switch.workers[{i}]"),
+                    format!("core {c} is not a CPU number"),
+                ));
             }
             if !seen.insert(c) {
-                return Err(e(format!("switch.workers[{i}]"), format!("core {c} listed twice")));
+                return Err(e(
+                    format!("switch.workers[{i}]"),
+                    format!("core {c} listed twice"),
+                ));
             }
             let _ = ncpu; // cores beyond this machine are checked when pinning, so configs stay portable
         }
         if !(1..=256).contains(&s.burst) {
-            return Err(e("switch.burst", format!("{} is out of range 1..=256", s.burst)));
+            return Err(e(
+                "switch.burst",
+                format!("{} is out of range 1..=256", s.burst),
+            ));
         }
         if !(64..=9216).contains(&s.mtu) {
-            return Err(e("switch.mtu", format!("{} is out of range 64..=9216 bytes", s.mtu)));
+            return Err(e(
+                "switch.mtu",
+                format!("{} is out of range 64..=9216 bytes", s.mtu),
+            ));
         }
         if let Some(m) = s.mac {
             if m.is_group() || m.is_zero() {
@@ -431,42 +455,69 @@ impl Config {
             return Err(e("switch.idle_sleep_us", "more than one second"));
         }
         if !(64..=(1 << 24)).contains(&s.pool_size) {
-            return Err(e("switch.pool_size", format!("{} is out of range 64..=16777216", s.pool_size)));
+            return Err(e(
+                "switch.pool_size",
+                format!("{} is out of range 64..=16777216", s.pool_size),
+            ));
         }
         if !(2..=(1 << 20)).contains(&s.ring_depth) {
-            return Err(e("switch.ring_depth", format!("{} is out of range 2..=1048576", s.ring_depth)));
+            return Err(e(
+                "switch.ring_depth",
+                format!("{} is out of range 2..=1048576", s.ring_depth),
+            ));
         }
         if !(1..=(1 << 16)).contains(&s.punt_queue) {
-            return Err(e("switch.punt_queue", format!("{} is out of range 1..=65536", s.punt_queue)));
+            return Err(e(
+                "switch.punt_queue",
+                format!("{} is out of range 1..=65536", s.punt_queue),
+            ));
         }
         let f = &s.fdb;
         if !(1..=(1 << 24)).contains(&f.capacity) {
-            return Err(e("switch.fdb.capacity", format!("{} is out of range 1..=16777216", f.capacity)));
+            return Err(e(
+                "switch.fdb.capacity",
+                format!("{} is out of range 1..=16777216", f.capacity),
+            ));
         }
         if f.per_port_limit == 0 || f.per_port_limit > f.capacity {
             return Err(e(
                 "switch.fdb.per_port_limit",
-                format!("{} must be between 1 and switch.fdb.capacity ({})", f.per_port_limit, f.capacity),
+                format!(
+                    "{} must be between 1 and switch.fdb.capacity ({})",
+                    f.per_port_limit, f.capacity
+                ),
             ));
         }
         if f.aging_s > 1_000_000 {
-            return Err(e("switch.fdb.aging_s", format!("{} is more than 1000000 seconds", f.aging_s)));
+            return Err(e(
+                "switch.fdb.aging_s",
+                format!("{} is more than 1000000 seconds", f.aging_s),
+            ));
         }
 
         if self.port.is_empty() {
             return Err(e("port", "no [[port]] defined"));
         }
         if self.port.len() > MAX_PORTS {
-            return Err(e("port", format!("{} ports; at most {MAX_PORTS}", self.port.len())));
+            return Err(e(
+                "port",
+                format!("{} ports; at most {MAX_PORTS}", self.port.len()),
+            ));
         }
         let mut names = HashMap::new();
         for (i, p) in self.port.iter().enumerate() {
             let at = |k: &str| format!("port[{i}].{k}");
             if p.name.is_empty() || p.name.len() > 64 || p.name.contains(['/', '=', ' ']) {
-                return Err(e(at("name"), format!("{:?}: 1-64 characters, no '/', '=' or space", p.name)));
+                return Err(e(
+                    at("name"),
+                    format!("{:?}: 1-64 characters, no '/', '=' or space", p.name),
+                ));
             }
             if let Some(j) = names.insert(p.name.as_str(), i) {
-                return Err(e(at("name"), format!("{:?} already used by port[{j}]", p.name)));
+                return Err(e(
+                    at("name"),
+                    format!("{:?} already used by port[{j}]", p.name),
+                ));
             }
             match p.backend.as_str() {
                 "ring" => {}
@@ -497,43 +548,70 @@ impl Config {
             match p.mode {
                 PortMode::Access => {
                     if !p.vlans.is_empty() {
-                        return Err(e(at("vlans"), "an access port has one VLAN: set pvid, not vlans"));
+                        return Err(e(
+                            at("vlans"),
+                            "an access port has one VLAN: set pvid, not vlans",
+                        ));
                     }
                 }
                 PortMode::Trunk => {
                     let mut vs = HashSet::new();
                     for (k, &v) in p.vlans.iter().enumerate() {
                         if !vid_ok(v) {
-                            return Err(e(format!("port[{i}].vlans[{k}]"), format!("{v} is out of range 1..=4094")));
+                            return Err(e(
+                                format!("port[{i}].vlans[{k}]"),
+                                format!("{v} is out of range 1..=4094"),
+                            ));
                         }
                         if !vs.insert(v) {
-                            return Err(e(format!("port[{i}].vlans[{k}]"), format!("VLAN {v} listed twice")));
+                            return Err(e(
+                                format!("port[{i}].vlans[{k}]"),
+                                format!("VLAN {v} listed twice"),
+                            ));
                         }
                     }
                     if p.vlans.is_empty() && p.pvid.is_none() {
-                        return Err(e(at("vlans"), "a trunk needs at least one VLAN (vlans or pvid)"));
+                        return Err(e(
+                            at("vlans"),
+                            "a trunk needs at least one VLAN (vlans or pvid)",
+                        ));
                     }
                 }
             }
             if p.uplink && s.role == Role::Bridge {
-                return Err(e(at("uplink"), "only edge roles (edge-vepa, edge-veb) have an uplink"));
+                return Err(e(
+                    at("uplink"),
+                    "only edge roles (edge-vepa, edge-veb) have an uplink",
+                ));
             }
             if p.vm_mode != VmMode::Vepa && (s.role != Role::EdgeVepa || p.uplink) {
-                return Err(e(at("vm_mode"), "only VM ports of an edge-vepa switch have a vm_mode"));
+                return Err(e(
+                    at("vm_mode"),
+                    "only VM ports of an edge-vepa switch have a vm_mode",
+                ));
             }
             if p.reflective_relay && s.role != Role::Bridge {
                 return Err(e(
                     at("reflective_relay"),
-                    format!("reflective relay is the adjacent bridge's job; role is {}", s.role.name()),
+                    format!(
+                        "reflective relay is the adjacent bridge's job; role is {}",
+                        s.role.name()
+                    ),
                 ));
             }
         }
         if s.role != Role::Bridge {
-            let ups: Vec<usize> = (0..self.port.len()).filter(|&i| self.port[i].uplink).collect();
+            let ups: Vec<usize> = (0..self.port.len())
+                .filter(|&i| self.port[i].uplink)
+                .collect();
             if ups.len() != 1 {
                 return Err(e(
                     "port",
-                    format!("role {} needs exactly one port with uplink = true (found {})", s.role.name(), ups.len()),
+                    format!(
+                        "role {} needs exactly one port with uplink = true (found {})",
+                        s.role.name(),
+                        ups.len()
+                    ),
                 ));
             }
         }
@@ -543,50 +621,92 @@ impl Config {
         for (i, v) in self.vm.iter().enumerate() {
             let at = |k: &str| format!("vm[{i}].{k}");
             if let Some(j) = vm_names.insert(v.name.as_str(), i) {
-                return Err(e(at("name"), format!("{:?} already used by vm[{j}]", v.name)));
+                return Err(e(
+                    at("name"),
+                    format!("{:?} already used by vm[{j}]", v.name),
+                ));
             }
             if v.mac.is_group() || v.mac.is_zero() {
-                return Err(e(at("mac"), format!("{} is a group or zero address", v.mac)));
+                return Err(e(
+                    at("mac"),
+                    format!("{} is a group or zero address", v.mac),
+                ));
             }
             if !(1..=4094).contains(&v.vlan) {
-                return Err(e(at("vlan"), format!("{} is out of range 1..=4094", v.vlan)));
+                return Err(e(
+                    at("vlan"),
+                    format!("{} is out of range 1..=4094", v.vlan),
+                ));
             }
             let Some(pi) = self.port_index(&v.port) else {
                 return Err(e(at("port"), format!("no port named {:?}", v.port)));
             };
             let p = &self.port[pi];
             if !Self::port_vlans(p).contains(&v.vlan) {
-                return Err(e(at("vlan"), format!("VLAN {} is not a VLAN of port {:?}", v.vlan, p.name)));
+                return Err(e(
+                    at("vlan"),
+                    format!("VLAN {} is not a VLAN of port {:?}", v.vlan, p.name),
+                ));
             }
             if s.role != Role::Bridge && p.uplink {
-                return Err(e(at("port"), format!("{:?} is the uplink; VMs sit behind VM ports", v.port)));
+                return Err(e(
+                    at("port"),
+                    format!("{:?} is the uplink; VMs sit behind VM ports", v.port),
+                ));
             }
             if let Some(j) = vm_keys.insert((v.mac, v.vlan), i) {
-                return Err(e(at("mac"), format!("{} in VLAN {} already belongs to vm[{j}]", v.mac, v.vlan)));
+                return Err(e(
+                    at("mac"),
+                    format!("{} in VLAN {} already belongs to vm[{j}]", v.mac, v.vlan),
+                ));
             }
         }
         if self.vm.len() > f.capacity {
-            return Err(e("vm", format!("{} VMs do not fit switch.fdb.capacity {}", self.vm.len(), f.capacity)));
+            return Err(e(
+                "vm",
+                format!(
+                    "{} VMs do not fit switch.fdb.capacity {}",
+                    self.vm.len(),
+                    f.capacity
+                ),
+            ));
         }
 
         let mut groups = HashSet::new();
         for (i, m) in self.mdb.iter().enumerate() {
             let at = |k: &str| format!("mdb[{i}].{k}");
             if s.role != Role::Bridge {
-                return Err(e(format!("mdb[{i}]"), "multicast groups are for the bridge role"));
+                return Err(e(
+                    format!("mdb[{i}]"),
+                    "multicast groups are for the bridge role",
+                ));
             }
             if !m.group.is_group() || m.group.is_broadcast() {
-                return Err(e(at("group"), format!("{} is not a multicast address", m.group)));
+                return Err(e(
+                    at("group"),
+                    format!("{} is not a multicast address", m.group),
+                ));
             }
             if !(1..=4094).contains(&m.vlan) {
-                return Err(e(at("vlan"), format!("{} is out of range 1..=4094", m.vlan)));
+                return Err(e(
+                    at("vlan"),
+                    format!("{} is out of range 1..=4094", m.vlan),
+                ));
             }
             if !groups.insert((m.group, m.vlan)) {
-                return Err(e(at("group"), format!("{} in VLAN {} defined twice", m.group, m.vlan)));
+                return Err(e(
+                    at("group"),
+                    format!("{} in VLAN {} defined twice", m.group, m.vlan),
+                ));
             }
             for (k, pn) in m.ports.iter().enumerate() {
                 match self.port_index(pn) {
-                    None => return Err(e(format!("mdb[{i}].ports[{k}]"), format!("no port named {pn:?}"))),
+                    None => {
+                        return Err(e(
+                            format!("mdb[{i}].ports[{k}]"),
+                            format!("no port named {pn:?}"),
+                        ))
+                    }
                     Some(pi) if !Self::port_vlans(&self.port[pi]).contains(&m.vlan) => {
                         return Err(e(
                             format!("mdb[{i}].ports[{k}]"),
@@ -604,7 +724,10 @@ impl Config {
                     ));
                 }
                 if h.mac.is_group() || h.mac.is_zero() {
-                    return Err(e(format!("mdb[{i}].hosts[{k}].mac"), format!("{} is a group or zero address", h.mac)));
+                    return Err(e(
+                        format!("mdb[{i}].hosts[{k}].mac"),
+                        format!("{} is a group or zero address", h.mac),
+                    ));
                 }
             }
         }
@@ -672,8 +795,10 @@ pvid = 10
     fn edge_needs_one_uplink() {
         let e = Config::parse("[switch]\nrole='edge-vepa'\n[[port]]\nname='a'\n").unwrap_err();
         assert_eq!(e.path, "port");
-        let e = Config::parse("[switch]\nrole='edge-vepa'\n[[port]]\nname='a'\nuplink=true\nreflective_relay=true\n")
-            .unwrap_err();
+        let e = Config::parse(
+            "[switch]\nrole='edge-vepa'\n[[port]]\nname='a'\nuplink=true\nreflective_relay=true\n",
+        )
+        .unwrap_err();
         assert_eq!(e.path, "port[0].reflective_relay");
     }
 }

@@ -50,8 +50,16 @@ impl Instance {
                     peers.push(Some(b));
                 }
                 "pcap" => {
-                    let (pin, pout) = (p.pcap_in.as_deref().map(|f| cfg.resolve(f)), p.pcap_out.as_deref().map(|f| cfg.resolve(f)));
-                    let port = crate::port::pcap::PcapPort::open(&p.name, pool.clone(), pin.as_deref(), pout.as_deref())
+                    let (pin, pout) = (
+                        p.pcap_in.as_deref().map(|f| cfg.resolve(f)),
+                        p.pcap_out.as_deref().map(|f| cfg.resolve(f)),
+                    );
+                    let port = crate::port::pcap::PcapPort::open(
+                        &p.name,
+                        pool.clone(),
+                        pin.as_deref(),
+                        pout.as_deref(),
+                    )
                     .map_err(|e| format!("port[{i}].backend: {e}"))?;
                     if nq != 1 {
                         return Err(format!(

@@ -49,7 +49,11 @@ impl Mac {
 impl fmt::Display for Mac {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let b = self.0;
-        write!(f, "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2], b[3], b[4], b[5])
+        write!(
+            f,
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            b[0], b[1], b[2], b[3], b[4], b[5]
+        )
     }
 }
 impl fmt::Debug for Mac {
@@ -63,12 +67,17 @@ impl FromStr for Mac {
     fn from_str(s: &str) -> Result<Mac, String> {
         let parts: Vec<&str> = s.split([':', '-']).collect();
         if parts.len() != 6 {
-            return Err(format!("{s:?} is not a MAC address (want six hex bytes like 02:00:00:00:00:01)"));
+            return Err(format!(
+                "{s:?} is not a MAC address (want six hex bytes like 02:00:00:00:00:01)"
+            ));
         }
         let mut m = [0u8; 6];
         for (i, p) in parts.iter().enumerate() {
             if p.is_empty() || p.len() > 2 {
-                return Err(format!("{s:?} is not a MAC address (byte {} is {p:?})", i + 1));
+                return Err(format!(
+                    "{s:?} is not a MAC address (byte {} is {p:?})",
+                    i + 1
+                ));
             }
             m[i] = u8::from_str_radix(p, 16)
                 .map_err(|_| format!("{s:?} is not a MAC address (byte {} is {p:?})", i + 1))?;

@@ -58,7 +58,9 @@ pub struct Burst {
 impl Burst {
     /// A burst that holds up to `cap` frames.
     pub fn new(cap: usize) -> Self {
-        Burst { v: Vec::with_capacity(cap) }
+        Burst {
+            v: Vec::with_capacity(cap),
+        }
     }
     /// Frames in the burst.
     #[inline(always)]

@@ -72,7 +72,10 @@ impl FreeList {
     fn new(cap: usize) -> Self {
         let cap = cap.next_power_of_two().max(2);
         let cells = (0..cap)
-            .map(|i| Cell { seq: AtomicUsize::new(i), val: UnsafeCell::new(0) })
+            .map(|i| Cell {
+                seq: AtomicUsize::new(i),
+                val: UnsafeCell::new(0),
+            })
             .collect();
         FreeList {
             cells,
@@ -183,7 +186,15 @@ impl Pool {
         for i in 0..n as u32 {
             free.push(i);
         }
-        Ok(Pool { base, map_len, slot, n: n as u32, free, avail: AtomicUsize::new(n), mode: got })
+        Ok(Pool {
+            base,
+            map_len,
+            slot,
+            n: n as u32,
+            free,
+            avail: AtomicUsize::new(n),
+            mode: got,
+        })
     }
 
     /// Memory backing actually obtained.
@@ -207,7 +218,12 @@ impl Pool {
     pub fn alloc(&self) -> Option<PktBuf> {
         let idx = self.free.pop()?;
         self.avail.fetch_sub(1, Ordering::Relaxed);
-        Some(PktBuf { idx, off: HEADROOM as u16, len: 0, ts: 0 })
+        Some(PktBuf {
+            idx,
+            off: HEADROOM as u16,
+            len: 0,
+            ts: 0,
+        })
     }
 
     /// Return a buffer to the shared list.
@@ -229,14 +245,18 @@ impl Pool {
     #[inline(always)]
     pub fn data<'a>(&'a self, b: &'a PktBuf) -> &'a [u8] {
         // SAFETY: off+len <= slot is kept by every mutator below.
-        unsafe { std::slice::from_raw_parts(self.slot_ptr(b.idx).add(b.off as usize), b.len as usize) }
+        unsafe {
+            std::slice::from_raw_parts(self.slot_ptr(b.idx).add(b.off as usize), b.len as usize)
+        }
     }
 
     /// The frame bytes, writable. The handle is unique, so no one else writes this slot.
     #[inline(always)]
     pub fn data_mut<'a>(&'a self, b: &'a mut PktBuf) -> &'a mut [u8] {
         // SAFETY: as `data`; `&mut PktBuf` is the only handle to this slot.
-        unsafe { std::slice::from_raw_parts_mut(self.slot_ptr(b.idx).add(b.off as usize), b.len as usize) }
+        unsafe {
+            std::slice::from_raw_parts_mut(self.slot_ptr(b.idx).add(b.off as usize), b.len as usize)
+        }
     }
 
     /// Set the frame length (keeping the offset). Returns false if it does not fit.
@@ -275,7 +295,8 @@ impl Pool {
             std::ptr::copy(p.add(off), p.add(off - 4), 12);
             let t = p.add(off + 8);
             t.copy_from_nonoverlapping(tpid.to_be_bytes().as_ptr(), 2);
-            t.add(2).copy_from_nonoverlapping(tci.to_be_bytes().as_ptr(), 2);
+            t.add(2)
+                .copy_from_nonoverlapping(tci.to_be_bytes().as_ptr(), 2);
         }
         b.off -= 4;
         b.len += 4;
@@ -319,7 +340,13 @@ impl Pool {
         c.len = b.len;
         let src = self.data(b).as_ptr();
         // SAFETY: c is a fresh slot, distinct from b's; both ranges are in bounds.
-        unsafe { std::ptr::copy_nonoverlapping(src, self.slot_ptr(c.idx).add(c.off as usize), b.len as usize) };
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                src,
+                self.slot_ptr(c.idx).add(c.off as usize),
+                b.len as usize,
+            )
+        };
         Some(c)
     }
 }
@@ -337,7 +364,16 @@ fn map_region(bytes: usize, want: Option<MemMode>) -> Result<(*mut u8, usize, Me
     if matches!(want, None | Some(MemMode::Hugepages)) {
         let len = bytes.next_multiple_of(HUGE_2M);
         // SAFETY: anonymous mapping, no fd; checked for MAP_FAILED.
-        let p = unsafe { libc::mmap(std::ptr::null_mut(), len, prot, flags | libc::MAP_HUGETLB, -1, 0) };
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                prot,
+                flags | libc::MAP_HUGETLB,
+                -1,
+                0,
+            )
+        };
         if p != libc::MAP_FAILED {
             return Ok((p as *mut u8, len, MemMode::Hugepages));
         }
@@ -349,7 +385,14 @@ fn map_region(bytes: usize, want: Option<MemMode>) -> Result<(*mut u8, usize, Me
     // Map without populating first so THP can back it, then touch every page.
     // SAFETY: anonymous mapping; checked for MAP_FAILED.
     let p = unsafe {
-        libc::mmap(std::ptr::null_mut(), len, prot, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0)
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            prot,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
     };
     if p == libc::MAP_FAILED {
         return Err(PoolError::Map(std::io::Error::last_os_error()));
@@ -382,7 +425,9 @@ pub struct PoolCache {
 impl PoolCache {
     /// An empty cache (capacity allocated once).
     pub fn new() -> Self {
-        PoolCache { stash: Vec::with_capacity(CACHE_BATCH * 2) }
+        PoolCache {
+            stash: Vec::with_capacity(CACHE_BATCH * 2),
+        }
     }
     /// Take a buffer, refilling from the pool when empty.
     #[inline]

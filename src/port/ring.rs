@@ -35,7 +35,9 @@ impl Ring {
     pub fn new(cap: usize) -> Arc<Ring> {
         let cap = cap.next_power_of_two().max(2);
         Arc::new(Ring {
-            slots: (0..cap).map(|_| UnsafeCell::new(MaybeUninit::uninit())).collect(),
+            slots: (0..cap)
+                .map(|_| UnsafeCell::new(MaybeUninit::uninit()))
+                .collect(),
             mask: cap - 1,
             head: Padded(AtomicUsize::new(0)),
             tail: Padded(AtomicUsize::new(0)),
@@ -47,7 +49,10 @@ impl Ring {
     }
     /// Handles currently queued (a snapshot).
     pub fn len(&self) -> usize {
-        self.tail.0.load(Ordering::Acquire).wrapping_sub(self.head.0.load(Ordering::Acquire))
+        self.tail
+            .0
+            .load(Ordering::Acquire)
+            .wrapping_sub(self.head.0.load(Ordering::Acquire))
     }
     /// True when nothing is queued.
     pub fn is_empty(&self) -> bool {
@@ -87,8 +92,16 @@ pub struct Consumer {
 pub fn channel(cap: usize) -> (Producer, Consumer) {
     let r = Ring::new(cap);
     (
-        Producer { r: r.clone(), tail: 0, head_cache: 0 },
-        Consumer { r, head: 0, tail_cache: 0 },
+        Producer {
+            r: r.clone(),
+            tail: 0,
+            head_cache: 0,
+        },
+        Consumer {
+            r,
+            head: 0,
+            tail_cache: 0,
+        },
     )
 }
 
@@ -247,8 +260,14 @@ impl RingPort {
             b.push(Some(RingQueue { rx: brx, tx: btx }));
         }
         (
-            RingPort { name: name.to_string(), queues: a },
-            RingPort { name: format!("{name}.peer"), queues: b },
+            RingPort {
+                name: name.to_string(),
+                queues: a,
+            },
+            RingPort {
+                name: format!("{name}.peer"),
+                queues: b,
+            },
         )
     }
     /// Take queue `q` as the concrete type (peers use this, no dynamic dispatch).

@@ -295,7 +295,9 @@ impl SharedCounters {
     /// Slots for a core that sees `nports` ports.
     pub fn new(nports: usize) -> Self {
         SharedCounters {
-            core: (0..CoreCounters::SLOTS).map(|_| AtomicU64::new(0)).collect(),
+            core: (0..CoreCounters::SLOTS)
+                .map(|_| AtomicU64::new(0))
+                .collect(),
             ports: (0..nports).map(|_| Default::default()).collect(),
         }
     }
@@ -362,12 +364,22 @@ mod tests {
 
     #[test]
     fn array_round_trip_and_publish() {
-        let mut c = CoreCounters { rx_pkts: 7, idle_cycles: 9, ..Default::default() };
+        let mut c = CoreCounters {
+            rx_pkts: 7,
+            idle_cycles: 9,
+            ..Default::default()
+        };
         c.drop(DropReason::TxFull);
         c.drop(DropReason::TxFull);
-        assert_eq!(CoreCounters::from_array(&c.to_array()).to_array(), c.to_array());
+        assert_eq!(
+            CoreCounters::from_array(&c.to_array()).to_array(),
+            c.to_array()
+        );
         let s = SharedCounters::new(2);
-        let p = [PortCounters { tx_full: 3, ..Default::default() }; 2];
+        let p = [PortCounters {
+            tx_full: 3,
+            ..Default::default()
+        }; 2];
         s.publish(&c, &p);
         let l = s.load();
         assert_eq!(l.drops[DropReason::TxFull as usize], 2);
