@@ -18,6 +18,7 @@ pub mod compare;
 pub mod config;
 pub mod fdb;
 pub mod gen;
+pub mod harness;
 pub mod pcap;
 pub mod pipeline;
 pub mod port;
