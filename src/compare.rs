@@ -112,10 +112,7 @@ fn bridge_cfg(core: usize) -> Config {
 
 /// Run both topologies.
 pub fn compare(o: &CompareOpts) -> Result<Vec<TopoResult>, String> {
-    let mut out = Vec::new();
-    out.push(run_topology(o, true)?);
-    out.push(run_topology(o, false)?);
-    Ok(out)
+    Ok(vec![run_topology(o, true)?, run_topology(o, false)?])
 }
 
 fn run_topology(o: &CompareOpts, vepa: bool) -> Result<TopoResult, String> {

@@ -8,10 +8,13 @@ use crate::runtime::{make_pool, Instance};
 use crate::types::{Mac, PortId, Vid};
 use std::sync::{Arc, Mutex};
 
+/// Frames captured by a trace: (port index, bytes).
+type Captured = Arc<Mutex<Vec<(usize, Vec<u8>)>>>;
+
 /// A TX queue that keeps what it is given (for tracing).
 struct Capture {
     port: usize,
-    out: Arc<Mutex<Vec<(usize, Vec<u8>)>>>,
+    out: Captured,
     pool: Arc<crate::buf::Pool>,
 }
 

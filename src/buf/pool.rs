@@ -106,7 +106,17 @@ impl FreeList {
                     Err(p) => pos = p,
                 }
             } else if dif < 0 {
-                return false;
+                // The cell has not been released yet. The list is full only if
+                // `cap` indices are in it; otherwise a pop has claimed this cell
+                // and is about to release it (the list never holds more than
+                // `n <= cap` indices, so failing here would lose a buffer).
+                // (A stale `pos` behind `head` makes the difference negative: retry.)
+                let head = self.head.0.load(Ordering::Acquire);
+                if pos.wrapping_sub(head) as isize > self.mask as isize {
+                    return false;
+                }
+                std::hint::spin_loop();
+                pos = self.tail.0.load(Ordering::Relaxed);
             } else {
                 pos = self.tail.0.load(Ordering::Relaxed);
             }
@@ -595,5 +605,42 @@ mod tests {
         assert_eq!(p.mem_mode(), MemMode::Plain);
         assert!(Pool::new(0, 1518).is_err());
         assert!(Pool::new(1, 70000).is_err());
+    }
+}
+
+#[cfg(test)]
+mod race_tests {
+    use super::*;
+
+    #[test]
+    fn free_never_fails_while_another_core_allocates() {
+        // A nearly full free list: one thread's push lands on the cell another
+        // thread's pop has claimed but not yet released. That is not a full
+        // list (it holds at most n indices), so the push must not fail.
+        let pool = std::sync::Arc::new(Pool::new(4, 64).unwrap());
+        let hs: Vec<_> = (0..2)
+            .map(|_| {
+                let p = pool.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..200_000 {
+                        if let Some(b) = p.alloc() {
+                            p.free(b);
+                        }
+                    }
+                })
+            })
+            .collect();
+        for h in hs {
+            h.join().unwrap();
+        }
+        assert_eq!(pool.available(), 4);
+        let mut all = Vec::new();
+        while let Some(b) = pool.alloc() {
+            all.push(b);
+        }
+        assert_eq!(all.len(), 4, "every index is still in the free list");
+        for b in all {
+            pool.free(b);
+        }
     }
 }

@@ -205,6 +205,18 @@ impl Fdb {
             || now_ms.saturating_sub(v >> TIME_SHIFT) <= self.aging_ms
     }
 
+    /// How long a known source goes without being re-stamped: [`REFRESH_MS`],
+    /// or the ageing time when that is shorter. With ageing off (0) entries
+    /// never expire, so the full [`REFRESH_MS`] applies.
+    #[inline(always)]
+    fn refresh_ms(&self) -> u64 {
+        if self.aging_ms == 0 {
+            REFRESH_MS
+        } else {
+            REFRESH_MS.min(self.aging_ms)
+        }
+    }
+
     /// Look up (MAC, VID). Entries older than the ageing time are not returned.
     #[inline(always)]
     pub fn lookup_raw(&self, mac: u64, vid: u16, now_ms: u64) -> Option<Entry> {
@@ -272,8 +284,7 @@ impl Fdb {
         }
         if v != 0
             && (v as u16) == port.0
-            && (v & F_STATIC != 0
-                || now_ms.saturating_sub(v >> TIME_SHIFT) < REFRESH_MS.min(self.aging_ms.max(1)))
+            && (v & F_STATIC != 0 || now_ms.saturating_sub(v >> TIME_SHIFT) < self.refresh_ms())
         {
             return Learn::Known;
         }
@@ -503,6 +514,27 @@ mod tests {
         assert_eq!(f.learned_on(PortId(1)), 0);
         assert_eq!(f.learned_on(PortId(2)), 1);
         assert_eq!(f.len(), 1);
+    }
+
+    #[test]
+    fn no_ageing_keeps_the_steady_state_read_only() {
+        // aging 0 = entries never expire: a known source seen again within
+        // REFRESH_MS must not be re-stamped (no write, no bucket lock).
+        let f = Fdb::new(1000, 100, 0);
+        assert_eq!(f.learn(m(1), Vid(1), PortId(1), 0), Learn::New);
+        assert_eq!(f.learn(m(1), Vid(1), PortId(1), 5), Learn::Known);
+        assert_eq!(
+            f.learn(m(1), Vid(1), PortId(1), REFRESH_MS - 1),
+            Learn::Known
+        );
+        assert_eq!(
+            f.learn(m(1), Vid(1), PortId(1), REFRESH_MS),
+            Learn::Refreshed
+        );
+        assert_eq!(
+            f.lookup(m(1), Vid(1), u64::from(u32::MAX)).unwrap().seen_ms,
+            REFRESH_MS
+        );
     }
 
     #[test]
