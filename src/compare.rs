@@ -135,14 +135,14 @@ fn run_topology(o: &CompareOpts, vepa: bool) -> Result<TopoResult, String> {
     eports.push(Box::new(up_edge));
     let mut sinks: Vec<RingQueue> = Vec::new();
     let mut instances = Vec::new();
-    let mut edge = Instance::with_ports(ecfg, pool.clone(), eports, vec![]);
+    let mut edge = Instance::with_ports(ecfg, pool.clone(), eports, vec![])?;
     let (etask, _epunt) = edge.task(0)?;
     let mut tasks = vec![etask];
     if vepa {
         // The far end of the uplink is the bridge's port hv1; its other port leads outside.
         let (out_a, mut out_b) = RingPort::pair("outside", 1, depth);
         let bports: Vec<Box<dyn Port>> = vec![Box::new(up_far), Box::new(out_a)];
-        let mut br = Instance::with_ports(bridge_cfg(core), pool.clone(), bports, vec![]);
+        let mut br = Instance::with_ports(bridge_cfg(core), pool.clone(), bports, vec![])?;
         let (btask, _bpunt) = br.task(0)?;
         tasks.push(btask);
         sinks.push(out_b.take(0).ok_or("queue")?);

@@ -4,8 +4,12 @@
 //! started from a config that did not validate completely. Every key is
 //! documented in `docs/config.md`.
 
+pub mod policy;
+
 use crate::types::{Mac, MAX_PORTS};
+use policy::{EgressCfg, MeterCfg, PolicyCfg};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::Path;
@@ -285,6 +289,12 @@ pub struct PortCfg {
     /// edge-vepa VM ports: vepa | bridge | private.
     #[serde(default)]
     pub vm_mode: VmMode,
+    /// On a port with VMs, only their (MAC, VLAN) may send (anti-spoofing). Off for trunks to other switches.
+    #[serde(default = "d_true")]
+    pub source_guard: bool,
+    /// `[port.egress]`: 8 traffic classes with strict priority and DRR, shaping, queue limits.
+    #[serde(default)]
+    pub egress: Option<EgressCfg>,
 }
 
 /// `[[vm]]`: a VM behind a port (edge roles), or a static FDB entry (bridge).
@@ -299,6 +309,33 @@ pub struct VmCfg {
     pub vlan: u16,
     /// The port it sits behind.
     pub port: String,
+    /// Its policy (`[policy.NAME]`): ACL rules, QoS class, meter.
+    #[serde(default)]
+    pub policy: Option<String>,
+    /// VSI instance id (UUID, as `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`).
+    #[serde(default)]
+    pub uuid: Option<String>,
+    /// Meter for everything this VM sends (`[meter.NAME]`), on top of its policy's.
+    #[serde(default)]
+    pub meter: Option<String>,
+}
+
+/// Parse a UUID `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` (hyphens optional).
+pub fn parse_uuid(s: &str) -> Result<[u8; 16], String> {
+    let h: String = s.chars().filter(|c| *c != '-').collect();
+    if h.len() != 32 || !h.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(format!(
+            "{s:?} is not a UUID (32 hex digits, e.g. 6ba7b810-9dad-11d1-80b4-00c04fd430c8)"
+        ));
+    }
+    let mut u = [0u8; 16];
+    for (i, b) in u.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&h[2 * i..2 * i + 2], 16).expect("checked hex");
+    }
+    if u == [0; 16] {
+        return Err("the all-zero UUID is not a valid VSI instance id".into());
+    }
+    Ok(u)
 }
 
 /// A receiver of a registered group, known by MAC (for multicast-to-unicast ports).
@@ -342,12 +379,192 @@ pub struct Config {
     /// `[[mdb]]`.
     #[serde(default)]
     pub mdb: Vec<MdbCfg>,
+    /// `[policy.NAME]`.
+    #[serde(default)]
+    pub policy: BTreeMap<String, PolicyCfg>,
+    /// `[meter.NAME]`.
+    #[serde(default)]
+    pub meter: BTreeMap<String, MeterCfg>,
     /// Directory relative file names (pcap_in, pcap_out) are taken from: the config file's.
     #[serde(skip)]
     pub base_dir: Option<std::path::PathBuf>,
 }
 
 impl Config {
+    fn validate_policy(&self) -> Result<(), ConfigError> {
+        use policy::{parse_rate, ColorAction, MeterKind, Verdict};
+        for (name, m) in &self.meter {
+            let at = |k: &str| format!("meter.{name}.{k}");
+            let cir = parse_rate(&m.cir).map_err(|r| e(at("cir"), r))?;
+            if m.cbs < 64 || m.cbs > 1 << 32 {
+                return Err(e(
+                    at("cbs"),
+                    format!("{} bytes is out of range 64..=4294967296", m.cbs),
+                ));
+            }
+            if cir < 8_000 {
+                return Err(e(at("cir"), format!("{cir} bit/s is below 8 kbit/s")));
+            }
+            match m.kind {
+                MeterKind::Srtcm => {
+                    if m.pir.is_some() || m.pbs.is_some() {
+                        return Err(e(at("pir"), "pir/pbs are for type = \"trtcm\""));
+                    }
+                    if m.ebs.unwrap_or(0) > 1 << 32 {
+                        return Err(e(at("ebs"), "more than 4294967296 bytes"));
+                    }
+                }
+                MeterKind::Trtcm => {
+                    let Some(pir) = &m.pir else {
+                        return Err(e(at("pir"), "trtcm needs pir (peak rate)"));
+                    };
+                    let pir = parse_rate(pir).map_err(|r| e(at("pir"), r))?;
+                    if pir < cir {
+                        return Err(e(
+                            at("pir"),
+                            format!("{pir} bit/s is below cir ({cir} bit/s)"),
+                        ));
+                    }
+                    let pbs = m
+                        .pbs
+                        .ok_or_else(|| e(at("pbs"), "trtcm needs pbs (peak burst, bytes)"))?;
+                    if !(64..=1 << 32).contains(&pbs) {
+                        return Err(e(
+                            at("pbs"),
+                            format!("{pbs} bytes is out of range 64..=4294967296"),
+                        ));
+                    }
+                    if m.ebs.is_some() {
+                        return Err(e(at("ebs"), "ebs is for type = \"srtcm\""));
+                    }
+                }
+            }
+            let remark = [m.green, m.yellow, m.red].contains(&ColorAction::Remark);
+            if remark && m.remark_pcp.is_none() && m.remark_dscp.is_none() {
+                return Err(e(
+                    at("remark_dscp"),
+                    "an action is \"remark\" but neither remark_pcp nor remark_dscp is set",
+                ));
+            }
+            if m.remark_pcp.is_some_and(|p| p > 7) {
+                return Err(e(at("remark_pcp"), "out of range 0..=7"));
+            }
+            if m.remark_dscp.is_some_and(|d| d > 63) {
+                return Err(e(at("remark_dscp"), "out of range 0..=63"));
+            }
+        }
+        for (name, p) in &self.policy {
+            if name.is_empty() || name.len() > 64 {
+                return Err(e(
+                    format!("policy.{name}"),
+                    "policy names are 1-64 characters",
+                ));
+            }
+            if let Some(c) = p.class {
+                if c > 7 {
+                    return Err(e(
+                        format!("policy.{name}.class"),
+                        format!("{c} is out of range 0..=7"),
+                    ));
+                }
+            }
+            if let Some(m) = &p.meter {
+                if !self.meter.contains_key(m) {
+                    return Err(e(format!("policy.{name}.meter"), format!("no [meter.{m}]")));
+                }
+            }
+            if p.rule.len() > 100_000 {
+                return Err(e(format!("policy.{name}.rule"), "more than 100000 rules"));
+            }
+            for (i, r) in p.rule.iter().enumerate() {
+                policy::compile_rule(r)
+                    .map_err(|(k, why)| e(format!("policy.{name}.rule[{i}].{k}"), why))?;
+                if let Some(m) = &r.meter {
+                    if !self.meter.contains_key(m) {
+                        return Err(e(
+                            format!("policy.{name}.rule[{i}].meter"),
+                            format!("no [meter.{m}]"),
+                        ));
+                    }
+                }
+                if let Some(c) = &r.counter {
+                    if c.is_empty() || c.len() > 64 {
+                        return Err(e(
+                            format!("policy.{name}.rule[{i}].counter"),
+                            "counter names are 1-64 characters",
+                        ));
+                    }
+                    if r.action == Verdict::Deny {
+                        // Allowed: deny rules count too.
+                    }
+                }
+            }
+        }
+        let mut uuids = HashMap::new();
+        for (i, v) in self.vm.iter().enumerate() {
+            if let Some(p) = &v.policy {
+                if !self.policy.contains_key(p) {
+                    return Err(e(format!("vm[{i}].policy"), format!("no [policy.{p}]")));
+                }
+            }
+            if let Some(m) = &v.meter {
+                if !self.meter.contains_key(m) {
+                    return Err(e(format!("vm[{i}].meter"), format!("no [meter.{m}]")));
+                }
+            }
+            if let Some(u) = &v.uuid {
+                let id = parse_uuid(u).map_err(|r| e(format!("vm[{i}].uuid"), r))?;
+                if let Some(j) = uuids.insert(id, i) {
+                    return Err(e(
+                        format!("vm[{i}].uuid"),
+                        format!("{u} already belongs to vm[{j}]"),
+                    ));
+                }
+            }
+        }
+        for (i, p) in self.port.iter().enumerate() {
+            if let Some(g) = &p.egress {
+                let at = |k: &str| format!("port[{i}].egress.{k}");
+                if g.strict > 8 {
+                    return Err(e(
+                        at("strict"),
+                        format!("{} is more than the 8 classes", g.strict),
+                    ));
+                }
+                let drr = 8 - g.strict as usize;
+                if !g.weights.is_empty() && g.weights.len() != drr {
+                    return Err(e(
+                        at("weights"),
+                        format!(
+                            "{} weights for {drr} non-strict classes (0..={})",
+                            g.weights.len(),
+                            drr.max(1) - 1
+                        ),
+                    ));
+                }
+                if let Some(k) = g.weights.iter().position(|w| *w == 0 || *w > 1000) {
+                    return Err(e(
+                        format!("port[{i}].egress.weights[{k}]"),
+                        "weights are 1..=1000",
+                    ));
+                }
+                if !(1..=65536).contains(&g.depth) {
+                    return Err(e(
+                        at("depth"),
+                        format!("{} is out of range 1..=65536 frames", g.depth),
+                    ));
+                }
+                if let Some(r) = &g.shape {
+                    let bps = parse_rate(r).map_err(|why| e(at("shape"), why))?;
+                    if bps < 64_000 {
+                        return Err(e(at("shape"), format!("{bps} bit/s is below 64 kbit/s")));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Read and validate a file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path)
@@ -731,6 +948,7 @@ impl Config {
                 }
             }
         }
+        self.validate_policy()?;
         Ok(())
     }
 }

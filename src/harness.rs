@@ -58,7 +58,7 @@ impl Harness {
         let out: Sink = Arc::new(Mutex::new(Vec::new()));
         let n = cfg.port.len();
         let burst = Burst::new(cfg.switch.burst);
-        let inst = Instance::with_ports(cfg, pool.clone(), vec![], vec![]);
+        let inst = Instance::with_ports(cfg, pool.clone(), vec![], vec![])?;
         let tx = (0..n)
             .map(|i| {
                 Box::new(Capture {

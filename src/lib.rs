@@ -21,6 +21,7 @@ pub mod gen;
 pub mod harness;
 pub mod pcap;
 pub mod pipeline;
+pub mod policy;
 pub mod port;
 pub mod replay;
 pub mod runtime;

@@ -52,7 +52,7 @@ pub fn replay(
             .map_err(|e| format!("--out-dir: {}: {e}", path.display()))?;
         ports.push(Box::new(port));
     }
-    let mut inst = Instance::with_ports(cfg, pool.clone(), ports, vec![]);
+    let mut inst = Instance::with_ports(cfg, pool.clone(), ports, vec![])?;
     let mut tx: Vec<Box<dyn PortQueue>> = inst
         .ports
         .iter_mut()

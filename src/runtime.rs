@@ -76,7 +76,7 @@ impl Instance {
                 }
             }
         }
-        Ok(Self::with_ports(cfg, pool, ports, peers))
+        Self::with_ports(cfg, pool, ports, peers)
     }
 
     /// Build with ports made by the caller (e.g. cables shared with another instance).
@@ -85,19 +85,15 @@ impl Instance {
         pool: Arc<Pool>,
         ports: Vec<Box<dyn Port>>,
         peers: Vec<Option<RingPort>>,
-    ) -> Instance {
-        let model = Model::from_config(&cfg);
+    ) -> Result<Instance, String> {
+        let model = Model::from_config(&cfg)?;
         let fdb = Arc::new(model.new_fdb(&cfg));
-        Instance {
-            switch: Switch {
-                model: Arc::new(model),
-                fdb,
-                pool,
-            },
+        Ok(Instance {
+            switch: Switch::new(model, fdb, pool),
             cfg,
             ports,
             peers,
-        }
+        })
     }
 
     /// The task for worker `q`: its queue on every port, a pipeline, counter slots,

@@ -87,7 +87,7 @@ pub fn trace(
     }
     let out = Arc::new(Mutex::new(Vec::new()));
     let nports = cfg.port.len();
-    let inst = Instance::with_ports(cfg, pool.clone(), Vec::<Box<dyn Port>>::new(), vec![]);
+    let inst = Instance::with_ports(cfg, pool.clone(), Vec::<Box<dyn Port>>::new(), vec![])?;
     for (p, mac, vid) in learn {
         let pi = inst
             .switch

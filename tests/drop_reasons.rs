@@ -13,7 +13,7 @@ use hairpin::wire::build::FrameBuilder;
 use hairpin::worker::Task;
 use std::sync::Arc;
 
-/// Reasons with a dedicated test below (`Local` is ignored: see its test).
+/// Reasons with a dedicated test below.
 const COVERED: &[DropReason] = &[
     DropReason::Runt,
     DropReason::Oversize,
@@ -31,7 +31,8 @@ const COVERED: &[DropReason] = &[
     DropReason::TxFull,
     DropReason::NoBuf,
     DropReason::Locked,
-    DropReason::Local,
+    DropReason::Spoofed,
+    DropReason::AclDeny,
 ];
 
 const A: Mac = Mac([0x02, 0, 0, 0, 0, 0x0a]);
@@ -425,8 +426,12 @@ fn no_buf() {
 
 #[test]
 fn locked() {
-    let toml = BRIDGE.replacen("name = \"p0\"\n", "name = \"p0\"\nlocked = true\n", 1)
-        + "[[vm]]\nname = \"a\"\nmac = \"02:00:00:00:00:0a\"\nvlan = 10\nport = \"p0\"\n";
+    // source_guard off: with the VM on p0, anti-spoofing would drop C first (as `spoofed`).
+    let toml = BRIDGE.replacen(
+        "name = \"p0\"\n",
+        "name = \"p0\"\nlocked = true\nsource_guard = false\n",
+        1,
+    ) + "[[vm]]\nname = \"a\"\nmac = \"02:00:00:00:00:0a\"\nvlan = 10\nport = \"p0\"\n";
     // C has no static entry on p0; A has one (and passes).
     expect_drop(&toml, 0, &[frame(C, B)], DropReason::Locked);
     expect_trace_drop(&toml, "p0", &frame(C, B), &[], DropReason::Locked);
@@ -444,20 +449,44 @@ fn locked() {
     assert_only(&before, &h.drops(), DropReason::Locked, 1);
 }
 
-/// FINDING: `DropReason::Local` ("addressed to the switch itself with no
-/// control plane to take it (replay/trace)") is never counted: with no punt
-/// queue the pipeline counts such frames as `punted` and frees them.
+/// Policy: VM A on p0 (guarded); a frame from another source on p0 is spoofed.
+const POLICY: &str = r#"
+[switch]
+workers = [0]
+[[port]]
+name = "p0"
+pvid = 10
+[[port]]
+name = "p1"
+pvid = 10
+[policy.closed]
+default = "deny"
+[[policy.closed.rule]]
+action = "permit"
+dst_mac = "02:00:00:00:00:0c"
+[[vm]]
+name = "a"
+mac = "02:00:00:00:00:0a"
+vlan = 10
+port = "p0"
+policy = "closed"
+"#;
+
 #[test]
-#[ignore = "finding: DropReason::Local is never counted (own-MAC frames without a control plane count as punted)"]
-fn local() {
-    let toml = BRIDGE;
-    let h = Harness::new(toml);
-    let mut pipe = Pipeline::new(&h.inst.switch, None);
-    let mut b = h.burst(&[frame(A, OWN)]);
-    let mut tx = h.task.queues;
-    pipe.process(PortId(0), &mut b, 1, &mut tx, &mut NoTrace);
-    assert_eq!(pipe.ctr.drops[DropReason::Local as usize], 1);
-    expect_trace_drop(toml, "p0", &frame(A, OWN), &[], DropReason::Local);
+fn spoofed() {
+    // B is not a VM of p0: anti-spoofing drops it; A itself passes (to C: permitted).
+    expect_drop(POLICY, 0, &[frame(B, C)], DropReason::Spoofed);
+    expect_trace_drop(POLICY, "p0", &frame(B, C), &[], DropReason::Spoofed);
+    let mut h = Harness::new(POLICY);
+    h.send(0, &[frame(A, C)]);
+    assert_eq!(h.task.pipe.ctr.total_drops(), 0);
+}
+
+#[test]
+fn acl_deny() {
+    // A's policy permits only frames to C; A→B meets the deny default.
+    expect_drop(POLICY, 0, &[frame(A, B)], DropReason::AclDeny);
+    expect_trace_drop(POLICY, "p0", &frame(A, B), &[], DropReason::AclDeny);
 }
 
 #[test]

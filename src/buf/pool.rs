@@ -144,7 +144,16 @@ impl FreeList {
                     Err(p) => pos = p,
                 }
             } else if dif < 0 {
-                return None;
+                // The cell is not published yet. The list is empty only if no
+                // push has claimed it; otherwise a push is between its claim and
+                // its publish: wait for it rather than report an empty pool
+                // (which would be a spurious `no_buf`).
+                let tail = self.tail.0.load(Ordering::Acquire);
+                if tail == pos || (tail.wrapping_sub(pos) as isize) < 0 {
+                    return None;
+                }
+                std::hint::spin_loop();
+                pos = self.head.0.load(Ordering::Relaxed);
             } else {
                 pos = self.head.0.load(Ordering::Relaxed);
             }

@@ -18,11 +18,13 @@ pub mod model;
 use crate::buf::{Burst, PktBuf, Pool, PoolCache};
 use crate::config::{PortState, Role, VmMode};
 use crate::fdb::{Fdb, Learn};
+use crate::policy::acl::AclKey;
+use crate::policy::RuleAction;
 use crate::port::ring::Producer;
 use crate::port::PortQueue;
 use crate::stats::{CoreCounters, DropReason, PortCounters};
 use crate::types::{Mac, PortId};
-pub use model::{Model, PortInfo};
+pub use model::{Model, PortInfo, SnapshotCell};
 use std::sync::Arc;
 
 /// TPID of an 802.1Q C-tag.
@@ -87,7 +89,7 @@ enum Verdict {
 }
 
 /// Per-frame scratch state, one per burst slot (reused; never allocated per burst).
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Copy)]
 struct Meta {
     dst: u64,
     src: u64,
@@ -99,21 +101,129 @@ struct Meta {
     verdict: Verdict,
     /// Flooded or group-addressed (not a single known destination).
     flood: bool,
+    /// Sending VSI (u32::MAX: none).
+    src_vsi: u32,
+    /// `keys[i]` holds this frame's ACL key.
+    has_key: bool,
+    /// Traffic class (0..=7).
+    class: u8,
+    /// PCP to write on egress (0xff: keep).
+    set_pcp: u8,
+    /// DSCP to write (0xff: keep).
+    set_dscp: u8,
+}
+
+const NO_VSI: u32 = u32::MAX;
+const KEEP: u8 = 0xff;
+
+impl Default for Meta {
+    fn default() -> Self {
+        Meta {
+            dst: 0,
+            src: 0,
+            vid: 0,
+            pcp: 0,
+            tagged: false,
+            verdict: Verdict::Pending,
+            flood: false,
+            src_vsi: NO_VSI,
+            has_key: false,
+            class: 0,
+            set_pcp: KEEP,
+            set_dscp: KEEP,
+        }
+    }
+}
+
+/// Offset of the L3 header after any 802.1Q/802.1ad tags (None if cut short).
+#[inline]
+fn l3_offset(d: &[u8]) -> Option<usize> {
+    let mut off = 12;
+    loop {
+        let et = u16::from_be_bytes([*d.get(off)?, *d.get(off + 1)?]);
+        if et == TPID_8021Q || et == TPID_8021AD {
+            off += 4;
+            continue;
+        }
+        return Some(off);
+    }
+}
+
+/// Rewrite the DSCP of an IPv4 (checksum updated) or IPv6 header whose
+/// ethertype sits at `et_off`. False when the frame is not IP or is too short.
+#[inline]
+fn set_dscp(d: &mut [u8], et_off: usize, dscp: u8) -> bool {
+    let l3 = et_off + 2;
+    match (d.get(et_off).copied(), d.get(et_off + 1).copied()) {
+        (Some(0x08), Some(0x00)) if d.len() >= l3 + 20 && d[l3] >> 4 == 4 => {
+            let old = u16::from_be_bytes([d[l3], d[l3 + 1]]);
+            let tos = (d[l3 + 1] & 0x03) | (dscp << 2);
+            d[l3 + 1] = tos;
+            let new = u16::from_be_bytes([d[l3], d[l3 + 1]]);
+            // RFC 1624: HC' = ~(~HC + ~m + m')
+            let hc = u16::from_be_bytes([d[l3 + 10], d[l3 + 11]]);
+            let mut sum = (!hc as u32) + (!old as u32) + new as u32;
+            while sum > 0xffff {
+                sum = (sum & 0xffff) + (sum >> 16);
+            }
+            d[l3 + 10..l3 + 12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+            true
+        }
+        (Some(0x86), Some(0xdd)) if d.len() >= l3 + 40 && d[l3] >> 4 == 6 => {
+            // Traffic class spans the low nibble of byte 0 and the high nibble of byte 1.
+            let tc = (dscp << 2) | (((d[l3 + 1] >> 4) & 0x3) as u8);
+            d[l3] = (d[l3] & 0xf0) | (tc >> 4);
+            d[l3 + 1] = (d[l3 + 1] & 0x0f) | (tc << 4);
+            true
+        }
+        _ => false,
+    }
+}
+
+/// What to apply to one egress copy: class and rewrites.
+#[derive(Clone, Copy)]
+struct Fix {
+    class: u8,
+    pcp: u8,
+    dscp: u8,
 }
 
 /// The shared parts of one switch instance.
 pub struct Switch {
-    /// Compiled configuration.
+    /// Compiled configuration as it was at start (the current one is in `cell`).
     pub model: Arc<Model>,
-    /// The FDB (shared by all workers of this switch).
+    /// The current snapshot; replaced on reload.
+    pub cell: Arc<SnapshotCell>,
+    /// The FDB (shared by all workers of this switch; survives reloads).
     pub fdb: Arc<Fdb>,
     /// The buffer pool.
     pub pool: Arc<Pool>,
 }
 
+impl Switch {
+    /// Put the parts together.
+    pub fn new(model: Model, fdb: Arc<Fdb>, pool: Arc<Pool>) -> Switch {
+        let model = Arc::new(model);
+        Switch {
+            cell: Arc::new(SnapshotCell::new(model.clone())),
+            model,
+            fdb,
+            pool,
+        }
+    }
+}
+
 /// One worker's pipeline for one switch instance.
 pub struct Pipeline {
     model: Arc<Model>,
+    cell: Arc<SnapshotCell>,
+    keys: Vec<AclKey>,
+    /// Per-rule hits (packets, bytes), indexed by `RuleAction::hit` of the current snapshot.
+    pub hits: Vec<[u64; 2]>,
+    /// Named counters (packets, bytes), indexed like `PolicySet::counter_names`.
+    pub named: Vec<[u64; 2]>,
+    /// Hits of earlier snapshots, by name (folded in at each reload).
+    pub hits_before: std::collections::BTreeMap<String, [u64; 2]>,
     fdb: Arc<Fdb>,
     pool: Arc<Pool>,
     cache: PoolCache,
@@ -132,8 +242,14 @@ impl Pipeline {
     pub fn new(sw: &Switch, punt: Option<Producer>) -> Pipeline {
         let n = sw.model.ports.len();
         let b = sw.model.burst.max(1);
+        let model = sw.cell.load();
         Pipeline {
-            model: sw.model.clone(),
+            hits: vec![[0; 2]; model.policy.hit_names.len()],
+            named: vec![[0; 2]; model.policy.counter_names.len()],
+            hits_before: Default::default(),
+            keys: vec![AclKey::default(); b],
+            cell: sw.cell.clone(),
+            model,
             fdb: sw.fdb.clone(),
             pool: sw.pool.clone(),
             cache: PoolCache::new(),
@@ -167,7 +283,13 @@ impl Pipeline {
             return;
         }
         debug_assert!(n <= self.meta.len());
+        if self.cell.generation() != self.model.gen {
+            self.refresh();
+        }
         self.ingress(inp, burst, t);
+        if self.model.policy.active {
+            self.guard_and_acl(inp, burst, t);
+        }
         self.learn(inp, n, now_ms, t);
         match self.model.role {
             Role::EdgeVepa => self.forward_vepa(inp, n, t),
@@ -349,6 +471,226 @@ impl Pipeline {
                 continue;
             }
             trace!(t, i, "ingress", "port {} VLAN {}", port.name, me.vid);
+        }
+    }
+
+    /// Take the newest snapshot (between bursts). Hit counters of the old one are kept by name.
+    #[cold]
+    pub fn refresh(&mut self) {
+        let new = self.cell.load();
+        for (i, name) in self.model.policy.hit_names.iter().enumerate() {
+            let h = self.hits[i];
+            let e = self.hits_before.entry(name.clone()).or_insert([0, 0]);
+            e[0] += h[0];
+            e[1] += h[1];
+        }
+        for (i, name) in self.model.policy.counter_names.iter().enumerate() {
+            let h = self.named[i];
+            let e = self
+                .hits_before
+                .entry(format!("counter.{name}"))
+                .or_insert([0, 0]);
+            e[0] += h[0];
+            e[1] += h[1];
+        }
+        self.hits = vec![[0; 2]; new.policy.hit_names.len()];
+        self.named = vec![[0; 2]; new.policy.counter_names.len()];
+        self.model = new;
+    }
+
+    /// Rule hits so far, by name (current snapshot plus earlier ones).
+    pub fn rule_hits(&self) -> std::collections::BTreeMap<String, [u64; 2]> {
+        let mut m = self.hits_before.clone();
+        for (i, name) in self.model.policy.hit_names.iter().enumerate() {
+            let e = m.entry(name.clone()).or_insert([0, 0]);
+            e[0] += self.hits[i][0];
+            e[1] += self.hits[i][1];
+        }
+        for (i, name) in self.model.policy.counter_names.iter().enumerate() {
+            let e = m.entry(format!("counter.{name}")).or_insert([0, 0]);
+            e[0] += self.named[i][0];
+            e[1] += self.named[i][1];
+        }
+        m
+    }
+
+    #[inline(always)]
+    fn count_action(&mut self, a: &RuleAction, len: usize) {
+        let h = &mut self.hits[a.hit as usize];
+        h[0] += 1;
+        h[1] += len as u64;
+        if let Some(c) = a.counter {
+            let h = &mut self.named[c as usize];
+            h[0] += 1;
+            h[1] += len as u64;
+        }
+    }
+
+    /// Stage 1b (when policy is active): anti-spoofing and the sender's from-vm ACL.
+    #[inline]
+    fn guard_and_acl<T: Tracer>(&mut self, inp: PortId, burst: &Burst, t: &mut T) {
+        let model = self.model.clone();
+        let pol = &model.policy;
+        let guarded = pol.guard_mask & (1u64 << inp.0) != 0;
+        for (i, b) in burst.as_slice().iter().enumerate() {
+            let me = &mut self.meta[i];
+            if me.verdict != Verdict::Pending {
+                continue;
+            }
+            me.src_vsi = pol.vsi(me.src, me.vid).unwrap_or(NO_VSI);
+            let vsi = (me.src_vsi != NO_VSI).then(|| &pol.vsis[me.src_vsi as usize]);
+            if guarded && vsi.is_none_or(|v| v.port != inp) {
+                me.verdict = Verdict::Drop(DropReason::Spoofed);
+                trace!(
+                    t,
+                    i,
+                    "guard",
+                    "source {} VLAN {} is no VM of this port",
+                    Mac::from_u64(me.src),
+                    me.vid
+                );
+                continue;
+            }
+            let Some(v) = vsi else { continue };
+            if v.port != inp {
+                // A VM's address arriving elsewhere (unguarded port): not that VM's traffic.
+                me.src_vsi = NO_VSI;
+                continue;
+            }
+            trace!(t, i, "guard", "VSI {} ({} VLAN {})", v.name, v.mac, v.vid);
+            let Some(pi) = v.policy else { continue };
+            let p = &pol.policies[pi as usize];
+            me.class = p.class;
+            if p.from.is_noop() {
+                continue;
+            }
+            let d = self.pool.data(b);
+            self.keys[i] = AclKey::from_frame(d, me.vid, me.pcp);
+            me.has_key = true;
+            let (a, idx) = match p.from.classifier.classify(&self.keys[i]) {
+                Some(r) => (
+                    &p.from.actions[r as usize],
+                    Some(p.from.cfg_index[r as usize]),
+                ),
+                None => (&p.from.default, None),
+            };
+            let len = d.len();
+            let me = &mut self.meta[i];
+            if let Some(c) = a.class {
+                me.class = c;
+            }
+            if let Some(x) = a.set_pcp {
+                me.set_pcp = x;
+            }
+            if let Some(x) = a.set_dscp {
+                me.set_dscp = x;
+            }
+            if !a.permit {
+                me.verdict = Verdict::Drop(DropReason::AclDeny);
+            }
+            if T::ON {
+                let what = match idx {
+                    Some(r) => format!("rule[{r}]"),
+                    None => "default".into(),
+                };
+                trace!(
+                    t,
+                    i,
+                    "acl",
+                    "policy {} from-vm: {what} → {}",
+                    p.name,
+                    if a.permit { "permit" } else { "deny" }
+                );
+            }
+            self.count_action(a, len);
+        }
+    }
+
+    /// The receiver side of the policy for the copy of frame `i` going to port `p`.
+    /// A unicast copy is judged by its destination VM's to-vm rules (and may get
+    /// that rule's class and rewrites); a group copy goes out when at least one
+    /// VM of that port and VLAN (other than the sender) permits it. A copy with
+    /// no receiver VM meets only the sender's rules. `Err` = denied.
+    #[inline]
+    fn to_vm<T: Tracer>(
+        &mut self,
+        p: usize,
+        i: usize,
+        frame: &[u8],
+        t: &mut T,
+    ) -> Result<Option<RuleAction>, ()> {
+        let model = self.model.clone();
+        let pol = &model.policy;
+        let me = self.meta[i];
+        let one;
+        let unicast = me.dst & GROUP_BIT == 0;
+        let receivers: &[u32] = if unicast {
+            match pol.vsi(me.dst, me.vid) {
+                Some(v) if pol.vsis[v as usize].port.0 as usize == p => {
+                    one = [v];
+                    &one
+                }
+                _ => &[],
+            }
+        } else {
+            pol.port_vlan_vsis
+                .get(&(p as u16, me.vid))
+                .map(|v| v.as_slice())
+                .unwrap_or(&[])
+        };
+        let mut any_permit = receivers.is_empty();
+        for &r in receivers {
+            let v = &pol.vsis[r as usize];
+            if me.src_vsi == r {
+                continue;
+            }
+            let Some(pi) = v.policy else {
+                any_permit = true;
+                continue;
+            };
+            let pp = &pol.policies[pi as usize];
+            if pp.to.is_noop() {
+                any_permit = true;
+                continue;
+            }
+            if !self.meta[i].has_key {
+                self.keys[i] = AclKey::from_frame(frame, me.vid, me.pcp);
+                self.meta[i].has_key = true;
+            }
+            let (a, idx) = match pp.to.classifier.classify(&self.keys[i]) {
+                Some(x) => (
+                    &pp.to.actions[x as usize],
+                    Some(pp.to.cfg_index[x as usize]),
+                ),
+                None => (&pp.to.default, None),
+            };
+            if T::ON {
+                let what = match idx {
+                    Some(r) => format!("rule[{r}]"),
+                    None => "default".into(),
+                };
+                trace!(
+                    t,
+                    i,
+                    "acl",
+                    "policy {} to-vm ({}): {what} → {}",
+                    pp.name,
+                    v.name,
+                    if a.permit { "permit" } else { "deny" }
+                );
+            }
+            self.count_action(a, frame.len());
+            if a.permit {
+                if unicast {
+                    return Ok(Some(a.clone()));
+                }
+                any_permit = true;
+            }
+        }
+        if any_permit {
+            Ok(None)
+        } else {
+            Err(())
         }
     }
 
@@ -704,6 +1046,8 @@ impl Pipeline {
                         trace!(t, i, "tx", "reflective relay: back out ingress port");
                     }
                     let m2u_group = me.flood && me.dst & GROUP_BIT != 0 && me.dst != BCAST;
+                    let judge = self.model.policy.active;
+                    let pool = self.pool.clone();
                     // Every output (a frame staged, or a copy that failed and was
                     // counted as a drop) is one unit; outputs - 1 are copies.
                     let mut outputs = 0u64;
@@ -712,20 +1056,47 @@ impl Pipeline {
                         let p = mask.trailing_zeros() as usize;
                         mask &= mask - 1;
                         let Some(src) = orig.as_ref() else { break };
+                        let mut fix = Fix {
+                            class: me.class,
+                            pcp: me.set_pcp,
+                            dscp: me.set_dscp,
+                        };
+                        if judge {
+                            match self.to_vm(p, i, pool.data(src), t) {
+                                Err(()) => {
+                                    outputs += 1;
+                                    self.ctr.drop(DropReason::AclDeny);
+                                    trace!(
+                                        t,
+                                        i,
+                                        "acl",
+                                        "copy to {} denied",
+                                        self.model.ports[p].name
+                                    );
+                                    continue;
+                                }
+                                Ok(Some(a)) => {
+                                    fix.class = a.class.unwrap_or(fix.class);
+                                    fix.pcp = a.set_pcp.unwrap_or(fix.pcp);
+                                    fix.dscp = a.set_dscp.unwrap_or(fix.dscp);
+                                }
+                                Ok(None) => {}
+                            }
+                        }
                         if m2u_group && self.model.ports[p].m2u {
-                            outputs += self.m2u_copies(p, src, &me, tx, t, i);
+                            outputs += self.m2u_copies(p, src, &me, fix, tx, t, i);
                             continue;
                         }
                         outputs += 1;
                         if mask == 0 {
                             let b = orig.take().expect("original frame");
-                            self.egress(p, b, &me, tx, t, i);
+                            self.egress(p, b, &me, fix, tx, t, i);
                             break;
                         }
                         match self.cache.alloc(&self.pool) {
                             Some(mut c) => {
                                 self.pool.copy_into(src, &mut c);
-                                self.egress(p, c, &me, tx, t, i);
+                                self.egress(p, c, &me, fix, tx, t, i);
                             }
                             None => {
                                 self.ctr.drop(DropReason::NoBuf);
@@ -756,6 +1127,7 @@ impl Pipeline {
         p: usize,
         b: &PktBuf,
         me: &Meta,
+        fix: Fix,
         tx: &mut [Box<dyn PortQueue>],
         t: &mut T,
         i: usize,
@@ -793,7 +1165,7 @@ impl Pipeline {
                 "multicast-to-unicast copy to {}",
                 Mac::from_u64(hmac)
             );
-            self.egress(p, c, me, tx, t, i);
+            self.egress(p, c, me, fix, tx, t, i);
         }
         outputs
     }
@@ -805,6 +1177,7 @@ impl Pipeline {
         p: usize,
         mut b: PktBuf,
         me: &Meta,
+        fix: Fix,
         tx: &mut [Box<dyn PortQueue>],
         t: &mut T,
         i: usize,
@@ -832,6 +1205,23 @@ impl Pipeline {
             self.ctr.drop(DropReason::NoBuf);
             self.cache.free(&self.pool, b);
             return;
+        }
+        if fix.pcp != KEEP && !untag {
+            let d = self.pool.data_mut(&mut b);
+            d[14] = (d[14] & 0x1f) | (fix.pcp << 5);
+            trace!(t, i, "mark", "PCP → {}", fix.pcp);
+        }
+        if fix.dscp != KEEP {
+            let d = self.pool.data_mut(&mut b);
+            let ok = l3_offset(d).is_some_and(|off| set_dscp(d, off, fix.dscp));
+            trace!(
+                t,
+                i,
+                "mark",
+                "DSCP → {} ({})",
+                fix.dscp,
+                if ok { "rewritten" } else { "not IP: unchanged" }
+            );
         }
         trace!(
             t,

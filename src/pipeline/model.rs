@@ -2,6 +2,7 @@
 
 use crate::config::{Config, PortMode, PortState, Role, VmMode};
 use crate::fdb::Fdb;
+use crate::policy::PolicySet;
 use crate::types::{Mac, PortId, Vid, MAX_PORTS};
 use std::collections::HashMap;
 
@@ -107,11 +108,15 @@ pub struct Model {
     pub burst: usize,
     /// Milliseconds of FDB ageing.
     pub aging_ms: u64,
+    /// VSIs, ACLs, QoS references.
+    pub policy: PolicySet,
+    /// Snapshot generation (0 for the first; each reload +1).
+    pub gen: u64,
 }
 
 impl Model {
     /// Compile a validated config.
-    pub fn from_config(c: &Config) -> Model {
+    pub fn from_config(c: &Config) -> Result<Model, String> {
         let mut ports = Vec::new();
         let mut vlan_ports = Box::new([0u64; 4096]);
         let (mut fwd, mut unk, mut mc, mut bc, mut iso, mut rr, mut vepa, mut brm) =
@@ -192,7 +197,8 @@ impl Model {
             }
         }
         debug_assert!(ports.len() <= MAX_PORTS);
-        Model {
+        let policy = PolicySet::compile(c)?;
+        Ok(Model {
             role: c.switch.role,
             ports,
             mtu: c.switch.mtu,
@@ -211,7 +217,9 @@ impl Model {
             vms,
             burst: c.switch.burst,
             aging_ms: c.switch.fdb.aging_s * 1000,
-        }
+            policy,
+            gen: 0,
+        })
     }
 
     /// A new FDB for this model, with the VMs installed as static entries.
@@ -233,5 +241,42 @@ impl Model {
             .iter()
             .position(|p| p.name == name)
             .map(|i| PortId(i as u16))
+    }
+}
+
+/// Where the current snapshot lives: the control thread stores a new one, a
+/// worker checks the generation (one relaxed load) before each burst and
+/// clones the `Arc` only when it changed. The old snapshot is freed when the
+/// last worker lets go of it.
+pub struct SnapshotCell {
+    gen: std::sync::atomic::AtomicU64,
+    cur: std::sync::Mutex<std::sync::Arc<Model>>,
+}
+
+impl SnapshotCell {
+    /// A cell holding `m`.
+    pub fn new(m: std::sync::Arc<Model>) -> Self {
+        SnapshotCell {
+            gen: std::sync::atomic::AtomicU64::new(m.gen),
+            cur: std::sync::Mutex::new(m),
+        }
+    }
+    /// Current generation.
+    #[inline(always)]
+    pub fn generation(&self) -> u64 {
+        self.gen.load(std::sync::atomic::Ordering::Acquire)
+    }
+    /// The current snapshot.
+    pub fn load(&self) -> std::sync::Arc<Model> {
+        self.cur.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+    /// Publish a new snapshot; it gets the next generation number.
+    pub fn store(&self, mut m: Model) -> u64 {
+        let mut g = self.cur.lock().unwrap_or_else(|p| p.into_inner());
+        m.gen = g.gen + 1;
+        let gen = m.gen;
+        *g = std::sync::Arc::new(m);
+        self.gen.store(gen, std::sync::atomic::Ordering::Release);
+        gen
     }
 }

@@ -63,6 +63,14 @@ drop_reasons! {
     NoBuf = "no_buf",
     /// Locked port: the source has no static entry on this port.
     Locked = "locked",
+    /// Source (MAC, VLAN) is not a VM of this port, which guards its sources (anti-spoofing).
+    Spoofed = "spoofed",
+    /// Denied by the sender's from-vm or the receiver's to-vm ACL.
+    AclDeny = "acl_deny",
+    /// A meter's colour action is drop (red, or yellow when configured).
+    MeterDrop = "meter_drop",
+    /// The egress traffic-class queue was at its depth limit (tail drop).
+    QueueFull = "queue_full",
 }
 
 /// The counter reference (`docs/counters.md` is this text; a test keeps them equal).

@@ -1,0 +1,249 @@
+//! Central policy, compiled: the VSI table, per-VM ACLs in both directions,
+//! QoS class, marking and meter references.
+//!
+//! [`PolicySet::compile`] turns a validated config into an immutable value
+//! that is part of the switch snapshot ([`crate::pipeline::Model`]); the
+//! control thread builds a new one off the fast path and swaps the whole
+//! snapshot in, so a worker sees either the old policy or the new one for a
+//! burst, never a mix.
+
+pub mod acl;
+pub mod vsi;
+
+use crate::config::policy::{compile_rule, Direction, Verdict};
+use crate::config::{parse_uuid, Config};
+use crate::types::{Mac, PortId};
+use acl::Classifier;
+use std::collections::HashMap;
+pub use vsi::VsiMap;
+
+/// What a matching rule (or a direction's default) does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuleAction {
+    /// Permit (true) or deny.
+    pub permit: bool,
+    /// Traffic class for egress scheduling.
+    pub class: Option<u8>,
+    /// New 802.1Q PCP.
+    pub set_pcp: Option<u8>,
+    /// New IP DSCP.
+    pub set_dscp: Option<u8>,
+    /// Meter index (into [`PolicySet::meter_names`]).
+    pub meter: Option<u32>,
+    /// Named counter index (into [`PolicySet::counter_names`]).
+    pub counter: Option<u32>,
+    /// Index into the per-rule hit counters ([`PolicySet::hit_names`]).
+    pub hit: u32,
+}
+
+/// One direction of a policy.
+pub struct DirPolicy {
+    /// The compiled rules.
+    pub classifier: Classifier,
+    /// Action of rule i.
+    pub actions: Vec<RuleAction>,
+    /// Action when no rule matches.
+    pub default: RuleAction,
+    /// Indices of the rules in the config's rule list (for naming).
+    pub cfg_index: Vec<usize>,
+}
+
+impl DirPolicy {
+    /// Nothing to check: no rules and a permitting default without side effects.
+    pub fn is_noop(&self) -> bool {
+        self.actions.is_empty() && self.default.permit && self.default.counter.is_none()
+    }
+}
+
+/// A named policy.
+pub struct Policy {
+    /// Name.
+    pub name: String,
+    /// Rules for frames the VM sends.
+    pub from: DirPolicy,
+    /// Rules for frames delivered to the VM.
+    pub to: DirPolicy,
+    /// Meter on everything the VM sends (one instance per VSI).
+    pub meter: Option<u32>,
+    /// Default traffic class.
+    pub class: u8,
+}
+
+/// A VM (VSI) known to the bridge.
+#[derive(Clone, Debug)]
+pub struct Vsi {
+    /// Name.
+    pub name: String,
+    /// Port it is behind.
+    pub port: PortId,
+    /// MAC.
+    pub mac: Mac,
+    /// VLAN.
+    pub vid: u16,
+    /// VSI instance id.
+    pub uuid: Option<[u8; 16]>,
+    /// Policy index.
+    pub policy: Option<u32>,
+    /// Per-VSI meter instance index (into [`PolicySet::meter_instances`]), from the VM's or its policy's meter.
+    pub meter: Option<u32>,
+}
+
+/// Everything policy, compiled.
+#[derive(Default)]
+pub struct PolicySet {
+    /// VSIs.
+    pub vsis: Vec<Vsi>,
+    /// (MAC, VID) → VSI index.
+    pub index: VsiMap,
+    /// Ports where only VSIs may send.
+    pub guard_mask: u64,
+    /// Policies.
+    pub policies: Vec<Policy>,
+    /// VSIs on each (port, VID), for judging multicast copies.
+    pub port_vlan_vsis: HashMap<(u16, u16), Vec<u32>>,
+    /// Name of each hit counter: `policy.NAME.from-vm.rule[i]` / `...default`.
+    pub hit_names: Vec<String>,
+    /// Named counters from rules' `counter`.
+    pub counter_names: Vec<String>,
+    /// Meter configs referenced (by name).
+    pub meter_names: Vec<String>,
+    /// Meter instances: (meter config index, owner description). Rule meters have one
+    /// instance shared by every frame that matches; VSI meters one per VSI.
+    pub meter_instances: Vec<(u32, String)>,
+    /// Rule meter → instance index (rules' `meter` refers to the meter config; this maps config → instance).
+    pub rule_meter_instance: Vec<u32>,
+    /// True when any VSI has a policy or a meter, or any port guards sources.
+    pub active: bool,
+}
+
+impl PolicySet {
+    /// Compile from a validated config.
+    pub fn compile(c: &Config) -> Result<PolicySet, String> {
+        let mut s = PolicySet::default();
+        let meter_names: Vec<String> = c.meter.keys().cloned().collect();
+        let meter_idx = |n: &str| meter_names.iter().position(|m| m == n).map(|i| i as u32);
+        // One shared instance per meter config for rule meters.
+        for (i, n) in meter_names.iter().enumerate() {
+            s.rule_meter_instance.push(i as u32);
+            s.meter_instances
+                .push((i as u32, format!("meter.{n} (rules)")));
+        }
+        let mut counters: Vec<String> = Vec::new();
+        let mut counter_idx = |n: &str| -> u32 {
+            match counters.iter().position(|x| x == n) {
+                Some(i) => i as u32,
+                None => {
+                    counters.push(n.to_string());
+                    (counters.len() - 1) as u32
+                }
+            }
+        };
+        for (name, p) in &c.policy {
+            let mut dirs = Vec::new();
+            for (dir, dname) in [(Direction::FromVm, "from-vm"), (Direction::ToVm, "to-vm")] {
+                let mut rules = Vec::new();
+                let mut actions = Vec::new();
+                let mut cfg_index = Vec::new();
+                for (i, r) in p
+                    .rule
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, r)| r.direction == dir)
+                {
+                    let rule = compile_rule(r)
+                        .map_err(|(k, why)| format!("policy.{name}.rule[{i}].{k}: {why}"))?;
+                    rules.push(rule);
+                    cfg_index.push(i);
+                    s.hit_names
+                        .push(format!("policy.{name}.rule[{i}] ({dname})"));
+                    actions.push(RuleAction {
+                        permit: r.action == Verdict::Permit,
+                        class: r.class,
+                        set_pcp: r.set_pcp,
+                        set_dscp: r.set_dscp,
+                        meter: r.meter.as_deref().and_then(meter_idx),
+                        counter: r.counter.as_deref().map(&mut counter_idx),
+                        hit: (s.hit_names.len() - 1) as u32,
+                    });
+                }
+                s.hit_names.push(format!("policy.{name}.default ({dname})"));
+                let default = RuleAction {
+                    permit: p.default == Verdict::Permit,
+                    class: None,
+                    set_pcp: None,
+                    set_dscp: None,
+                    meter: None,
+                    counter: None,
+                    hit: (s.hit_names.len() - 1) as u32,
+                };
+                dirs.push(DirPolicy {
+                    classifier: Classifier::build(&rules),
+                    actions,
+                    default,
+                    cfg_index,
+                });
+            }
+            let to = dirs.pop().expect("two directions");
+            let from = dirs.pop().expect("two directions");
+            s.policies.push(Policy {
+                name: name.clone(),
+                from,
+                to,
+                meter: p.meter.as_deref().and_then(meter_idx),
+                class: p.class.unwrap_or(0),
+            });
+        }
+        let mut entries = Vec::new();
+        for v in &c.vm {
+            let port = c
+                .port_index(&v.port)
+                .ok_or_else(|| format!("vm {}: no port {}", v.name, v.port))?;
+            let policy = v
+                .policy
+                .as_deref()
+                .and_then(|p| c.policy.keys().position(|k| k == p))
+                .map(|i| i as u32);
+            let meter_cfg = v
+                .meter
+                .as_deref()
+                .and_then(meter_idx)
+                .or_else(|| policy.and_then(|p| s.policies[p as usize].meter));
+            let meter = meter_cfg.map(|m| {
+                s.meter_instances.push((m, format!("vm {}", v.name)));
+                (s.meter_instances.len() - 1) as u32
+            });
+            let idx = s.vsis.len() as u32;
+            s.vsis.push(Vsi {
+                name: v.name.clone(),
+                port: PortId(port as u16),
+                mac: v.mac,
+                vid: v.vlan,
+                uuid: v.uuid.as_deref().map(parse_uuid).transpose()?,
+                policy,
+                meter,
+            });
+            entries.push((v.mac.to_u64(), v.vlan, idx));
+            s.port_vlan_vsis
+                .entry((port as u16, v.vlan))
+                .or_default()
+                .push(idx);
+            if c.port[port].source_guard {
+                s.guard_mask |= 1 << port;
+            }
+        }
+        s.index = VsiMap::build(&entries);
+        s.counter_names = counters;
+        s.meter_names = meter_names;
+        s.active = s.guard_mask != 0
+            || s.vsis
+                .iter()
+                .any(|v| v.policy.is_some() || v.meter.is_some());
+        Ok(s)
+    }
+
+    /// The VSI with this (MAC, VID), if any.
+    #[inline(always)]
+    pub fn vsi(&self, mac: u64, vid: u16) -> Option<u32> {
+        self.index.get(mac, vid)
+    }
+}
