@@ -395,7 +395,6 @@ fn check_config_names_bad_key() {
 /// (2) A is on P1; X→A then A's first frame from P2 arrive back to back on
 /// P2: X→A must go to P1 (where A was), not be dropped as a hairpin to P2.
 #[test]
-#[ignore = "bug: the learn stage learns every source of the burst before any destination lookup"]
 fn learning_follows_frame_order_within_burst() {
     let a_b = fr(A, B, 1);
     let b_bc = fr(B, BC, 2);
