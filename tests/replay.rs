@@ -92,8 +92,9 @@ fn epoch_timestamps_learn() {
     assert_eq!(o.port("p1").last(), Some(&f));
 }
 
-/// A deterministic mixed capture on three ports: unicast (known and
-/// unknown), broadcast, multicast, control frames, a runt.
+/// A deterministic mixed capture on three ports: unicast (known, unknown,
+/// to stations first heard later), broadcast, multicast, a station that
+/// roams between P2 and P3, control frames, runts.
 fn mixed_capture() -> Vec<Ev> {
     let mut s: u64 = 0x2545_f491_4f6c_dd1d;
     let mut next = move || {
@@ -102,8 +103,14 @@ fn mixed_capture() -> Vec<Ev> {
         s ^= s << 17;
         s
     };
-    let ports: [(&str, &[hairpin::types::Mac]); 3] = [("p1", &[A, B]), ("p2", &[X]), ("p3", &[C])];
-    let dsts = [A, B, C, X, D, BC, MC];
+    let m = |i: u8| hairpin::types::Mac([0x02, 0, 0, 0, 1, i]);
+    let roamer = m(0xee);
+    let p1: Vec<_> = (0..8).map(m).collect();
+    let p2: Vec<_> = (8..12).map(m).chain([roamer]).collect();
+    let p3: Vec<_> = (12..16).map(m).chain([roamer]).collect();
+    let ports: [(&str, &[hairpin::types::Mac]); 3] = [("p1", &p1), ("p2", &p2), ("p3", &p3)];
+    let mut dsts: Vec<_> = (0..18).map(m).collect();
+    dsts.extend([roamer, BC, MC]);
     let mut ev = Vec::new();
     let mut ts = T0;
     for i in 0..300u32 {
