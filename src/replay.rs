@@ -2,9 +2,9 @@
 //!
 //! Frames from every input file are taken in timestamp order (ties in the
 //! order the inputs were given) and grouped into bursts: consecutive frames
-//! from the same port, at most `burst` of them. The switch clock is the pcap
-//! time (the first frame of each burst), so learning and ageing depend on the
-//! capture only. Every port's egress goes to `OUT/PORT.pcap` (written even
+//! from the same port within the same millisecond, at most `burst` of them.
+//! The switch clock is the pcap time relative to the first frame, so learning
+//! and ageing depend on the capture only. Every port's egress goes to `OUT/PORT.pcap` (written even
 //! when empty), each frame with the timestamp of the frame it came from.
 
 use crate::buf::Burst;
@@ -76,6 +76,10 @@ pub fn replay(
     let mut b = Burst::new(burst);
     let mut cur: Option<PortId> = None;
     let mut now_ms = 0u64;
+    // The switch clock starts at the first frame (pcap times are epoch-based),
+    // so every stored time is small and ageing depends on the capture only.
+    let mut t0: Option<u64> = None;
+    let mut last_sweep = 0u64;
     let mut frames = 0u64;
     loop {
         // Next frame: smallest timestamp, ties to the earlier input.
@@ -86,12 +90,19 @@ pub fn replay(
             .min();
         let Some((ts, i)) = next else { break };
         let port = readers[i].0;
-        if cur != Some(port) || b.len() == burst {
+        let base = *t0.get_or_insert(ts);
+        let ts_ms = ts.saturating_sub(base) / 1_000_000;
+        // A burst is consecutive frames of one port within the same millisecond.
+        if cur != Some(port) || b.len() == burst || ts_ms != now_ms {
             if let Some(p) = cur {
                 pipe.process(p, &mut b, now_ms, &mut tx, &mut NoTrace);
             }
             cur = Some(port);
-            now_ms = ts / 1_000_000;
+            now_ms = ts_ms;
+            if now_ms >= last_sweep + 1000 {
+                inst.switch.fdb.age(now_ms);
+                last_sweep = now_ms;
+            }
         }
         let (_, bytes) = heads[i].take().expect("peeked");
         frames += 1;

@@ -96,6 +96,93 @@ impl Instance {
         })
     }
 
+    /// Apply a new config to the running switch: policies, VSIs, VLANs and
+    /// port options take effect for the next burst of every worker (the whole
+    /// snapshot at once). Changes that cannot be applied live — ports added,
+    /// removed, renamed or on another backend, the role, the worker list, the
+    /// burst size, the MTU or the pool — are refused with the reason, and the
+    /// running config stays. Returns the new snapshot generation.
+    pub fn reload(&mut self, new: Config) -> Result<u64, String> {
+        let old = &self.cfg;
+        let ports = |c: &Config| {
+            c.port
+                .iter()
+                .map(|p| (p.name.clone(), p.backend.clone()))
+                .collect::<Vec<_>>()
+        };
+        if ports(old) != ports(&new) {
+            return Err("ports were added, removed, renamed or moved to another backend: restart hairpin to apply".into());
+        }
+        let same = |what: &str, a: String, b: String| {
+            if a != b {
+                Err(format!(
+                    "switch.{what} changed ({a} → {b}): restart hairpin to apply"
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        same(
+            "role",
+            old.switch.role.name().into(),
+            new.switch.role.name().into(),
+        )?;
+        same(
+            "workers",
+            format!("{:?}", old.switch.workers),
+            format!("{:?}", new.switch.workers),
+        )?;
+        same(
+            "burst",
+            old.switch.burst.to_string(),
+            new.switch.burst.to_string(),
+        )?;
+        same(
+            "mtu",
+            old.switch.mtu.to_string(),
+            new.switch.mtu.to_string(),
+        )?;
+        same(
+            "pool_size",
+            old.switch.pool_size.to_string(),
+            new.switch.pool_size.to_string(),
+        )?;
+        same(
+            "fdb",
+            format!("{:?}", old.switch.fdb),
+            format!("{:?}", new.switch.fdb),
+        )?;
+        let model = Model::from_config(&new)?;
+        // Static entries follow the VM list; ports whose VLANs changed forget what they learned.
+        let fdb = &self.switch.fdb;
+        let key = |v: &crate::config::VmCfg| (v.mac, v.vlan, v.port.clone());
+        let new_vms: Vec<_> = new.vm.iter().map(key).collect();
+        let old_vms: Vec<_> = old.vm.iter().map(key).collect();
+        for (mac, vid, _) in old_vms.iter().filter(|k| !new_vms.contains(k)) {
+            fdb.remove(*mac, crate::types::Vid(*vid));
+        }
+        for (i, p) in new.port.iter().enumerate() {
+            if Config::port_vlans(p) != Config::port_vlans(&old.port[i])
+                || p.mode != old.port[i].mode
+            {
+                fdb.flush_port(crate::types::PortId(i as u16));
+            }
+        }
+        for (mac, vid, port) in new_vms.iter().filter(|k| !old_vms.contains(k)) {
+            let pi = new.port_index(port).expect("validated");
+            if !fdb.insert_static(
+                *mac,
+                crate::types::Vid(*vid),
+                crate::types::PortId(pi as u16),
+            ) {
+                return Err(format!("FDB full: cannot install VM {mac} VLAN {vid}"));
+            }
+        }
+        let gen = self.switch.cell.store(model);
+        self.cfg = new;
+        Ok(gen)
+    }
+
     /// The task for worker `q`: its queue on every port, a pipeline, counter slots,
     /// and the consumer end of its punt queue.
     pub fn task(&mut self, q: usize) -> Result<(Task, Consumer), String> {

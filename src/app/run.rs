@@ -1,4 +1,4 @@
-//! `hairpin run`: the switch until SIGINT/SIGTERM.
+//! `hairpin run`: the switch until SIGINT/SIGTERM; SIGHUP reloads the config.
 
 use crate::config::Config;
 use crate::runtime::{self, make_pool, Instance};
@@ -32,13 +32,17 @@ pub fn run(path: &Path, seconds: Option<f64>) -> Result<ExitCode, String> {
         ));
     }
     let stop = Arc::new(AtomicBool::new(false));
+    let hup = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, stop.clone())
             .map_err(|e| format!("cannot install signal handler: {e}"))?;
     }
-    let running = runtime::start(wl, Clock::new(), stop.clone())?;
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone())
+        .map_err(|e| format!("cannot install signal handler: {e}"))?;
+    let clock = Clock::new();
+    let running = runtime::start(wl, clock, stop.clone())?;
     eprintln!(
-        "hairpin: running {} ({} ports, {} workers on cores {:?}, pool {} buffers on {}); SIGINT/SIGTERM stops",
+        "hairpin: running {} ({} ports, {} workers on cores {:?}, pool {} buffers on {}); SIGINT/SIGTERM stops, SIGHUP reloads",
         inst.cfg.switch.role.name(),
         inst.ports.len(),
         workers.len(),
@@ -49,7 +53,28 @@ pub fn run(path: &Path, seconds: Option<f64>) -> Result<ExitCode, String> {
     // The control thread: drain punted frames (the 802.1Qbg control plane consumes them).
     let t0 = Instant::now();
     let mut punted = 0u64;
+    let mut last_sweep = Instant::now();
     while !stop.load(Ordering::Relaxed) {
+        if hup.swap(false, Ordering::Relaxed) {
+            match Config::load(path).and_then(|c| {
+                inst.reload(c).map_err(|r| crate::config::ConfigError {
+                    path: String::new(),
+                    reason: r,
+                })
+            }) {
+                Ok(gen) => eprintln!(
+                    "hairpin: SIGHUP: {} reloaded (snapshot generation {gen})",
+                    path.display()
+                ),
+                Err(e) => {
+                    eprintln!("hairpin: SIGHUP: reload refused, the running config stays: {e}")
+                }
+            }
+        }
+        if last_sweep.elapsed() >= Duration::from_secs(1) {
+            inst.switch.fdb.age(clock.now_ms());
+            last_sweep = Instant::now();
+        }
         let mut any = false;
         for p in punts.iter_mut() {
             while let Some(b) = p.pop() {

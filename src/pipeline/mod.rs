@@ -2,8 +2,10 @@
 //!
 //! `parse+ingress` (length, control frames, source check, VLAN
 //! classification) → `learn` (FDB update, locked ports, reflected-copy
-//! detection on an edge uplink) → `forward` (destination lookup, the
-//! reflective-relay rule, flood sets; one function per role) → `tx` (flood
+//! detection on an edge uplink, then the destination lookup, so each frame
+//! sees exactly the sources of the frames before it, whatever the burst
+//! size) → `forward` (the reflective-relay rule, flood sets; one function
+//! per role) → `tx` (flood
 //! copies, VLAN tag push/pop per egress port, per-port TX staging). Every
 //! stage walks the whole burst before the next runs. Nothing here allocates
 //! on the heap, locks, or makes a system call; a dropped frame goes back to
@@ -111,6 +113,10 @@ struct Meta {
     set_pcp: u8,
     /// DSCP to write (0xff: keep).
     set_dscp: u8,
+    /// Bridge roles: where the unicast destination was, looked up right
+    /// after this frame's own source was learned (so a later frame of the
+    /// same burst cannot change the answer).
+    dst_port: Option<PortId>,
 }
 
 const NO_VSI: u32 = u32::MAX;
@@ -131,6 +137,7 @@ impl Default for Meta {
             class: 0,
             set_pcp: KEEP,
             set_dscp: KEEP,
+            dst_port: None,
         }
     }
 }
@@ -293,7 +300,7 @@ impl Pipeline {
         self.learn(inp, n, now_ms, t);
         match self.model.role {
             Role::EdgeVepa => self.forward_vepa(inp, n, t),
-            _ => self.forward_bridge(inp, n, now_ms, t),
+            _ => self.forward_bridge(inp, n, t),
         }
         self.transmit(inp, burst, tx, t);
     }
@@ -638,7 +645,8 @@ impl Pipeline {
                 .map(|v| v.as_slice())
                 .unwrap_or(&[])
         };
-        let mut any_permit = receivers.is_empty();
+        // No receiver VM other than the sender: only the sender's rules apply.
+        let mut any_permit = receivers.iter().all(|&r| r == me.src_vsi);
         for &r in receivers {
             let v = &pol.vsis[r as usize];
             if me.src_vsi == r {
@@ -775,13 +783,20 @@ impl Pipeline {
                     "port {} is learning: not forwarding",
                     port.name
                 );
+                continue;
+            }
+            // Destination lookup in frame order: it sees the sources of the
+            // frames before this one in the burst, not those after it.
+            if m.role != Role::EdgeVepa && me.dst & GROUP_BIT == 0 {
+                me.dst_port = self.fdb.lookup_raw(me.dst, me.vid, now_ms).map(|e| e.port);
             }
         }
     }
 
-    /// Stage 3 (bridge, edge-veb): destination lookup, reflective relay, flood sets.
+    /// Stage 3 (bridge, edge-veb): reflective relay rule, flood sets (the
+    /// destination was looked up in stage 2).
     #[inline]
-    fn forward_bridge<T: Tracer>(&mut self, inp: PortId, n: usize, now_ms: u64, t: &mut T) {
+    fn forward_bridge<T: Tracer>(&mut self, inp: PortId, n: usize, t: &mut T) {
         let m = &*self.model;
         let inbit = 1u64 << inp.0;
         let rr = m.rr_mask & inbit != 0;
@@ -818,9 +833,8 @@ impl Pipeline {
                     );
                 }
             } else {
-                match self.fdb.lookup_raw(me.dst, me.vid, now_ms) {
-                    Some(e) => {
-                        let p = e.port;
+                match me.dst_port {
+                    Some(p) => {
                         if p == inp && !rr {
                             me.verdict = Verdict::Drop(DropReason::HairpinOff);
                             trace!(
