@@ -133,9 +133,15 @@ pub fn replay(
         port_json.insert(p.name().to_string(), pipe.port_ctr[i].to_json());
     }
     let fdb = inst.switch.fdb.dump(now_ms);
+    let hits: serde_json::Map<String, serde_json::Value> = pipe
+        .rule_hits()
+        .into_iter()
+        .map(|(k, v)| (k, serde_json::json!({"packets": v[0], "bytes": v[1]})))
+        .collect();
     Ok(serde_json::json!({
         "frames_in": frames,
         "counters": pipe.ctr.to_json(),
+        "rule_hits": hits,
         "ports": port_json,
         "fdb": fdb.iter().map(|r| serde_json::json!({
             "mac": r.mac.to_string(), "vlan": r.vid,

@@ -166,3 +166,40 @@ pub fn parse_hex(s: &str) -> Result<Vec<u8>, String> {
         })
         .collect()
 }
+
+/// One line on the L3/L4 headers (what the ACL stage can match on).
+pub fn describe_headers(frame: &[u8]) -> String {
+    use crate::wire::frame::{parse_frame, L4Info};
+    let Ok(f) = parse_frame(frame) else {
+        return "not an Ethernet frame".into();
+    };
+    let mut s = format!("{:?}", f.l3);
+    if let Some(ip) = f.ip {
+        s += &format!(" {} → {} dscp {} ttl {}", ip.src, ip.dst, ip.dscp, ip.ttl);
+        if let Some(p) = ip.proto {
+            s += &format!(" proto {p}");
+        }
+        if ip.frag.is_fragment {
+            s += if ip.frag.is_first {
+                " (first fragment)"
+            } else {
+                " (later fragment: no L4 header)"
+            };
+        }
+    }
+    match f.l4 {
+        Some(L4Info::Tcp {
+            src_port,
+            dst_port,
+            flags,
+        }) => s += &format!(" tcp {src_port} → {dst_port} flags {flags:#05x}"),
+        Some(L4Info::Udp { src_port, dst_port }) => s += &format!(" udp {src_port} → {dst_port}"),
+        Some(L4Info::Icmp { ty, code }) => s += &format!(" icmp type {ty} code {code}"),
+        Some(L4Info::Icmpv6 { ty, code }) => s += &format!(" icmpv6 type {ty} code {code}"),
+        None => {}
+    }
+    if f.incomplete {
+        s += " (a header is cut short: its fields are absent for matching)";
+    }
+    s
+}
