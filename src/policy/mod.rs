@@ -1,0 +1,3 @@
+//! Policy: configuration compiled into immutable snapshots the workers read (ACLs, …).
+
+pub mod acl;
