@@ -3,7 +3,7 @@
 //! Layers, bottom up:
 //! - [`types`], [`wire`]: addresses and zero-copy header views;
 //! - [`buf`]: frame buffers and the fixed pool; [`port`]: the `Port` abstraction and backends;
-//! - [`fdb`]: the (MAC, VID) forwarding table;
+//! - [`fdb`]: the (MAC, VID) forwarding table; [`policy`]: compiled ACLs;
 //! - [`pipeline`]: parse → ingress → learn → forward → tx, one burst at a time, for the three roles;
 //! - [`worker`]: the pinned poll loop; [`stats`]: drop reasons and counters;
 //! - [`config`]: the TOML configuration; [`pcap`]: classic pcap files; [`gen`]: the built-in traffic generator;
