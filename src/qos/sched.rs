@@ -23,7 +23,6 @@
 //! Time is passed in as nanoseconds.
 
 use crate::buf::{Burst, PktBuf};
-use std::collections::VecDeque;
 
 /// Number of traffic classes.
 pub const CLASSES: usize = 8;
@@ -119,27 +118,107 @@ impl SchedConfig {
 #[derive(Debug, PartialEq, Eq)]
 pub struct Dropped(pub PktBuf);
 
-/// Counters for one class (plain `u64`, one writer).
+/// Counters for one class.
+///
+/// `enqueued` is not counted per frame: it is derived as
+/// `dequeued + depth + drained`, which is exact because every accepted frame
+/// is sent, still queued, or removed by [`Sched::drain`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ClassStats {
     /// Frames accepted.
     pub enqueued: u64,
     /// Frames sent.
     pub dequeued: u64,
+    /// Bytes sent.
+    pub bytes: u64,
     /// Frames refused because the class was at its depth limit.
     pub tail_drops: u64,
-    /// Bytes accepted.
-    pub enq_bytes: u64,
-    /// Bytes sent.
-    pub deq_bytes: u64,
     /// Bytes refused.
     pub drop_bytes: u64,
+    /// Frames removed unsent by [`Sched::drain`].
+    pub drained: u64,
+    /// Frames queued now.
+    pub depth: u64,
 }
 
+/// Fixed-capacity FIFO of frames: power-of-two slots, free-running indices.
 #[derive(Debug)]
-struct Entry {
-    buf: PktBuf,
-    len: u32,
+struct Ring {
+    /// Empty slots hold a placeholder handle (slot index `u32::MAX`), never handed out.
+    bufs: Box<[PktBuf]>,
+    lens: Box<[u32]>,
+    mask: u32,
+    /// Next slot to send.
+    head: u32,
+    /// Next free slot.
+    tail: u32,
+}
+
+impl Ring {
+    fn new(depth: u32) -> Self {
+        let cap = depth.next_power_of_two() as usize;
+        Ring {
+            bufs: (0..cap).map(|_| Self::placeholder()).collect(),
+            lens: vec![0; cap].into_boxed_slice(),
+            mask: cap as u32 - 1,
+            head: 0,
+            tail: 0,
+        }
+    }
+    #[inline(always)]
+    fn placeholder() -> PktBuf {
+        PktBuf {
+            idx: u32::MAX,
+            off: 0,
+            len: 0,
+            ts: 0,
+        }
+    }
+    #[inline(always)]
+    fn len(&self) -> u32 {
+        self.tail.wrapping_sub(self.head)
+    }
+    #[inline(always)]
+    fn is_empty(&self) -> bool {
+        self.tail == self.head
+    }
+    /// Caller checked `len() < limit <= capacity`.
+    #[inline(always)]
+    fn push(&mut self, buf: PktBuf, len: u32) {
+        let i = (self.tail & self.mask) as usize;
+        if let (Some(b), Some(l)) = (self.bufs.get_mut(i), self.lens.get_mut(i)) {
+            *b = buf;
+            *l = len;
+            self.tail = self.tail.wrapping_add(1);
+        }
+    }
+    #[inline(always)]
+    fn front_len(&self) -> Option<u32> {
+        if self.is_empty() {
+            return None;
+        }
+        self.lens.get((self.head & self.mask) as usize).copied()
+    }
+    #[inline(always)]
+    fn pop(&mut self) -> Option<PktBuf> {
+        if self.is_empty() {
+            return None;
+        }
+        let slot = self.bufs.get_mut((self.head & self.mask) as usize)?;
+        let b = std::mem::replace(slot, Self::placeholder());
+        self.head = self.head.wrapping_add(1);
+        Some(b)
+    }
+}
+
+/// Per-class counters kept by the scheduler (enqueued is derived).
+#[derive(Clone, Copy, Debug, Default)]
+struct Counts {
+    dequeued: u64,
+    bytes: u64,
+    tail_drops: u64,
+    drop_bytes: u64,
+    drained: u64,
 }
 
 #[derive(Debug)]
@@ -166,11 +245,11 @@ impl ShaperState {
 /// The egress scheduler of one port. Owned by the core that transmits on it.
 #[derive(Debug)]
 pub struct Sched {
-    q: [VecDeque<Entry>; CLASSES],
+    q: [Ring; CLASSES],
     limit: [u32; CLASSES],
     quantum: [u64; CLASSES],
     deficit: [u64; CLASSES],
-    /// Bit c set when class c has frames.
+    /// Bit c set when class c has frames (valid during a dequeue).
     nonempty: u8,
     /// Bits of the strict classes.
     strict: u8,
@@ -178,7 +257,7 @@ pub struct Sched {
     cur: u8,
     fresh: bool,
     shaper: Option<ShaperState>,
-    stats: [ClassStats; CLASSES],
+    stats: [Counts; CLASSES],
     cfg: SchedConfig,
 }
 
@@ -192,7 +271,7 @@ impl Sched {
             0xffu8 << cfg.strict_from
         };
         Ok(Sched {
-            q: std::array::from_fn(|c| VecDeque::with_capacity(cfg.depth[c] as usize)),
+            q: std::array::from_fn(|c| Ring::new(cfg.depth[c])),
             limit: cfg.depth,
             quantum: cfg.quantum.map(u64::from),
             deficit: [0; CLASSES],
@@ -209,7 +288,7 @@ impl Sched {
                     last: now_ns,
                 }
             }),
-            stats: [ClassStats::default(); CLASSES],
+            stats: [Counts::default(); CLASSES],
             cfg,
         })
     }
@@ -225,18 +304,14 @@ impl Sched {
     #[inline]
     pub fn enqueue(&mut self, class: u8, buf: PktBuf, len: u32) -> Result<(), Dropped> {
         let c = usize::from(class.min(7));
-        let st = &mut self.stats[c];
         let q = &mut self.q[c];
-        if q.len() >= self.limit[c] as usize {
+        if q.len() >= self.limit[c] {
+            let st = &mut self.stats[c];
             st.tail_drops += 1;
             st.drop_bytes += u64::from(len);
             return Err(Dropped(buf));
         }
-        // len < limit <= capacity: never reallocates.
-        q.push_back(Entry { buf, len });
-        st.enqueued += 1;
-        st.enq_bytes += u64::from(len);
-        self.nonempty |= 1 << c;
+        q.push(buf, len);
         Ok(())
     }
 
@@ -252,47 +327,68 @@ impl Sched {
         })
     }
 
-    /// Like [`dequeue_burst`](Self::dequeue_burst), handing each frame and its
-    /// class to `f`, in send order.
+    /// Like [`dequeue_burst`](Self::dequeue_burst), handing each frame to `f`
+    /// in send order.
     #[inline]
     pub fn dequeue_with(&mut self, now_ns: u64, max: usize, mut f: impl FnMut(PktBuf)) -> usize {
-        if self.nonempty == 0 || max == 0 {
+        // Recomputed here rather than kept by `enqueue`: one pass over 8
+        // rings per burst instead of a read-modify-write per frame.
+        let mut ne = 0u8;
+        for (c, q) in self.q.iter().enumerate() {
+            ne |= u8::from(!q.is_empty()) << c;
+        }
+        self.nonempty = ne;
+        if ne == 0 || max == 0 {
             return 0;
         }
-        if let Some(s) = &mut self.shaper {
-            s.refill(now_ns);
-        }
+        // Shaper tokens as a local; without a shaper a budget no burst can spend.
+        let mut tokens = match &mut self.shaper {
+            Some(s) => {
+                s.refill(now_ns);
+                s.tokens
+            }
+            None => i64::MAX,
+        };
         let mut n = 0;
-        while n < max {
-            if let Some(s) = &self.shaper {
-                if s.tokens < 0 {
+        // Each pass serves one class for as long as it may send (a run).
+        while n < max && tokens >= 0 {
+            let Some(c) = self.pick() else { break };
+            let drr = self.strict & (1 << c) == 0;
+            let mut deficit = if drr { self.deficit[c] } else { u64::MAX };
+            let q = &mut self.q[c];
+            let (mut k, mut bytes) = (0u64, 0u64);
+            let mut blocked = false;
+            while n < max && tokens >= 0 {
+                let Some(len) = q.front_len() else { break };
+                let len = u64::from(len);
+                if len > deficit {
+                    blocked = true;
                     break;
                 }
+                let Some(b) = q.pop() else { break };
+                deficit -= len;
+                tokens -= (len * NS) as i64;
+                bytes += len;
+                k += 1;
+                n += 1;
+                f(b);
             }
-            let Some(c) = self.pick() else { break };
-            let Some(e) = self.q[c].pop_front() else {
-                break; // unreachable: pick only returns non-empty classes
-            };
-            let len = u64::from(e.len);
             let st = &mut self.stats[c];
-            st.dequeued += 1;
-            st.deq_bytes += len;
-            if let Some(s) = &mut self.shaper {
-                s.tokens -= (len * NS) as i64;
-            }
-            let empty = self.q[c].is_empty();
+            st.dequeued += k;
+            st.bytes += bytes;
+            let empty = q.is_empty();
             if empty {
                 self.nonempty &= !(1 << c);
             }
-            if self.strict & (1 << c) == 0 {
-                self.deficit[c] -= len;
-                if empty {
-                    self.deficit[c] = 0;
+            if drr {
+                self.deficit[c] = if empty { 0 } else { deficit };
+                if empty || blocked {
                     self.advance();
                 }
             }
-            f(e.buf);
-            n += 1;
+        }
+        if let Some(s) = &mut self.shaper {
+            s.tokens = tokens;
         }
         n
     }
@@ -318,7 +414,7 @@ impl Sched {
                 self.deficit[c] += self.quantum[c];
                 self.fresh = false;
             }
-            let head = self.q[c].front().map_or(0, |e| u64::from(e.len));
+            let head = self.q[c].front_len().map_or(0, u64::from);
             if head <= self.deficit[c] {
                 return Some(c);
             }
@@ -345,27 +441,38 @@ impl Sched {
 
     /// Frames queued in `class` (0..=7).
     pub fn depth(&self, class: u8) -> usize {
-        self.q[usize::from(class.min(7))].len()
+        self.q[usize::from(class.min(7))].len() as usize
     }
 
     /// Frames queued in all classes.
     pub fn len(&self) -> usize {
-        self.q.iter().map(VecDeque::len).sum()
+        self.q.iter().map(|q| q.len() as usize).sum()
     }
 
     /// True when no frame is queued.
     pub fn is_empty(&self) -> bool {
-        self.nonempty == 0
+        self.q.iter().all(Ring::is_empty)
     }
 
     /// Counters of `class` (0..=7).
-    pub fn stats(&self, class: u8) -> &ClassStats {
-        &self.stats[usize::from(class.min(7))]
+    pub fn stats(&self, class: u8) -> ClassStats {
+        let c = usize::from(class.min(7));
+        let k = &self.stats[c];
+        let depth = u64::from(self.q[c].len());
+        ClassStats {
+            enqueued: k.dequeued + depth + k.drained,
+            dequeued: k.dequeued,
+            bytes: k.bytes,
+            tail_drops: k.tail_drops,
+            drop_bytes: k.drop_bytes,
+            drained: k.drained,
+            depth,
+        }
     }
 
     /// Counters of all classes, indexed by class.
-    pub fn all_stats(&self) -> &[ClassStats; CLASSES] {
-        &self.stats
+    pub fn all_stats(&self) -> [ClassStats; CLASSES] {
+        std::array::from_fn(|c| self.stats(c as u8))
     }
 
     /// Remove every queued frame (highest class first) and hand it to `f`,
@@ -373,8 +480,9 @@ impl Sched {
     pub fn drain(&mut self, mut f: impl FnMut(PktBuf)) -> usize {
         let mut n = 0;
         for c in (0..CLASSES).rev() {
-            for e in self.q[c].drain(..) {
-                f(e.buf);
+            while let Some(b) = self.q[c].pop() {
+                self.stats[c].drained += 1;
+                f(b);
                 n += 1;
             }
             self.deficit[c] = 0;
@@ -622,14 +730,14 @@ mod tests {
         assert_eq!(dropped, [4, 5, 6, 7, 8, 9]);
         let st = s.stats(2);
         assert_eq!(
-            (st.enqueued, st.tail_drops, st.enq_bytes, st.drop_bytes),
-            (4, 6, 400, 600)
+            (st.enqueued, st.tail_drops, st.depth, st.drop_bytes),
+            (4, 6, 4, 600)
         );
         assert_eq!(s.depth(2), 4);
         let mut out = Burst::new(8);
         assert_eq!(s.dequeue_burst(0, &mut out, 8), 4);
         assert_eq!(s.stats(2).dequeued, 4);
-        assert_eq!(s.stats(2).deq_bytes, 400);
+        assert_eq!(s.stats(2).bytes, 400);
         // Room again; class 200 is taken as 7.
         s.enqueue(2, buf(10, 100), 100).unwrap();
         s.enqueue(200, buf(11, 100), 100).unwrap();
@@ -641,7 +749,7 @@ mod tests {
         let mut c = cfg(6);
         c.depth = [16; CLASSES];
         let mut s = Sched::new(c, 0).unwrap();
-        let caps: Vec<usize> = s.q.iter().map(VecDeque::capacity).collect();
+        let caps: Vec<usize> = s.q.iter().map(|q| q.bufs.len()).collect();
         for i in 0..200 {
             let _ = s.enqueue((i % 8) as u8, buf(i, 64), 64);
         }
@@ -649,7 +757,7 @@ mod tests {
         out.push(buf(999, 64)).unwrap();
         assert_eq!(s.dequeue_burst(0, &mut out, 100), 4);
         assert_eq!(out.len(), 5);
-        let caps2: Vec<usize> = s.q.iter().map(VecDeque::capacity).collect();
+        let caps2: Vec<usize> = s.q.iter().map(|q| q.bufs.len()).collect();
         assert_eq!(caps, caps2);
     }
 
