@@ -6,6 +6,7 @@
 //! - [`fdb`]: the (MAC, VID) forwarding table; [`policy`]: compiled ACLs;
 //! - [`pipeline`]: parse → ingress → learn → forward → tx, one burst at a time, for the three roles;
 //! - [`worker`]: the pinned poll loop; [`stats`]: drop reasons and counters;
+//! - [`qos`]: meters, remarking and the per-port egress scheduler;
 //! - [`config`]: the TOML configuration; [`pcap`]: classic pcap files; [`gen`]: the built-in traffic generator;
 //! - [`app`]: the commands behind the `hairpin` binary.
 #![deny(unsafe_code)]
@@ -23,6 +24,7 @@ pub mod pcap;
 pub mod pipeline;
 pub mod policy;
 pub mod port;
+pub mod qos;
 pub mod replay;
 pub mod runtime;
 pub mod stats;
