@@ -392,7 +392,7 @@ pub struct Config {
 
 impl Config {
     fn validate_policy(&self) -> Result<(), ConfigError> {
-        use policy::{parse_rate, ColorAction, MeterKind, Verdict};
+        use policy::{parse_rate, ColorAction, MeterKind};
         for (name, m) in &self.meter {
             let at = |k: &str| format!("meter.{name}.{k}");
             let cir = parse_rate(&m.cir).map_err(|r| e(at("cir"), r))?;
@@ -439,6 +439,7 @@ impl Config {
                     }
                 }
             }
+            crate::policy::meter_config(m).map_err(|r| e(format!("meter.{name}"), r))?;
             let remark = [m.green, m.yellow, m.red].contains(&ColorAction::Remark);
             if remark && m.remark_pcp.is_none() && m.remark_dscp.is_none() {
                 return Err(e(
@@ -493,9 +494,6 @@ impl Config {
                             format!("policy.{name}.rule[{i}].counter"),
                             "counter names are 1-64 characters",
                         ));
-                    }
-                    if r.action == Verdict::Deny {
-                        // Allowed: deny rules count too.
                     }
                 }
             }
@@ -560,6 +558,8 @@ impl Config {
                         return Err(e(at("shape"), format!("{bps} bit/s is below 64 kbit/s")));
                     }
                 }
+                crate::policy::sched_config(g, self.switch.workers.len())
+                    .map_err(|r| e(format!("port[{i}].egress"), r))?;
             }
         }
         Ok(())

@@ -76,6 +76,7 @@ pub fn replay(
     let mut b = Burst::new(burst);
     let mut cur: Option<PortId> = None;
     let mut now_ms = 0u64;
+    let mut now_ns = 0u64;
     // The switch clock starts at the first frame (pcap times are epoch-based),
     // so every stored time is small and ageing depends on the capture only.
     let mut t0: Option<u64> = None;
@@ -95,10 +96,12 @@ pub fn replay(
         // A burst is consecutive frames of one port within the same millisecond.
         if cur != Some(port) || b.len() == burst || ts_ms != now_ms {
             if let Some(p) = cur {
-                pipe.process(p, &mut b, now_ms, &mut tx, &mut NoTrace);
+                pipe.process_at(p, &mut b, now_ns, &mut tx, &mut NoTrace);
             }
             cur = Some(port);
             now_ms = ts_ms;
+            now_ns = ts.saturating_sub(base);
+            pipe.service(now_ns, &mut tx);
             if now_ms >= last_sweep + 1000 {
                 inst.switch.fdb.age(now_ms);
                 last_sweep = now_ms;
@@ -120,7 +123,15 @@ pub fn replay(
         heads[i] = read_next(r, path)?;
     }
     if let Some(p) = cur {
-        pipe.process(p, &mut b, now_ms, &mut tx, &mut NoTrace);
+        pipe.process_at(p, &mut b, now_ns, &mut tx, &mut NoTrace);
+    }
+    // Shaped egress queues drain on the capture's clock, one millisecond at a time.
+    for _ in 0..3_600_000 {
+        if !pipe.has_backlog() {
+            break;
+        }
+        now_ns += 1_000_000;
+        pipe.service(now_ns, &mut tx);
     }
     pipe.flush(&mut tx);
     for q in tx.iter_mut() {
@@ -138,8 +149,31 @@ pub fn replay(
         .into_iter()
         .map(|(k, v)| (k, serde_json::json!({"packets": v[0], "bytes": v[1]})))
         .collect();
+    let meters: serde_json::Map<String, serde_json::Value> = pipe
+        .meter_counts()
+        .into_iter()
+        .map(|(k, v)| {
+            (
+                k,
+                serde_json::json!({"green": v[0], "yellow": v[1], "red": v[2]}),
+            )
+        })
+        .collect();
+    let queues: serde_json::Map<String, serde_json::Value> = pipe
+        .queue_stats()
+        .into_iter()
+        .map(|(port, cs)| {
+            let v: Vec<_> = cs
+                .iter()
+                .map(|c| serde_json::json!({"dequeued": c.dequeued, "bytes": c.bytes, "tail_drops": c.tail_drops, "depth": c.depth}))
+                .collect();
+            (port, serde_json::Value::Array(v))
+        })
+        .collect();
     Ok(serde_json::json!({
         "frames_in": frames,
+        "meters": meters,
+        "queues": queues,
         "counters": pipe.ctr.to_json(),
         "rule_hits": hits,
         "ports": port_json,

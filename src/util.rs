@@ -43,6 +43,11 @@ impl Clock {
             start: Instant::now(),
         }
     }
+    /// Nanoseconds since start.
+    #[inline(always)]
+    pub fn now_ns(&self) -> u64 {
+        self.start.elapsed().as_nanos() as u64
+    }
     /// Milliseconds since start.
     #[inline(always)]
     pub fn now_ms(&self) -> u64 {

@@ -642,15 +642,14 @@ fn row_23_locked_port() {
     o.assert_drops(&[(DropReason::Locked, 2)]);
 }
 
-/// Row 24: "Per-VSI ACL "deny A→B": the hairpinned frame is dropped, while A→X
-/// still passes." The config has no ACL keys and the pipeline no ACL stage
-/// yet (design.md promises one); this test states the requirement with a
-/// proposed `[[acl]]` table.
+/// Row 24: "Per-VSI ACL "deny A→B": the hairpinned frame is dropped, while
+/// A→X still passes." A's policy denies frames to B's MAC (from-vm rule,
+/// default permit); B sits behind the same port P1, X behind P2.
 #[test]
-#[ignore = "not implemented: no ACL stage or [[acl]] config key yet"]
 fn row_24_acl_deny_hairpinned() {
     let extra = format!(
-        "{}{}[[acl]]\nport = \"p1\"\nsrc = \"{A}\"\ndst = \"{B}\"\naction = \"deny\"\n",
+        "[policy.a]\ndefault = \"permit\"\n[[policy.a.rule]]\naction = \"deny\"\ndst_mac = \"{B}\"\n{}{}{}",
+        vm("a", A, 10, "p1").replace("port = \"p1\"\n", "port = \"p1\"\npolicy = \"a\"\n"),
         vm("b", B, 10, "p1"),
         vm("x", X, 10, "p2")
     );
@@ -662,20 +661,18 @@ fn row_24_acl_deny_hairpinned() {
     );
     o.assert_egress(&[("p2", vec![to_x])]);
     assert_eq!(o.ctr("reflected"), 0);
-    assert_eq!(o.drops_total(), 1);
+    o.assert_drops(&[(DropReason::AclDeny, 1)]);
 }
 
 /// Row 25: "Per-VSI rate limit on A counts hairpinned and uplink traffic
-/// together." No QoS/meter stage or config key exists yet; the proposed
-/// `rate_pps` on a `[[vm]]` states the requirement: 1 frame/s allowed, A
-/// sends one hairpinned and one uplink frame in the same millisecond, only
-/// the first passes.
+/// together." A's meter (srTCM, CBS 64 bytes, red dropped) admits one
+/// 60-byte frame in the same instant; A sends one hairpinned frame (to B,
+/// same port) and then one to X (other port) 1 µs later: the second is red.
 #[test]
-#[ignore = "not implemented: no QoS/rate-limit stage or config key yet"]
 fn row_25_rate_limit_counts_hairpin_and_uplink() {
     let extra = format!(
-        "{}{}{}",
-        vm("a", A, 10, "p1").replace("port = \"p1\"\n", "port = \"p1\"\nrate_pps = 1\n"),
+        "[meter.a]\ntype = \"srtcm\"\ncir = 8000\ncbs = 64\n{}{}{}",
+        vm("a", A, 10, "p1").replace("port = \"p1\"\n", "port = \"p1\"\nmeter = \"a\"\n"),
         vm("b", B, 10, "p1"),
         vm("x", X, 10, "p2")
     );
@@ -686,7 +683,13 @@ fn row_25_rate_limit_counts_hairpin_and_uplink() {
         &[(T0, "p1", to_b.clone()), (T0 + 1, "p1", to_x)],
     );
     o.assert_egress(&[("p1", vec![to_b])]);
-    assert_eq!(o.drops_total(), 1);
+    o.assert_drops(&[(DropReason::MeterDrop, 1)]);
+    let m = &o.json["meters"]["vm a"];
+    assert_eq!(
+        (m["green"].as_u64(), m["red"].as_u64()),
+        (Some(1), Some(1)),
+        "{m}"
+    );
 }
 
 /// Row 26: "OpenFlow-style rule "output to port N" where N is the ingress port

@@ -33,12 +33,13 @@ const COVERED: &[DropReason] = &[
     DropReason::Locked,
     DropReason::Spoofed,
     DropReason::AclDeny,
+    DropReason::MeterDrop,
+    DropReason::QueueFull,
 ];
 
 const A: Mac = Mac([0x02, 0, 0, 0, 0, 0x0a]);
 const B: Mac = Mac([0x02, 0, 0, 0, 0, 0x0b]);
 const C: Mac = Mac([0x02, 0, 0, 0, 0, 0x0c]);
-const OWN: Mac = Mac([0x02, 0xaa, 0, 0, 0, 0x01]);
 
 /// Three access ports in VLAN 10, one trunk (10, 20).
 const BRIDGE: &str = r#"
@@ -487,6 +488,34 @@ fn acl_deny() {
     // A's policy permits only frames to C; A→B meets the deny default.
     expect_drop(POLICY, 0, &[frame(A, B)], DropReason::AclDeny);
     expect_trace_drop(POLICY, "p0", &frame(A, B), &[], DropReason::AclDeny);
+}
+
+#[test]
+fn meter_drop() {
+    // VM A's meter holds one 60-byte frame (CBS 64, red dropped): the second of a burst is red.
+    let toml = POLICY.replace("policy = \"closed\"", "policy = \"closed\"\nmeter = \"m\"")
+        + "[meter.m]\ntype = \"srtcm\"\ncir = 8000\ncbs = 64\n";
+    let mut h = Harness::new(&toml);
+    let before = h.drops();
+    h.send(0, &[frame(A, C), frame(A, C)]);
+    assert_only(&before, &h.drops(), DropReason::MeterDrop, 1);
+}
+
+#[test]
+fn queue_full() {
+    // p1's class queues hold one frame and the port is shaped: a burst of
+    // three to p1 keeps one queued, the other two are tail-dropped.
+    let toml = BRIDGE.replacen(
+        "name = \"p1\"\npvid = 10\n",
+        "name = \"p1\"\npvid = 10\negress = { depth = 1, shape = \"64k\" }\n",
+        1,
+    );
+    let mut h = Harness::new(&toml);
+    // Teach the switch where B is.
+    h.send(1, &[frame(B, A)]);
+    let before = h.drops();
+    h.send(0, &[frame(A, B), frame(A, B), frame(A, B)]);
+    assert_only(&before, &h.drops(), DropReason::QueueFull, 2);
 }
 
 #[test]

@@ -243,7 +243,7 @@ pub fn parse_rate(v: &NumOrStr) -> Result<u64, String> {
         .parse()
         .map_err(|_| format!("{s:?} is not a rate (e.g. 10M, 1.5G, 500k)"))?;
     let r = x * mul;
-    if !(r >= 1.0 && r < 1e13) {
+    if !(1.0..1e13).contains(&r) {
         return Err(format!("{s:?} is out of range (1 bit/s .. 10 Tbit/s)"));
     }
     Ok(r as u64)

@@ -24,6 +24,8 @@ use crate::policy::acl::AclKey;
 use crate::policy::RuleAction;
 use crate::port::ring::Producer;
 use crate::port::PortQueue;
+use crate::qos::meter::{Action as MeterAction, Color};
+use crate::qos::sched::Dropped;
 use crate::stats::{CoreCounters, DropReason, PortCounters};
 use crate::types::{Mac, PortId};
 pub use model::{Model, PortInfo, SnapshotCell};
@@ -160,31 +162,10 @@ fn l3_offset(d: &[u8]) -> Option<usize> {
 /// ethertype sits at `et_off`. False when the frame is not IP or is too short.
 #[inline]
 fn set_dscp(d: &mut [u8], et_off: usize, dscp: u8) -> bool {
-    let l3 = et_off + 2;
-    match (d.get(et_off).copied(), d.get(et_off + 1).copied()) {
-        (Some(0x08), Some(0x00)) if d.len() >= l3 + 20 && d[l3] >> 4 == 4 => {
-            let old = u16::from_be_bytes([d[l3], d[l3 + 1]]);
-            let tos = (d[l3 + 1] & 0x03) | (dscp << 2);
-            d[l3 + 1] = tos;
-            let new = u16::from_be_bytes([d[l3], d[l3 + 1]]);
-            // RFC 1624: HC' = ~(~HC + ~m + m')
-            let hc = u16::from_be_bytes([d[l3 + 10], d[l3 + 11]]);
-            let mut sum = (!hc as u32) + (!old as u32) + new as u32;
-            while sum > 0xffff {
-                sum = (sum & 0xffff) + (sum >> 16);
-            }
-            d[l3 + 10..l3 + 12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
-            true
-        }
-        (Some(0x86), Some(0xdd)) if d.len() >= l3 + 40 && d[l3] >> 4 == 6 => {
-            // Traffic class spans the low nibble of byte 0 and the high nibble of byte 1.
-            let tc = (dscp << 2) | (((d[l3 + 1] >> 4) & 0x3) as u8);
-            d[l3] = (d[l3] & 0xf0) | (tc >> 4);
-            d[l3 + 1] = (d[l3 + 1] & 0x0f) | (tc << 4);
-            true
-        }
-        _ => false,
-    }
+    matches!(
+        (d.get(et_off), d.get(et_off + 1)),
+        (Some(0x08), Some(0x00)) | (Some(0x86), Some(0xdd))
+    ) && crate::qos::mark::set_dscp(d, et_off + 2, dscp)
 }
 
 /// What to apply to one egress copy: class and rewrites.
@@ -223,6 +204,14 @@ impl Switch {
 /// One worker's pipeline for one switch instance.
 pub struct Pipeline {
     model: Arc<Model>,
+    /// This core's leases on the snapshot's meters, by meter instance.
+    meters: Vec<crate::qos::meter::MeterCache>,
+    /// Per-port egress schedulers (ports with `[port.egress]`).
+    sched: Vec<Option<crate::qos::sched::Sched>>,
+    /// Ports whose scheduler holds frames.
+    backlog: u64,
+    /// Switch clock of the current burst, ns.
+    now_ns: u64,
     cell: Arc<SnapshotCell>,
     keys: Vec<AclKey>,
     /// Per-rule hits (packets, bytes), indexed by `RuleAction::hit` of the current snapshot.
@@ -231,6 +220,8 @@ pub struct Pipeline {
     pub named: Vec<[u64; 2]>,
     /// Hits of earlier snapshots, by name (folded in at each reload).
     pub hits_before: std::collections::BTreeMap<String, [u64; 2]>,
+    /// Meter colour counts of earlier snapshots, by meter instance name.
+    meter_before: std::collections::BTreeMap<String, [u64; 3]>,
     fdb: Arc<Fdb>,
     pool: Arc<Pool>,
     cache: PoolCache,
@@ -251,9 +242,27 @@ impl Pipeline {
         let b = sw.model.burst.max(1);
         let model = sw.cell.load();
         Pipeline {
+            meters: model
+                .policy
+                .meters
+                .iter()
+                .map(|m| crate::qos::meter::MeterCache::new(m.clone()))
+                .collect(),
+            sched: model
+                .ports
+                .iter()
+                .map(|p| {
+                    p.egress.map(|c| {
+                        crate::qos::sched::Sched::new(c, 0).expect("validated egress config")
+                    })
+                })
+                .collect(),
+            backlog: 0,
+            now_ns: 0,
             hits: vec![[0; 2]; model.policy.hit_names.len()],
             named: vec![[0; 2]; model.policy.counter_names.len()],
             hits_before: Default::default(),
+            meter_before: Default::default(),
             keys: vec![AclKey::default(); b],
             cell: sw.cell.clone(),
             model,
@@ -285,6 +294,21 @@ impl Pipeline {
         tx: &mut [Box<dyn PortQueue>],
         t: &mut T,
     ) {
+        self.process_at(inp, burst, now_ms * 1_000_000, tx, t)
+    }
+
+    /// As [`Pipeline::process`], with the clock in nanoseconds (meters and shapers use it).
+    #[inline]
+    pub fn process_at<T: Tracer>(
+        &mut self,
+        inp: PortId,
+        burst: &mut Burst,
+        now_ns: u64,
+        tx: &mut [Box<dyn PortQueue>],
+        t: &mut T,
+    ) {
+        self.now_ns = now_ns;
+        let now_ms = now_ns / 1_000_000;
         let n = burst.len();
         if n == 0 {
             return;
@@ -502,6 +526,58 @@ impl Pipeline {
         }
         self.hits = vec![[0; 2]; new.policy.hit_names.len()];
         self.named = vec![[0; 2]; new.policy.counter_names.len()];
+        for (i, m) in self.meters.iter().enumerate() {
+            let st = m.stats();
+            let name = self
+                .model
+                .policy
+                .meter_instances
+                .get(i)
+                .map(|x| x.1.clone())
+                .unwrap_or_default();
+            let e = self.meter_before.entry(name).or_insert([0; 3]);
+            for (x, y) in e.iter_mut().zip(st.pkts) {
+                *x += y;
+            }
+        }
+        self.meters = new
+            .policy
+            .meters
+            .iter()
+            .map(|m| crate::qos::meter::MeterCache::new(m.clone()))
+            .collect();
+        for (p, port) in new.ports.iter().enumerate() {
+            let old = self.sched[p].as_ref().map(|s| *s.config());
+            if old == port.egress {
+                continue;
+            }
+            let mut fresh = port
+                .egress
+                .map(|c| crate::qos::sched::Sched::new(c, self.now_ns).expect("validated"));
+            if let Some(mut s) = self.sched[p].take() {
+                // Frames queued under the old settings move to the new queues (class kept as 0: their
+                // class is not stored), or go out unscheduled at the next flush.
+                let q = &mut self.txq[p];
+                let (pool, cache, ctr) = (&self.pool, &mut self.cache, &mut self.ctr);
+                s.drain(|b| match fresh.as_mut() {
+                    Some(f) => {
+                        let len = b.len() as u32;
+                        if let Err(crate::qos::sched::Dropped(b)) = f.enqueue(0, b, len) {
+                            ctr.drop(DropReason::QueueFull);
+                            cache.free(pool, b);
+                        }
+                    }
+                    None => {
+                        if let Err(b) = q.push(b) {
+                            ctr.drop(DropReason::TxFull);
+                            cache.free(pool, b);
+                        }
+                    }
+                });
+                self.dirty |= 1 << p;
+            }
+            self.sched[p] = fresh;
+        }
         self.model = new;
     }
 
@@ -546,7 +622,7 @@ impl Pipeline {
             }
             me.src_vsi = pol.vsi(me.src, me.vid).unwrap_or(NO_VSI);
             let vsi = (me.src_vsi != NO_VSI).then(|| &pol.vsis[me.src_vsi as usize]);
-            if guarded && vsi.is_none_or(|v| v.port != inp) {
+            if guarded && vsi.map_or(true, |v| v.port != inp) {
                 me.verdict = Verdict::Drop(DropReason::Spoofed);
                 trace!(
                     t,
@@ -565,51 +641,88 @@ impl Pipeline {
                 continue;
             }
             trace!(t, i, "guard", "VSI {} ({} VLAN {})", v.name, v.mac, v.vid);
-            let Some(pi) = v.policy else { continue };
-            let p = &pol.policies[pi as usize];
-            me.class = p.class;
-            if p.from.is_noop() {
-                continue;
+            let len = self.pool.data(b).len();
+            let mut rule_meter = None;
+            if let Some(pi) = v.policy {
+                let p = &pol.policies[pi as usize];
+                self.meta[i].class = p.class;
+                if !p.from.is_noop() {
+                    let me = &mut self.meta[i];
+                    self.keys[i] = AclKey::from_frame(self.pool.data(b), me.vid, me.pcp);
+                    me.has_key = true;
+                    let (a, idx) = match p.from.classifier.classify(&self.keys[i]) {
+                        Some(r) => (
+                            &p.from.actions[r as usize],
+                            Some(p.from.cfg_index[r as usize]),
+                        ),
+                        None => (&p.from.default, None),
+                    };
+                    if let Some(c) = a.class {
+                        me.class = c;
+                    }
+                    if let Some(x) = a.set_pcp {
+                        me.set_pcp = x;
+                    }
+                    if let Some(x) = a.set_dscp {
+                        me.set_dscp = x;
+                    }
+                    if !a.permit {
+                        me.verdict = Verdict::Drop(DropReason::AclDeny);
+                    }
+                    rule_meter = a.meter.map(|m| pol.rule_meter_instance[m as usize]);
+                    if T::ON {
+                        let what = match idx {
+                            Some(r) => format!("rule[{r}]"),
+                            None => "default".into(),
+                        };
+                        trace!(
+                            t,
+                            i,
+                            "acl",
+                            "policy {} from-vm: {what} → {}",
+                            p.name,
+                            if a.permit { "permit" } else { "deny" }
+                        );
+                    }
+                    self.count_action(a, len);
+                    if !a.permit {
+                        continue;
+                    }
+                }
             }
-            let d = self.pool.data(b);
-            self.keys[i] = AclKey::from_frame(d, me.vid, me.pcp);
-            me.has_key = true;
-            let (a, idx) = match p.from.classifier.classify(&self.keys[i]) {
-                Some(r) => (
-                    &p.from.actions[r as usize],
-                    Some(p.from.cfg_index[r as usize]),
-                ),
-                None => (&p.from.default, None),
-            };
-            let len = d.len();
-            let me = &mut self.meta[i];
-            if let Some(c) = a.class {
-                me.class = c;
-            }
-            if let Some(x) = a.set_pcp {
-                me.set_pcp = x;
-            }
-            if let Some(x) = a.set_dscp {
-                me.set_dscp = x;
-            }
-            if !a.permit {
-                me.verdict = Verdict::Drop(DropReason::AclDeny);
-            }
-            if T::ON {
-                let what = match idx {
-                    Some(r) => format!("rule[{r}]"),
-                    None => "default".into(),
+            // Meters: the matching rule's, then the VM's own (hairpinned and uplink traffic alike).
+            for m in [rule_meter, v.meter].into_iter().flatten() {
+                let me = &mut self.meta[i];
+                let m = m as usize;
+                let pre = match pol.meter_yellow_pcp[m] {
+                    Some(p) if me.tagged && me.pcp == p => Color::Yellow,
+                    _ => Color::Green,
                 };
+                let (c, act) = self.meters[m].police(self.now_ns, len as u32, pre);
                 trace!(
                     t,
                     i,
-                    "acl",
-                    "policy {} from-vm: {what} → {}",
-                    p.name,
-                    if a.permit { "permit" } else { "deny" }
+                    "meter",
+                    "{}: {} → {act:?}",
+                    pol.meter_instances[m].1,
+                    c.name()
                 );
+                match act {
+                    MeterAction::Transmit => {}
+                    MeterAction::Remark { pcp, dscp } => {
+                        if let Some(x) = pcp {
+                            me.set_pcp = x;
+                        }
+                        if let Some(x) = dscp {
+                            me.set_dscp = x;
+                        }
+                    }
+                    MeterAction::Drop => {
+                        me.verdict = Verdict::Drop(DropReason::MeterDrop);
+                        break;
+                    }
+                }
             }
-            self.count_action(a, len);
         }
     }
 
@@ -619,7 +732,7 @@ impl Pipeline {
     /// VM of that port and VLAN (other than the sender) permits it. A copy with
     /// no receiver VM meets only the sender's rules. `Err` = denied.
     #[inline]
-    fn to_vm<T: Tracer>(
+    fn judge_receiver<T: Tracer>(
         &mut self,
         p: usize,
         i: usize,
@@ -1076,7 +1189,7 @@ impl Pipeline {
                             dscp: me.set_dscp,
                         };
                         if judge {
-                            match self.to_vm(p, i, pool.data(src), t) {
+                            match self.judge_receiver(p, i, pool.data(src), t) {
                                 Err(()) => {
                                     outputs += 1;
                                     self.ctr.drop(DropReason::AclDeny);
@@ -1136,6 +1249,7 @@ impl Pipeline {
 
     /// Multicast-to-unicast: one copy per known receiver on port `p`, never back to the sender.
     #[cold]
+    #[allow(clippy::too_many_arguments)]
     fn m2u_copies<T: Tracer>(
         &mut self,
         p: usize,
@@ -1186,6 +1300,7 @@ impl Pipeline {
 
     /// Fix the VLAN tag for egress port `p` and stage the frame.
     #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
     fn egress<T: Tracer>(
         &mut self,
         p: usize,
@@ -1245,6 +1360,28 @@ impl Pipeline {
             port.name,
             if untag { "untagged" } else { "tagged" }
         );
+        if let Some(s) = self.sched[p].as_mut() {
+            let len = b.len() as u32;
+            match s.enqueue(fix.class, b, len) {
+                Ok(()) => {
+                    trace!(t, i, "queue", "class {} on {}", fix.class, port.name);
+                    self.backlog |= 1 << p;
+                }
+                Err(Dropped(b)) => {
+                    self.ctr.drop(DropReason::QueueFull);
+                    trace!(
+                        t,
+                        i,
+                        "queue",
+                        "class {} queue of {} full: tail drop",
+                        fix.class,
+                        port.name
+                    );
+                    self.cache.free(&self.pool, b);
+                }
+            }
+            return;
+        }
         let q = &mut self.txq[p];
         if let Err(b) = q.push(b) {
             // Staging full (a large flood): push this port out now, then retry.
@@ -1260,6 +1397,14 @@ impl Pipeline {
     }
 
     fn flush_port(&mut self, p: usize, tx: &mut [Box<dyn PortQueue>]) {
+        if let Some(s) = self.sched[p].as_mut() {
+            let q = &mut self.txq[p];
+            let room = q.space();
+            s.dequeue_burst(self.now_ns, q, room);
+            if s.is_empty() {
+                self.backlog &= !(1 << p);
+            }
+        }
         let q = &mut self.txq[p];
         let staged = q.len();
         if staged == 0 {
@@ -1284,15 +1429,72 @@ impl Pipeline {
     /// Push every staged frame to its port; refused frames are counted `tx_full` and freed.
     #[inline]
     pub fn flush(&mut self, tx: &mut [Box<dyn PortQueue>]) {
-        while self.dirty != 0 {
-            let p = self.dirty.trailing_zeros() as usize;
-            self.dirty &= self.dirty - 1;
+        let mut todo = self.dirty | self.backlog;
+        self.dirty = 0;
+        while todo != 0 {
+            let p = todo.trailing_zeros() as usize;
+            todo &= todo - 1;
             self.flush_port(p, tx);
         }
     }
 
-    /// Give every cached buffer back to the pool (at stop).
+    /// Send what the egress schedulers may send now (shaped ports hold frames
+    /// across bursts). Called by the worker on every pass; a no-op without backlog.
+    #[inline]
+    pub fn service(&mut self, now_ns: u64, tx: &mut [Box<dyn PortQueue>]) {
+        if self.backlog != 0 {
+            self.now_ns = now_ns;
+            self.flush(tx);
+        }
+    }
+
+    /// True when an egress scheduler still holds frames.
+    pub fn has_backlog(&self) -> bool {
+        self.backlog != 0
+    }
+
+    /// Meter colour counts (green, yellow, red frames) by meter instance, this core.
+    pub fn meter_counts(&self) -> std::collections::BTreeMap<String, [u64; 3]> {
+        let mut m = self.meter_before.clone();
+        for (i, c) in self.meters.iter().enumerate() {
+            let name = self
+                .model
+                .policy
+                .meter_instances
+                .get(i)
+                .map(|x| x.1.clone())
+                .unwrap_or_default();
+            let e = m.entry(name).or_insert([0; 3]);
+            for (x, y) in e.iter_mut().zip(c.stats().pkts) {
+                *x += y;
+            }
+        }
+        m
+    }
+
+    /// Egress queue counters by port name and class, this core.
+    pub fn queue_stats(&self) -> Vec<(String, [crate::qos::sched::ClassStats; 8])> {
+        self.sched
+            .iter()
+            .enumerate()
+            .filter_map(|(p, s)| {
+                s.as_ref()
+                    .map(|s| (self.model.ports[p].name.clone(), s.all_stats()))
+            })
+            .collect()
+    }
+
+    /// Give every cached buffer back to the pool (at stop). Frames still held
+    /// by an egress scheduler are freed and counted as `queue_full`.
     pub fn release(&mut self) {
+        for s in self.sched.iter_mut().flatten() {
+            let (pool, ctr) = (&self.pool, &mut self.ctr);
+            s.drain(|b| {
+                ctr.drop(DropReason::QueueFull);
+                pool.free(b);
+            });
+        }
+        self.backlog = 0;
         for q in &mut self.txq {
             for b in q.drain() {
                 self.pool.free(b);

@@ -59,6 +59,8 @@ pub struct PortInfo {
     pub m2u: bool,
     /// edge-vepa VM mode.
     pub vm_mode: VmMode,
+    /// Egress scheduler (8 classes), if configured.
+    pub egress: Option<crate::qos::sched::SchedConfig>,
 }
 
 /// A registered multicast group.
@@ -173,6 +175,13 @@ impl Model {
                 state: p.state,
                 m2u: p.multicast_to_unicast,
                 vm_mode: p.vm_mode,
+                egress: match &p.egress {
+                    Some(g) => Some(
+                        crate::policy::sched_config(g, c.switch.workers.len())
+                            .map_err(|e| format!("port[{i}].egress: {e}"))?,
+                    ),
+                    None => None,
+                },
             });
         }
         let mut mdb = HashMap::new();

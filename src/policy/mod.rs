@@ -112,6 +112,10 @@ pub struct PolicySet {
     pub meter_instances: Vec<(u32, String)>,
     /// Rule meter → instance index (rules' `meter` refers to the meter config; this maps config → instance).
     pub rule_meter_instance: Vec<u32>,
+    /// The shared token buckets, one per meter instance (workers lease from them).
+    pub meters: Vec<std::sync::Arc<crate::qos::meter::SharedMeter>>,
+    /// Per meter instance: PCP that marks a frame yellow on arrival (colour-aware meters).
+    pub meter_yellow_pcp: Vec<Option<u8>>,
     /// True when any VSI has a policy or a meter, or any port guards sources.
     pub active: bool,
 }
@@ -231,6 +235,16 @@ impl PolicySet {
                 s.guard_mask |= 1 << port;
             }
         }
+        for (cfg_idx, _) in &s.meter_instances {
+            let name = &meter_names[*cfg_idx as usize];
+            let m = &c.meter[name];
+            let mc = meter_config(m).map_err(|e| format!("meter.{name}: {e}"))?;
+            let sm = crate::qos::meter::SharedMeter::new(mc, 0)
+                .map_err(|e| format!("meter.{name}.{e}"))?;
+            s.meters.push(std::sync::Arc::new(sm));
+            s.meter_yellow_pcp
+                .push(if m.color_aware { m.remark_pcp } else { None });
+        }
         s.index = VsiMap::build(&entries);
         s.counter_names = counters;
         s.meter_names = meter_names;
@@ -246,4 +260,69 @@ impl PolicySet {
     pub fn vsi(&self, mac: u64, vid: u16) -> Option<u32> {
         self.index.get(mac, vid)
     }
+}
+
+/// The qos meter configuration for a `[meter.NAME]` (rates from bits/s to bytes/s).
+pub fn meter_config(
+    m: &crate::config::policy::MeterCfg,
+) -> Result<crate::qos::meter::MeterConfig, String> {
+    use crate::config::policy::{parse_rate, ColorAction, MeterKind as K};
+    use crate::qos::meter::{Action, ColorMode, MeterConfig};
+    let cir = parse_rate(&m.cir)? / 8;
+    let mut mc = match m.kind {
+        K::Srtcm => MeterConfig::srtcm(cir, m.cbs, m.ebs.unwrap_or(0)),
+        K::Trtcm => {
+            let pir = parse_rate(m.pir.as_ref().ok_or("trtcm needs pir")?)? / 8;
+            MeterConfig::trtcm(cir, m.cbs, pir, m.pbs.ok_or("trtcm needs pbs")?)
+        }
+    };
+    if m.color_aware {
+        mc = mc.mode(ColorMode::Aware);
+    }
+    let act = |a: ColorAction| match a {
+        ColorAction::Transmit => Action::Transmit,
+        ColorAction::Drop => Action::Drop,
+        ColorAction::Remark => Action::Remark {
+            pcp: m.remark_pcp,
+            dscp: m.remark_dscp,
+        },
+    };
+    mc.green = act(m.green);
+    mc.yellow = act(m.yellow);
+    mc.red = act(m.red);
+    mc.validate()?;
+    Ok(mc)
+}
+
+/// The scheduler configuration for a `[port.egress]`, its shaping rate split over `workers`.
+pub fn sched_config(
+    g: &crate::config::policy::EgressCfg,
+    workers: usize,
+) -> Result<crate::qos::sched::SchedConfig, String> {
+    use crate::qos::sched::{SchedConfig, Shaper, CLASSES};
+    let strict_from = (CLASSES as u8).saturating_sub(g.strict);
+    let mut quantum = [1518u32; CLASSES];
+    for (i, w) in g.weights.iter().enumerate() {
+        quantum[i] = 1518 * w;
+    }
+    let shaper = match &g.shape {
+        Some(r) => {
+            let rate = (crate::config::policy::parse_rate(r)? / 8 / workers.max(1) as u64)
+                .max(crate::qos::sched::MIN_RATE);
+            // Burst: 1 ms at the rate, at least two full-size frames.
+            Some(Shaper {
+                rate,
+                burst: (rate / 1000).max(2 * 1518),
+            })
+        }
+        None => None,
+    };
+    let c = SchedConfig {
+        strict_from,
+        quantum,
+        depth: [g.depth as u32; CLASSES],
+        shaper,
+    };
+    c.validate()?;
+    Ok(c)
 }

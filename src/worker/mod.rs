@@ -63,6 +63,9 @@ pub fn run(tasks: &mut [Task], cfg: &WorkerCfg, clock: &Clock, stop: &AtomicBool
         let mut got = 0;
         for t in tasks.iter_mut() {
             got += poll_once(t, &mut burst, clock);
+            if t.pipe.has_backlog() {
+                t.pipe.service(clock.now_ns(), &mut t.queues);
+            }
         }
         loops += 1;
         if loops % PUBLISH_EVERY == 0 {
@@ -93,6 +96,13 @@ pub fn run(tasks: &mut [Task], cfg: &WorkerCfg, clock: &Clock, stop: &AtomicBool
             break;
         }
     }
+    // Shaped egress queues get a bounded time to drain.
+    let t_end = clock.now_ns() + 100_000_000;
+    while tasks.iter().any(|t| t.pipe.has_backlog()) && clock.now_ns() < t_end {
+        for t in tasks.iter_mut() {
+            t.pipe.service(clock.now_ns(), &mut t.queues);
+        }
+    }
     for t in tasks.iter_mut() {
         t.pipe.flush(&mut t.queues);
         for q in t.queues.iter_mut() {
@@ -117,9 +127,9 @@ pub fn poll_once(t: &mut Task, burst: &mut Burst, clock: &Clock) -> usize {
         }
         got += n;
         t.pipe.ctr.bursts += 1;
-        let now = clock.now_ms();
+        let now = clock.now_ns();
         t.pipe
-            .process(PortId(p as u16), burst, now, &mut t.queues, &mut NoTrace);
+            .process_at(PortId(p as u16), burst, now, &mut t.queues, &mut NoTrace);
         t.pipe.ctr.busy_cycles += tsc().wrapping_sub(t0);
     }
     got

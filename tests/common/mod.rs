@@ -39,6 +39,9 @@ pub const SEC: u64 = 1_000_000_000;
 /// `replay::epoch_timestamps_learn` in tests/replay.rs.)
 pub const T0: u64 = SEC;
 
+/// Frames with their timestamps (ns).
+pub type Timed = Vec<(u64, Vec<u8>)>;
+
 /// An untagged frame `src` → `dst`; `id` goes into the payload so every frame is distinct.
 pub fn fr(src: Mac, dst: Mac, id: u8) -> Vec<u8> {
     FrameBuilder::new()
@@ -145,7 +148,7 @@ pub struct Out {
 /// Write one pcap per input port into a fresh dir; returns the dir and `--in` list.
 pub fn write_inputs(tag: &str, events: &[Ev]) -> (PathBuf, Vec<(String, PathBuf)>) {
     let dir = tmpdir(tag);
-    let mut per_port: Vec<(&str, Vec<(u64, Vec<u8>)>)> = Vec::new();
+    let mut per_port: Vec<(&str, Timed)> = Vec::new();
     for (ts, p, f) in events {
         match per_port.iter_mut().find(|(q, _)| q == p) {
             Some((_, v)) => v.push((*ts, f.clone())),
