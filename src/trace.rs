@@ -136,12 +136,10 @@ pub fn trace(
         .iter()
         .map(|(p, d)| (names[*p].clone(), d.clone()))
         .collect();
+    let mut steps: Vec<(String, String)> = vec![("headers".into(), describe_headers(frame))];
+    steps.extend(log.events.into_iter().map(|(_, s, m)| (s.to_string(), m)));
     Ok(TraceResult {
-        steps: log
-            .events
-            .into_iter()
-            .map(|(_, s, m)| (s.to_string(), m))
-            .collect(),
+        steps,
         egress,
         dropped,
         punted: pipe.ctr.punted > 0,

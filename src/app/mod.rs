@@ -101,6 +101,12 @@ enum Cmd {
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
+        /// ACL rules in every VM's policy (rte_acl-style set; 0 = no policy).
+        #[arg(long, default_value_t = 0)]
+        rules: usize,
+        /// Meter every VM and schedule 8 egress classes on the port.
+        #[arg(long)]
+        qos: bool,
     },
 }
 
@@ -305,7 +311,12 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             burst,
             mem,
             json,
+            rules,
+            qos,
         } => {
+            if rules > 100_000 {
+                return Err("--rules: at most 100000".into());
+            }
             if !(0.1..=3600.0).contains(&seconds) {
                 return Err("--seconds: between 0.1 and 3600".into());
             }
@@ -322,6 +333,8 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                     Mem::Thp => Some(MemMode::Thp),
                     Mem::Plain => Some(MemMode::Plain),
                 },
+                rules,
+                qos,
                 ..BenchOpts::default()
             };
             let r = match scenario {
@@ -331,6 +344,17 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 println!("{}", serde_json::to_string(&r).unwrap());
             } else {
                 println!("scenario        {}", r.scenario);
+                let extra = if r.rules > 0 || r.qos {
+                    format!(" (snapshot built in {:.1} ms)", r.snapshot_build_ms)
+                } else {
+                    String::new()
+                };
+                let q = if r.qos {
+                    ", meters + 8-class egress"
+                } else {
+                    ""
+                };
+                println!("policy          {} rules per VM{q}{extra}", r.rules);
                 println!("memory          {}", r.mem);
                 println!("seconds         {:.2}", r.seconds);
                 println!("offered         {}", r.offered);

@@ -737,10 +737,9 @@ impl Pipeline {
         p: usize,
         i: usize,
         frame: &[u8],
+        pol: &crate::policy::PolicySet,
         t: &mut T,
     ) -> Result<Option<RuleAction>, ()> {
-        let model = self.model.clone();
-        let pol = &model.policy;
         let me = self.meta[i];
         let one;
         let unicast = me.dst & GROUP_BIT == 0;
@@ -1140,6 +1139,8 @@ impl Pipeline {
         tx: &mut [Box<dyn PortQueue>],
         t: &mut T,
     ) {
+        let model = self.model.clone();
+        let pool = self.pool.clone();
         let n = burst.len();
         for (i, b) in burst.drain().enumerate().take(n) {
             let me = self.meta[i];
@@ -1173,8 +1174,7 @@ impl Pipeline {
                         trace!(t, i, "tx", "reflective relay: back out ingress port");
                     }
                     let m2u_group = me.flood && me.dst & GROUP_BIT != 0 && me.dst != BCAST;
-                    let judge = self.model.policy.active;
-                    let pool = self.pool.clone();
+                    let judge = model.policy.active;
                     // Every output (a frame staged, or a copy that failed and was
                     // counted as a drop) is one unit; outputs - 1 are copies.
                     let mut outputs = 0u64;
@@ -1189,7 +1189,7 @@ impl Pipeline {
                             dscp: me.set_dscp,
                         };
                         if judge {
-                            match self.judge_receiver(p, i, pool.data(src), t) {
+                            match self.judge_receiver(p, i, pool.data(src), &model.policy, t) {
                                 Err(()) => {
                                     outputs += 1;
                                     self.ctr.drop(DropReason::AclDeny);
