@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# perf/rules.sh — policy cost: hairpin-fwd with N ACL rules per VM, and with
+# meters + 8-class egress, interleaved in one run.
+#
+#   perf/rules.sh [RUNS] [SECONDS]        (defaults: 3 runs of 3 s)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${1:-3}
+SECS=${2:-3}
+cargo build --release --quiet
+BIN=target/release/hairpin
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+cases="0 100 1000 10000 qos"
+for i in $(seq 1 "$RUNS"); do
+  for c in $cases; do
+    if [ "$c" = qos ]; then args="--qos"; else args="--rules $c"; fi
+    "$BIN" bench hairpin-fwd --seconds "$SECS" $args --json |
+      python3 -c "import json,sys; r=json.load(sys.stdin); print(r['mpps'], r['cycles_per_frame'], r['drops'], r['snapshot_build_ms'])" >>"$out/$c"
+  done
+done
+med() { sort -g | awk '{a[NR]=$1} END{m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.2f", m}'; }
+echo "# perf/rules.sh: $RUNS runs x ${SECS}s, $(date -u +%FT%TZ), commit $(git rev-parse --short HEAD)"
+printf "%-22s %10s %14s %8s %10s  %s\n" case "Mpps(med)" "cycles/frame" "drops" "build ms" "runs (Mpps)"
+base=$(cut -d' ' -f1 "$out/0" | med)
+for c in $cases; do
+  name="$c rules"; [ "$c" = qos ] && name="0 rules + meters/egress"
+  printf "%-22s %10s %14s %8s %10s  %s\n" "$name" "$(cut -d' ' -f1 "$out/$c" | med)" "$(cut -d' ' -f2 "$out/$c" | med)" \
+    "$(cut -d' ' -f3 "$out/$c" | med)" "$(cut -d' ' -f4 "$out/$c" | med)" "$(cut -d' ' -f1 "$out/$c" | tr '\n' ' ')"
+done
+echo "ratio to 0 rules: $(for c in 100 1000 10000 qos; do printf '%s=%s ' "$c" "$(awk -v a="$(cut -d' ' -f1 "$out/$c" | med)" -v b="$base" 'BEGIN{printf "%.2f", a/b}')"; done)"
