@@ -70,11 +70,29 @@
 //! Costs and limits: the per-frame cost grows with the number of tables, not
 //! rules; rule sets whose rules share their keyable bits (e.g. many rules that
 //! differ only in DSCP or TCP flags) end up in long buckets scanned linearly;
-//! memory is about 150 bytes per rule plus the hash slots. Rules are not
+//! memory is 144 bytes per rule plus 8-byte hash slots (2–4 per bucket). Rules are not
 //! replicated (each lives in exactly one bucket), so memory is linear, unlike
 //! decision trees or rte_acl's DFA. Ranges cost nothing extra but a wide range
 //! contributes few key bits. The structure is immutable; a new rule set means
 //! a new build (the control thread publishes a new snapshot).
+//!
+//! Measured (`cargo run --release --example acl_bench`, one core, EPYC at
+//! 2.45 GHz TSC, medians of runs on a shared machine): on the rte_acl-style
+//! sets 53 / 64 / 76–80 cycles per frame at 100 / 1,000 / 10,000 rules, build
+//! 0.06 / 0.6 / 7 ms, 1.6 MiB at 10,000 rules. DPDK `rte_acl` scalar on the
+//! same distribution measured 143 / 263 cycles at 1,000 / 10,000 rules in the
+//! same session (109 / 169 on a quiet machine).
+//!
+//! Weak spot: rule sets that mix many different field combinations
+//! (`acl_bench mixed`: MAC/VLAN/ethertype/IPv4/IPv6/ICMP/DSCP rules, most of
+//! them broad) need many tables — 7 / 13 / 24 at 100 / 1,000 / 10,000 rules —
+//! and cost about 220 / 400 / 740 cycles per frame, no better than [`linear`]
+//! at 1,000 rules when most frames hit an early broad rule. Coarser candidate
+//! tuples and growing bucket limits did not help; partitioning rules by the
+//! set of fields they use, or a small decision tree over the leftovers, are
+//! the next things to try. Also tried and dropped: a compact per-table rule
+//! layout (only the 32-bit key halves a table tests, one cache line per rule,
+//! half the memory) was 10–15 cycles slower at these sizes.
 
 use std::collections::HashMap;
 
