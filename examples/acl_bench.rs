@@ -179,6 +179,46 @@ fn mixed_rules(n: usize, seed: u64) -> (Vec<Rule>, Vec<AclKey>) {
     (rules, trace)
 }
 
+/// Cycles per `AclKey::from_frame` on IPv4 TCP/UDP frames built from the
+/// 5-tuple trace.
+fn from_frame_cost() {
+    use hairpin::wire::FrameBuilder;
+    use std::net::Ipv4Addr;
+    let (_, trace) = bench_rules(1000, 42);
+    let frames: Vec<Vec<u8>> = trace[..4096]
+        .iter()
+        .map(|k| {
+            let (s, d) = (
+                Ipv4Addr::from(k.src_ip as u32),
+                Ipv4Addr::from(k.dst_ip as u32),
+            );
+            let b = FrameBuilder::new();
+            if k.proto == 6 {
+                b.tcp4(s, d, k.src_port, k.dst_port, 0x10)
+            } else {
+                b.udp4(s, d, k.src_port, k.dst_port)
+            }
+        })
+        .collect();
+    let runs: Vec<f64> = (0..7)
+        .map(|_| {
+            let mut acc = 0u64;
+            let t0 = tsc();
+            for _ in 0..200 {
+                for f in &frames {
+                    acc = acc.wrapping_add(AclKey::from_frame(black_box(f), 1, 0).dst_ip as u64);
+                }
+            }
+            black_box(acc);
+            (tsc() - t0) as f64 / (200 * frames.len()) as f64
+        })
+        .collect();
+    println!(
+        "from_frame (IPv4 TCP/UDP) cycles/frame med={:.1}",
+        median(runs).0
+    );
+}
+
 fn main() {
     let mut mixed = false;
     let mut ns = Vec::new();
@@ -192,6 +232,7 @@ fn main() {
     if ns.is_empty() {
         ns = vec![100, 1000, 10000];
     }
+    from_frame_cost();
     for n in ns {
         let (rules, trace): (Vec<Rule>, Vec<AclKey>) = if mixed {
             mixed_rules(n, 42)
@@ -230,5 +271,8 @@ fn main() {
             c.memory_bytes() as f64 / 1024.0,
             c.tables(),
         );
+        if std::env::var_os("ACL_SUMMARY").is_some() {
+            print!("{}", c.summary());
+        }
     }
 }

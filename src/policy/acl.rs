@@ -79,16 +79,21 @@
 //! Measured (`cargo run --release --example acl_bench`, one core, EPYC at
 //! 2.45 GHz TSC, medians of runs on a shared machine): on the rte_acl-style
 //! sets 53 / 64 / 76–80 cycles per frame at 100 / 1,000 / 10,000 rules, build
-//! 0.06 / 0.6 / 7 ms, 1.6 MiB at 10,000 rules. DPDK `rte_acl` scalar on the
-//! same distribution measured 143 / 263 cycles at 1,000 / 10,000 rules in the
-//! same session (109 / 169 on a quiet machine).
+//! 0.06 / 0.6 / 7 ms, 1.6 MiB at 10,000 rules. DPDK `rte_acl` scalar
+//! (`perf-peers/06-rte-acl.sh`, same distribution) measured 126 / 180 cycles
+//! at 1,000 / 10,000 rules in the same session (109 / 169 on a quiet machine).
+//! These figures exclude building the key: [`AclKey::from_frame`] costs about
+//! 10 more cycles on an IPv4 TCP/UDP frame.
 //!
 //! Weak spot: rule sets that mix many different field combinations
 //! (`acl_bench mixed`: MAC/VLAN/ethertype/IPv4/IPv6/ICMP/DSCP rules, most of
 //! them broad) need many tables — 7 / 13 / 24 at 100 / 1,000 / 10,000 rules —
 //! and cost about 220 / 400 / 740 cycles per frame, no better than [`linear`]
 //! at 1,000 rules when most frames hit an early broad rule. Coarser candidate
-//! tuples and growing bucket limits did not help; partitioning rules by the
+//! tuples, growing bucket limits, ICMP type / DSCP as extra key dimensions
+//! (more tables: 480 cycles at 1,000), one uncapped wildcard table and a
+//! per-table pre-check of the bits all its rules share (+6 cycles on the
+//! 5-tuple sets) did not help; partitioning rules by the
 //! set of fields they use, or a small decision tree over the leftovers, are
 //! the next things to try. Also tried and dropped: a compact per-table rule
 //! layout (only the 32-bit key halves a table tests, one cache line per rule,
@@ -1136,6 +1141,33 @@ impl Classifier {
     /// Number of hash tables (diagnostics: the per-frame cost grows with it).
     pub fn tables(&self) -> usize {
         self.tables.len()
+    }
+
+    /// One line per table, in probe order: best rule index, rules, buckets,
+    /// longest bucket and the key mask (diagnostics).
+    pub fn summary(&self) -> String {
+        let mut out = String::new();
+        for t in &self.tables {
+            let buckets = t.slots.iter().filter(|s| s.tag != 0).count().max(1);
+            let mut longest = 0;
+            let mut run = 0;
+            for r in &t.rules {
+                run += 1;
+                if r.last {
+                    longest = longest.max(run);
+                    run = 0;
+                }
+            }
+            out += &format!(
+                "min_id={:<6} rules={:<6} buckets={:<6} longest={:<4} mask={:016x?}\n",
+                t.min_id,
+                t.rules.len(),
+                buckets,
+                longest,
+                t.mask
+            );
+        }
+        out
     }
 }
 
