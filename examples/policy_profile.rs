@@ -15,7 +15,11 @@ fn main() {
     let frames: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(200_000);
     let base = "[switch]\nworkers = [0]\npool_size = 4096\n[[port]]\nname = \"hv1\"\nmode = \"access\"\npvid = 10\nreflective_relay = true\n";
     let (t, keys) = hairpin::bench::policy_toml(n, false, 1000);
-    let toml = if n == 0 { base.to_string() } else { base.to_string() + &t };
+    let toml = if n == 0 {
+        base.to_string()
+    } else {
+        base.to_string() + &t
+    };
     let mut h = Harness::new(Config::parse(&toml).unwrap(), false).unwrap();
     let built: Vec<Vec<u8>> = (0..4096)
         .map(|k| {
@@ -42,5 +46,9 @@ fn main() {
         done += refs.len();
     }
     let cyc = hairpin::util::tsc() - t0;
-    println!("{n} rules: {:.1} cycles/frame (incl. harness copy-in), drops {}", cyc as f64 / done as f64, h.counters().total_drops());
+    println!(
+        "{n} rules: {:.1} cycles/frame (incl. harness copy-in), drops {}",
+        cyc as f64 / done as f64,
+        h.counters().total_drops()
+    );
 }

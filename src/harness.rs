@@ -13,14 +13,15 @@ use crate::runtime::{make_pool, Instance};
 use crate::types::PortId;
 use std::sync::{Arc, Mutex};
 
-type Sink = Arc<Mutex<Vec<(usize, Vec<u8>)>>>;
+/// Frames sent by capture queues: (port index, bytes).
+pub(crate) type Sink = Arc<Mutex<Vec<(usize, Vec<u8>)>>>;
 
-/// A TX queue that records frames (when asked) and frees them.
-struct Capture {
-    port: usize,
-    keep: bool,
-    out: Sink,
-    pool: Arc<crate::buf::Pool>,
+/// A TX queue that records frames (when asked) and frees them (also used by `trace`).
+pub(crate) struct Capture {
+    pub(crate) port: usize,
+    pub(crate) keep: bool,
+    pub(crate) out: Sink,
+    pub(crate) pool: Arc<crate::buf::Pool>,
 }
 
 impl PortQueue for Capture {

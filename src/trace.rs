@@ -2,36 +2,12 @@
 
 use crate::buf::Burst;
 use crate::config::Config;
+use crate::harness::{Capture, Sink};
 use crate::pipeline::{Pipeline, TraceLog};
 use crate::port::{Port, PortQueue};
 use crate::runtime::{make_pool, Instance};
 use crate::types::{Mac, PortId, Vid};
 use std::sync::{Arc, Mutex};
-
-/// Frames captured by a trace: (port index, bytes).
-type Captured = Arc<Mutex<Vec<(usize, Vec<u8>)>>>;
-
-/// A TX queue that keeps what it is given (for tracing).
-struct Capture {
-    port: usize,
-    out: Captured,
-    pool: Arc<crate::buf::Pool>,
-}
-
-impl PortQueue for Capture {
-    fn rx_burst(&mut self, _: &mut Burst) -> usize {
-        0
-    }
-    fn tx_burst(&mut self, frames: &mut Burst) -> usize {
-        let n = frames.len();
-        let mut o = self.out.lock().unwrap_or_else(|p| p.into_inner());
-        for f in frames.drain() {
-            o.push((self.port, self.pool.data(&f).to_vec()));
-            self.pool.free(f);
-        }
-        n
-    }
-}
 
 /// Result of a trace.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -85,7 +61,7 @@ pub fn trace(
             pool.max_frame()
         ));
     }
-    let out = Arc::new(Mutex::new(Vec::new()));
+    let out: Sink = Arc::new(Mutex::new(Vec::new()));
     let nports = cfg.port.len();
     let inst = Instance::with_ports(cfg, pool.clone(), Vec::<Box<dyn Port>>::new(), vec![])?;
     for (p, mac, vid) in learn {
@@ -106,6 +82,7 @@ pub fn trace(
         .map(|i| {
             Box::new(Capture {
                 port: i,
+                keep: true,
                 out: out.clone(),
                 pool: pool.clone(),
             }) as Box<dyn PortQueue>
