@@ -30,33 +30,69 @@ pub fn tsc_hz(ms: u64) -> f64 {
     (c1.wrapping_sub(c0)) as f64 / dt.as_secs_f64()
 }
 
-/// The switch clock: milliseconds since the switch started.
+/// Nanoseconds per TSC tick, measured once per process (20 ms) against the
+/// monotonic clock.
+fn ns_per_tick() -> f64 {
+    static NS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *NS.get_or_init(|| {
+        let hz = tsc_hz(20);
+        if hz.is_finite() && hz > 1e6 {
+            1e9 / hz
+        } else {
+            1.0
+        }
+    })
+}
+
+/// The switch clock: time since the switch started, read from the TSC (one
+/// instruction, no system call) and scaled by a once-per-process calibration.
 #[derive(Clone, Copy, Debug)]
 pub struct Clock {
-    start: Instant,
+    tsc0: u64,
+    ns_per_tick: f64,
 }
 
 impl Clock {
     /// Start now.
     pub fn new() -> Self {
+        let ns_per_tick = ns_per_tick();
         Clock {
-            start: Instant::now(),
+            tsc0: tsc(),
+            ns_per_tick,
         }
+    }
+    /// Nanoseconds since start at TSC reading `t` (a value of [`tsc`] taken after `new`).
+    #[inline(always)]
+    pub fn ns_at(&self, t: u64) -> u64 {
+        (t.wrapping_sub(self.tsc0) as f64 * self.ns_per_tick) as u64
     }
     /// Nanoseconds since start.
     #[inline(always)]
     pub fn now_ns(&self) -> u64 {
-        self.start.elapsed().as_nanos() as u64
+        self.ns_at(tsc())
     }
     /// Milliseconds since start.
     #[inline(always)]
     pub fn now_ms(&self) -> u64 {
-        self.start.elapsed().as_millis() as u64
+        self.now_ns() / 1_000_000
     }
 }
 
 impl Default for Clock {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn clock_follows_wall_time() {
+        let c = Clock::new();
+        let t0 = Instant::now();
+        std::thread::sleep(Duration::from_millis(50));
+        let (a, b) = (c.now_ns() as f64, t0.elapsed().as_nanos() as f64);
+        assert!((a - b).abs() < 0.2 * b + 2e6, "clock {a} ns vs wall {b} ns");
     }
 }

@@ -1139,8 +1139,13 @@ impl Pipeline {
         tx: &mut [Box<dyn PortQueue>],
         t: &mut T,
     ) {
-        let model = self.model.clone();
-        let pool = self.pool.clone();
+        // Handles for the receiver-side policy check (only taken when policy is active:
+        // two atomic increments per burst are measurable on the plain path).
+        let judge = self
+            .model
+            .policy
+            .active
+            .then(|| (self.model.clone(), self.pool.clone()));
         let n = burst.len();
         for (i, b) in burst.drain().enumerate().take(n) {
             let me = self.meta[i];
@@ -1174,7 +1179,6 @@ impl Pipeline {
                         trace!(t, i, "tx", "reflective relay: back out ingress port");
                     }
                     let m2u_group = me.flood && me.dst & GROUP_BIT != 0 && me.dst != BCAST;
-                    let judge = model.policy.active;
                     // Every output (a frame staged, or a copy that failed and was
                     // counted as a drop) is one unit; outputs - 1 are copies.
                     let mut outputs = 0u64;
@@ -1188,7 +1192,7 @@ impl Pipeline {
                             pcp: me.set_pcp,
                             dscp: me.set_dscp,
                         };
-                        if judge {
+                        if let Some((model, pool)) = judge.as_ref() {
                             match self.judge_receiver(p, i, pool.data(src), &model.policy, t) {
                                 Err(()) => {
                                     outputs += 1;

@@ -127,7 +127,7 @@ pub fn poll_once(t: &mut Task, burst: &mut Burst, clock: &Clock) -> usize {
         }
         got += n;
         t.pipe.ctr.bursts += 1;
-        let now = clock.now_ns();
+        let now = clock.ns_at(t0);
         t.pipe
             .process_at(PortId(p as u16), burst, now, &mut t.queues, &mut NoTrace);
         t.pipe.ctr.busy_cycles += tsc().wrapping_sub(t0);
