@@ -307,3 +307,63 @@ fn worker_poll_steady_state_does_not_allocate() {
     r.drain();
     assert_eq!(r.pool.available(), r.pool.capacity());
 }
+
+#[test]
+fn policy_path_does_not_allocate() {
+    use hairpin::harness::Harness;
+    // Guarded ports, ACLs in both directions, a meter with remark, PCP/DSCP
+    // rewrites and 8-class egress on hv1: the whole policy path.
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/configs/policy-isolated-tenants.toml"
+    );
+    let text = std::fs::read_to_string(path)
+        .unwrap()
+        .replace("reflective_relay = true\n", "reflective_relay = true\negress = { strict = 2, weights = [1, 2, 3, 4, 5, 6] }\n")
+        + "[[policy.tenant-a.rule]]\naction = \"permit\"\nproto = \"udp\"\nset_dscp = 46\nclass = 7\n";
+    let mut h = Harness::new(Config::parse(&text).unwrap(), false).unwrap();
+    let a = Mac([2, 0, 0, 0, 0x30, 1]);
+    let b = Mac([2, 0, 0, 0, 0x30, 2]);
+    let gw = Mac([2, 0, 0, 0, 0, 0xfe]);
+    let u = |s: Mac, d: Mac| {
+        FrameBuilder::new().src(s).dst(d).vlan(30).udp4(
+            [10, 3, 0, 1].into(),
+            [10, 3, 0, 2].into(),
+            1,
+            2,
+        )
+    };
+    let from_vms: Vec<Vec<u8>> = vec![
+        u(a, gw),
+        u(a, b),
+        u(b, a),
+        u(b, gw),
+        u(a, Mac::BROADCAST),
+        u(m(9), gw),
+    ];
+    let from_gw: Vec<Vec<u8>> = vec![FrameBuilder::new().src(gw).dst(a).udp4(
+        [10, 3, 0, 254].into(),
+        [10, 3, 0, 1].into(),
+        1,
+        2,
+    )];
+    let vm_refs: Vec<&[u8]> = from_vms.iter().map(|f| f.as_slice()).collect();
+    let gw_refs: Vec<&[u8]> = from_gw.iter().map(|f| f.as_slice()).collect();
+    for _ in 0..100 {
+        h.run(1, &gw_refs, 1);
+        h.run(0, &vm_refs, 1);
+    }
+    let n = allocations_in(|| {
+        for _ in 0..2000 {
+            h.run(1, &gw_refs, 1);
+            h.run(0, &vm_refs, 1);
+        }
+    });
+    let c = h.counters();
+    for d in [DropReason::AclDeny, DropReason::Spoofed] {
+        assert!(c.drops[d as usize] > 0, "the mix exercises {}", d.name());
+    }
+    assert!(c.tx_pkts > 4000);
+    assert_eq!(n, 0, "{n} heap allocations on the policy path");
+    h.check().unwrap();
+}
