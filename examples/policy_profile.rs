@@ -7,7 +7,6 @@
 use hairpin::config::Config;
 use hairpin::gen::vm_mac;
 use hairpin::harness::Harness;
-use hairpin::wire::build::FrameBuilder;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -24,14 +23,7 @@ fn main() {
     let built: Vec<Vec<u8>> = (0..4096)
         .map(|k| {
             let (s, d) = (k as u32 % 1000, (k as u32 + 7) % 1000);
-            let key = keys[k % keys.len()];
-            let fb = FrameBuilder::new().src(vm_mac(s)).dst(vm_mac(d));
-            let (sa, da) = ((key.src_ip as u32).into(), (key.dst_ip as u32).into());
-            if key.proto == 6 {
-                fb.tcp4(sa, da, key.src_port, key.dst_port, 0x10)
-            } else {
-                fb.udp4(sa, da, key.src_port, key.dst_port)
-            }
+            hairpin::bench::tuple_frame(vm_mac(s), vm_mac(d), &keys[k % keys.len()])
         })
         .collect();
     let refs: Vec<&[u8]> = built.iter().map(|f| f.as_slice()).collect();

@@ -135,6 +135,24 @@ pub fn policy_toml(n: usize, qos: bool, macs: u32) -> (String, Vec<crate::policy
     (s, keys)
 }
 
+/// An IPv4 TCP (ACK) or UDP frame from `src` to `dst` carrying the 5-tuple of `key`.
+pub fn tuple_frame(
+    src: crate::types::Mac,
+    dst: crate::types::Mac,
+    key: &crate::policy::acl::AclKey,
+) -> Vec<u8> {
+    let fb = crate::wire::build::FrameBuilder::new().src(src).dst(dst);
+    let (sa, da) = (
+        std::net::Ipv4Addr::from(key.src_ip as u32),
+        std::net::Ipv4Addr::from(key.dst_ip as u32),
+    );
+    if key.proto == 6 {
+        fb.tcp4(sa, da, key.src_port, key.dst_port, 0x10)
+    } else {
+        fb.udp4(sa, da, key.src_port, key.dst_port)
+    }
+}
+
 /// One core, ring port, 64-byte frames hairpinned among `macs` learned MACs.
 pub fn hairpin_fwd(o: &BenchOpts) -> Result<BenchResult, String> {
     let mut toml = format!(
@@ -199,21 +217,8 @@ reflective_relay = true
         let d = (s + 7) % macs;
         let mut b = pool.alloc().ok_or("pool too small")?;
         let bytes = match keys.get(k % keys.len().max(1)) {
-            Some(key) if !keys.is_empty() => {
-                let fb = crate::wire::build::FrameBuilder::new()
-                    .src(vm_mac(s))
-                    .dst(vm_mac(d));
-                let (sa, da) = (
-                    std::net::Ipv4Addr::from(key.src_ip as u32),
-                    std::net::Ipv4Addr::from(key.dst_ip as u32),
-                );
-                if key.proto == 6 {
-                    fb.tcp4(sa, da, key.src_port, key.dst_port, 0x10)
-                } else {
-                    fb.udp4(sa, da, key.src_port, key.dst_port)
-                }
-            }
-            _ => udp_frame(vm_mac(d), vm_mac(s), None, k as u32),
+            Some(key) => tuple_frame(vm_mac(s), vm_mac(d), key),
+            None => udp_frame(vm_mac(d), vm_mac(s), None, k as u32),
         };
         pool.fill(&mut b, &bytes);
         frames.push(b);
@@ -372,20 +377,7 @@ mod tests {
                 .iter()
                 .take(64)
                 .enumerate()
-                .map(|(k, key)| {
-                    let fb = crate::wire::build::FrameBuilder::new()
-                        .src(vm_mac(k as u32 % 4))
-                        .dst(vm_mac((k as u32 + 1) % 4));
-                    let (sa, da) = (
-                        std::net::Ipv4Addr::from(key.src_ip as u32),
-                        std::net::Ipv4Addr::from(key.dst_ip as u32),
-                    );
-                    if key.proto == 6 {
-                        fb.tcp4(sa, da, key.src_port, key.dst_port, 0x10)
-                    } else {
-                        fb.udp4(sa, da, key.src_port, key.dst_port)
-                    }
-                })
+                .map(|(k, key)| tuple_frame(vm_mac(k as u32 % 4), vm_mac((k as u32 + 1) % 4), key))
                 .collect();
             let refs: Vec<&[u8]> = frames.iter().map(|f| f.as_slice()).collect();
             h.run(0, &refs, 1);
