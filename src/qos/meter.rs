@@ -825,14 +825,11 @@ mod tests {
         }
     }
 
-    /// Tiny deterministic generator (xorshift) for frame sizes.
-    struct Rng(u64);
+    /// Frame sizes from the crate's deterministic generator.
+    struct Rng(crate::policy::acl::Rng);
     impl Rng {
         fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
+            self.0.next_u64()
         }
         fn size(&mut self) -> u32 {
             match self.next() % 4 {
@@ -852,7 +849,7 @@ mod tests {
             MeterKind::SrTcm { cir, .. } | MeterKind::TrTcm { cir, .. } => cir,
         };
         let mut caches: Vec<MeterCache> = (0..cores).map(|_| MeterCache::new(sh.clone())).collect();
-        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut rng = Rng(crate::policy::acl::Rng(0x9e37_79b9_7f4a_7c15));
         let offered = cir as f64 * load; // bytes/s
         let (mut all, mut win) = ([0u64; 3], [0u64; 3]);
         let mut t = 0f64;
@@ -947,7 +944,7 @@ mod tests {
         ] {
             let mut r = Reference::new(cfg);
             let mut m = MeterCache::new(shared(cfg));
-            let mut rng = Rng(12345);
+            let mut rng = Rng(crate::policy::acl::Rng(12345));
             let (mut a, mut b) = ([0u64; 3], [0u64; 3]);
             let mut now = 0;
             for _ in 0..200_000 {
@@ -1064,7 +1061,7 @@ mod tests {
         ] {
             let sh = shared(cfg);
             let mut caches: Vec<MeterCache> = (0..4).map(|_| MeterCache::new(sh.clone())).collect();
-            let mut rng = Rng(7);
+            let mut rng = Rng(crate::policy::acl::Rng(7));
             let mut now = 0;
             for i in 0..100_000 {
                 let len = rng.size();

@@ -506,13 +506,11 @@ mod tests {
         }
     }
 
-    struct Rng(u64);
+    /// Frame sizes from the crate's deterministic generator.
+    struct Rng(crate::policy::acl::Rng);
     impl Rng {
         fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
+            self.0.next_u64()
         }
         fn size(&mut self) -> u16 {
             64 + (self.next() % 1455) as u16
@@ -614,7 +612,7 @@ mod tests {
         c.quantum[..6].copy_from_slice(&quanta);
         c.depth = [64; CLASSES];
         let mut s = Sched::new(c, 0).unwrap();
-        let mut rng = Rng(99);
+        let mut rng = Rng(crate::policy::acl::Rng(99));
         let mut class_of = Vec::new();
         let mut bytes = [0u64; 6];
         let mut next = 0u32;
@@ -667,7 +665,7 @@ mod tests {
             c.shaper = Some(Shaper { rate, burst });
             c.depth = [256; CLASSES];
             let mut s = Sched::new(c, 0).unwrap();
-            let mut rng = Rng(5);
+            let mut rng = Rng(crate::policy::acl::Rng(5));
             let mut out = Burst::new(64);
             let mut sent = 0u64;
             let secs = 2u64;
@@ -773,7 +771,7 @@ mod tests {
             burst: 5_000,
         });
         let mut s = Sched::new(c, 0).unwrap();
-        let mut rng = Rng(31337);
+        let mut rng = Rng(crate::policy::acl::Rng(31337));
         let n = 200_000u32;
         let mut seen = vec![0u8; n as usize];
         let mut out = Burst::new(32);
