@@ -20,6 +20,7 @@ pub mod config;
 pub mod fdb;
 pub mod gen;
 pub mod harness;
+pub mod macvid;
 pub mod pcap;
 pub mod pipeline;
 pub mod policy;

@@ -752,10 +752,10 @@ impl Pipeline {
                 _ => &[],
             }
         } else {
-            pol.port_vlan_vsis
-                .get(&(p as u16, me.vid))
-                .map(|v| v.as_slice())
-                .unwrap_or(&[])
+            match pol.port_vlan_index.get(p as u64, me.vid) {
+                Some(l) => &pol.port_vlan_lists[l as usize],
+                None => &[],
+            }
         };
         // No receiver VM other than the sender: only the sender's rules apply.
         let mut any_permit = receivers.iter().all(|&r| r == me.src_vsi);
@@ -925,7 +925,7 @@ impl Pipeline {
                 if me.dst == BCAST {
                     mask = vmask & m.bcast_mask;
                     trace!(t, i, "forward", "broadcast: flood VLAN {}", me.vid);
-                } else if let Some(g) = m.mdb.get(&(me.dst, me.vid)) {
+                } else if let Some(g) = m.group(me.dst, me.vid) {
                     mask = vmask & g.ports;
                     trace!(
                         t,
@@ -1265,7 +1265,7 @@ impl Pipeline {
         i: usize,
     ) -> u64 {
         let model = self.model.clone();
-        let Some(g) = model.mdb.get(&(me.dst, me.vid)) else {
+        let Some(g) = model.group(me.dst, me.vid) else {
             return 0;
         };
         let mut outputs = 0;

@@ -102,8 +102,10 @@ pub struct Model {
     pub vepa_mask: u64,
     /// Edge-vepa bridge-mode VM ports.
     pub bridge_mode_mask: u64,
-    /// Registered groups by (group MAC, VID).
-    pub mdb: HashMap<(u64, u16), Group>,
+    /// Registered groups.
+    pub groups: Vec<Group>,
+    /// (group MAC, VID) → index into `groups`.
+    pub group_index: crate::macvid::MacVidMap,
     /// VMs by (MAC, VID) → port (edge roles; also static entries in the FDB).
     pub vms: HashMap<(u64, u16), PortId>,
     /// Burst size.
@@ -184,7 +186,7 @@ impl Model {
                 },
             });
         }
-        let mut mdb = HashMap::new();
+        let (mut groups, mut gidx) = (Vec::new(), Vec::new());
         for g in &c.mdb {
             let mut e = Group::default();
             for pn in &g.ports {
@@ -197,7 +199,8 @@ impl Model {
                     e.hosts.push((PortId(i as u16), h.mac.to_u64()));
                 }
             }
-            mdb.insert((g.group.to_u64(), g.vlan), e);
+            gidx.push((g.group.to_u64(), g.vlan, groups.len() as u32));
+            groups.push(e);
         }
         let mut vms = HashMap::new();
         for v in &c.vm {
@@ -222,7 +225,8 @@ impl Model {
             uplink,
             vepa_mask: vepa,
             bridge_mode_mask: brm,
-            mdb,
+            groups,
+            group_index: crate::macvid::MacVidMap::build(&gidx),
             vms,
             burst: c.switch.burst,
             aging_ms: c.switch.fdb.aging_s * 1000,
@@ -242,6 +246,14 @@ impl Model {
             f.insert_static(Mac::from_u64(mac), Vid(vid), port);
         }
         f
+    }
+
+    /// The registered group (group MAC, VID), if any.
+    #[inline(always)]
+    pub fn group(&self, mac: u64, vid: u16) -> Option<&Group> {
+        self.group_index
+            .get(mac, vid)
+            .map(|i| &self.groups[i as usize])
     }
 
     /// Port index by name.

@@ -8,14 +8,12 @@
 //! burst, never a mix.
 
 pub mod acl;
-pub mod vsi;
 
 use crate::config::policy::{compile_rule, Direction, Verdict};
 use crate::config::{parse_uuid, Config};
+use crate::macvid::MacVidMap;
 use crate::types::{Mac, PortId};
 use acl::Classifier;
-use std::collections::HashMap;
-pub use vsi::VsiMap;
 
 /// What a matching rule (or a direction's default) does.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -94,13 +92,16 @@ pub struct PolicySet {
     /// VSIs.
     pub vsis: Vec<Vsi>,
     /// (MAC, VID) → VSI index.
-    pub index: VsiMap,
+    pub index: MacVidMap,
     /// Ports where only VSIs may send.
     pub guard_mask: u64,
     /// Policies.
     pub policies: Vec<Policy>,
-    /// VSIs on each (port, VID), for judging multicast copies.
-    pub port_vlan_vsis: HashMap<(u16, u16), Vec<u32>>,
+    /// (port, VID) → index into `port_vlan_lists`: the VSIs behind a port in a VLAN,
+    /// for judging multicast copies.
+    pub port_vlan_index: MacVidMap,
+    /// VSI lists referenced by `port_vlan_index`.
+    pub port_vlan_lists: Vec<Vec<u32>>,
     /// Name of each hit counter: `policy.NAME.from-vm.rule[i]` / `...default`.
     pub hit_names: Vec<String>,
     /// Named counters from rules' `counter`.
@@ -198,6 +199,7 @@ impl PolicySet {
             });
         }
         let mut entries = Vec::new();
+        let mut port_vlan: std::collections::BTreeMap<(u16, u16), Vec<u32>> = Default::default();
         for v in &c.vm {
             let port = c
                 .port_index(&v.port)
@@ -227,7 +229,7 @@ impl PolicySet {
                 meter,
             });
             entries.push((v.mac.to_u64(), v.vlan, idx));
-            s.port_vlan_vsis
+            port_vlan
                 .entry((port as u16, v.vlan))
                 .or_default()
                 .push(idx);
@@ -245,7 +247,13 @@ impl PolicySet {
             s.meter_yellow_pcp
                 .push(if m.color_aware { m.remark_pcp } else { None });
         }
-        s.index = VsiMap::build(&entries);
+        s.index = MacVidMap::build(&entries);
+        let mut pv = Vec::new();
+        for ((port, vid), list) in port_vlan {
+            pv.push((port as u64, vid, s.port_vlan_lists.len() as u32));
+            s.port_vlan_lists.push(list);
+        }
+        s.port_vlan_index = MacVidMap::build(&pv);
         s.counter_names = counters;
         s.meter_names = meter_names;
         s.active = s.guard_mask != 0

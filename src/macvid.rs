@@ -1,9 +1,11 @@
-//! A read-only (MAC, VID) → VSI index map for the fast path: open addressing,
-//! built once per snapshot, one or two cache lines per lookup, no hashing library.
+//! A read-only (MAC, VID) → index map for the fast path: open addressing,
+//! built once per snapshot, one or two cache lines per lookup, no hashing
+//! library. Used for the VSI table, the VSIs of each (port, VLAN) and the
+//! registered multicast groups.
 
-/// Immutable map from (MAC, VID) to a VSI index.
+/// Immutable map from (MAC, VID) to an index.
 #[derive(Clone, Debug, Default)]
-pub struct VsiMap {
+pub struct MacVidMap {
     keys: Box<[u64]>,
     vals: Box<[u32]>,
     mask: usize,
@@ -14,9 +16,9 @@ fn key(mac: u64, vid: u16) -> u64 {
     (1 << 63) | ((vid as u64 & 0xfff) << 48) | (mac & 0xffff_ffff_ffff)
 }
 
-impl VsiMap {
+impl MacVidMap {
     /// Build from (mac, vid, value) triples (later duplicates win).
-    pub fn build(entries: &[(u64, u16, u32)]) -> VsiMap {
+    pub fn build(entries: &[(u64, u16, u32)]) -> MacVidMap {
         let cap = (entries.len() * 2).next_power_of_two().max(8);
         let mut keys = vec![0u64; cap].into_boxed_slice();
         let mut vals = vec![0u32; cap].into_boxed_slice();
@@ -30,7 +32,7 @@ impl VsiMap {
             keys[i] = k;
             vals[i] = x;
         }
-        VsiMap { keys, vals, mask }
+        MacVidMap { keys, vals, mask }
     }
 
     #[inline(always)]
@@ -67,11 +69,11 @@ mod tests {
         let e: Vec<(u64, u16, u32)> = (0..1000)
             .map(|i| (0x0200_0000_0000 + i, (i % 7) as u16 + 1, i as u32))
             .collect();
-        let m = VsiMap::build(&e);
+        let m = MacVidMap::build(&e);
         for &(mac, vid, x) in &e {
             assert_eq!(m.get(mac, vid), Some(x));
             assert_eq!(m.get(mac, vid + 100), None);
         }
-        assert_eq!(VsiMap::default().get(1, 1), None);
+        assert_eq!(MacVidMap::default().get(1, 1), None);
     }
 }
