@@ -178,8 +178,6 @@ fn run_topology(o: &CompareOpts, vepa: bool) -> Result<TopoResult, String> {
         tpl.push(row);
     }
 
-    let gen_stop = Arc::new(AtomicBool::new(false));
-    let gs = gen_stop.clone();
     let gp = pool.clone();
     let gen_core = o.gen_core;
     let bevery = o.bcast_every;
@@ -212,8 +210,9 @@ fn run_topology(o: &CompareOpts, vepa: bool) -> Result<TopoResult, String> {
             )
         };
         let t_start = Instant::now();
-        let mut result = None;
-        while !gs.load(Ordering::Relaxed) {
+        let result;
+        // Runs until its measurement window is complete (see the end of the loop).
+        loop {
             for s in 0..n as usize {
                 if owed > WINDOW {
                     if last_progress.elapsed() > Duration::from_millis(20) {
@@ -311,7 +310,6 @@ fn run_topology(o: &CompareOpts, vepa: bool) -> Result<TopoResult, String> {
     });
     let (res, mut vm_peers, mut sinks) = gen.join().map_err(|_| "generator panicked")?;
     stop.store(true, Ordering::Relaxed);
-    let _ = gen_stop;
     let tasks = running.join();
     let mut drops: BTreeMap<String, u64> = BTreeMap::new();
     let all: Totals = runtime::totals(tasks.iter().flatten());

@@ -632,9 +632,8 @@ impl Config {
         if s.workers.is_empty() {
             return Err(e("switch.workers", "needs at least one core"));
         }
-        let ncpu = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1);
+        // Cores beyond this machine are refused when pinning (`run`), not here,
+        // so a config stays valid on the machine it is written for.
         let mut seen = HashSet::new();
         for (i, &c) in s.workers.iter().enumerate() {
             if c >= 1024 {
@@ -649,7 +648,6 @@ impl Config {
                     format!("core {c} listed twice"),
                 ));
             }
-            let _ = ncpu; // cores beyond this machine are checked when pinning, so configs stay portable
         }
         if !(1..=256).contains(&s.burst) {
             return Err(e(
