@@ -2,7 +2,8 @@
 //! --rules N` configuration driven through the real pipeline with the
 //! in-process harness (no generator thread), for `valgrind --tool=callgrind`.
 //!
-//! `cargo run --release --example policy_profile -- RULES [FRAMES]`
+//! `cargo run --release --example policy_profile -- RULES [FRAMES] [qos]`
+//! (`qos`: a meter on every VM and 8-class egress, as `hairpin bench --qos`).
 
 use hairpin::config::Config;
 use hairpin::gen::vm_mac;
@@ -12,9 +13,13 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let n: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(100);
     let frames: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(200_000);
-    let base = "[switch]\nworkers = [0]\npool_size = 4096\n[[port]]\nname = \"hv1\"\nmode = \"access\"\npvid = 10\nreflective_relay = true\n";
-    let (t, keys) = hairpin::bench::policy_toml(n, false, 1000);
-    let toml = if n == 0 {
+    let qos = args.get(3).is_some_and(|a| a == "qos");
+    let mut base = "[switch]\nworkers = [0]\npool_size = 4096\n[[port]]\nname = \"hv1\"\nmode = \"access\"\npvid = 10\nreflective_relay = true\n".to_string();
+    if qos {
+        base += "egress = { strict = 2 }\n";
+    }
+    let (t, keys) = hairpin::bench::policy_toml(n, qos, 1000);
+    let toml = if n == 0 && !qos {
         base.to_string()
     } else {
         base.to_string() + &t

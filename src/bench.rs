@@ -32,6 +32,8 @@ pub struct BenchOpts {
     pub rules: usize,
     /// A meter on every VM and 8-class egress scheduling on the port.
     pub qos: bool,
+    /// Entries of the worker's ACL flow cache (0 = off).
+    pub flow_cache: usize,
 }
 
 impl Default for BenchOpts {
@@ -49,6 +51,7 @@ impl Default for BenchOpts {
             inflight: 1536,
             rules: 0,
             qos: false,
+            flow_cache: crate::policy::flow::DEFAULT_ENTRIES,
         }
     }
 }
@@ -88,6 +91,10 @@ pub struct BenchResult {
     pub qos: bool,
     /// Time to compile the policy snapshot (ms).
     pub snapshot_build_ms: f64,
+    /// Entries of the ACL flow cache (0 = off).
+    pub flow_cache: usize,
+    /// Share of ACL lookups in the window answered by the flow cache.
+    pub flow_cache_hit_rate: f64,
 }
 
 /// The policy part of the bench config: `n` rules of the rte_acl-style set
@@ -163,6 +170,7 @@ workers = [{}]
 burst = {}
 pool_size = {}
 ring_depth = 2048
+flow_cache = {}
 [switch.fdb]
 capacity = 65536
 per_port_limit = 65536
@@ -174,7 +182,8 @@ reflective_relay = true
 "#,
         o.switch_core.unwrap_or(0),
         o.burst,
-        o.inflight + 8192
+        o.inflight + 8192,
+        o.flow_cache
     );
     let mut keys = Vec::new();
     if o.rules > 0 || o.qos {
@@ -350,6 +359,15 @@ reflective_relay = true
         rules: o.rules,
         qos: o.qos,
         snapshot_build_ms,
+        flow_cache: o.flow_cache,
+        flow_cache_hit_rate: {
+            let n = w.flow_cache_hits + w.flow_cache_misses;
+            if n > 0 {
+                w.flow_cache_hits as f64 / n as f64
+            } else {
+                0.0
+            }
+        },
     })
 }
 

@@ -148,6 +148,9 @@ fn d_ring_depth() -> usize {
 fn d_punt() -> usize {
     256
 }
+fn d_flow_cache() -> usize {
+    crate::policy::flow::DEFAULT_ENTRIES
+}
 fn d_backend() -> String {
     "ring".into()
 }
@@ -183,6 +186,9 @@ pub struct SwitchCfg {
     /// Control-plane punt queue depth (frames).
     #[serde(default = "d_punt")]
     pub punt_queue: usize,
+    /// Entries of each worker's exact-match flow cache in front of the ACL classifier (0 = off).
+    #[serde(default = "d_flow_cache")]
+    pub flow_cache: usize,
     /// Hugepage use for the pool: auto | on | off.
     #[serde(default)]
     pub hugepages: Hugepages,
@@ -685,6 +691,16 @@ impl Config {
             return Err(e(
                 "switch.punt_queue",
                 format!("{} is out of range 1..=65536", s.punt_queue),
+            ));
+        }
+        if s.flow_cache > crate::policy::flow::MAX_ENTRIES {
+            return Err(e(
+                "switch.flow_cache",
+                format!(
+                    "{} is out of range 0..={}",
+                    s.flow_cache,
+                    crate::policy::flow::MAX_ENTRIES
+                ),
             ));
         }
         let f = &s.fdb;

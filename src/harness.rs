@@ -140,4 +140,15 @@ impl Harness {
     pub fn switch(&self) -> &crate::pipeline::Switch {
         &self.inst.switch
     }
+
+    /// Publish a new snapshot from `cfg` (as SIGHUP does); the next burst uses it.
+    pub fn reload(&mut self, mut cfg: Config) -> Result<u64, String> {
+        cfg.switch.workers = vec![0];
+        self.inst.reload(cfg)
+    }
+
+    /// Rule hits so far by name (see [`Pipeline::rule_hits`]).
+    pub fn rule_hits(&self) -> std::collections::BTreeMap<String, [u64; 2]> {
+        self.pipe.rule_hits()
+    }
 }

@@ -152,6 +152,11 @@ impl Instance {
             format!("{:?}", old.switch.fdb),
             format!("{:?}", new.switch.fdb),
         )?;
+        same(
+            "flow_cache",
+            old.switch.flow_cache.to_string(),
+            new.switch.flow_cache.to_string(),
+        )?;
         let model = Model::from_config(&new)?;
         // Static entries follow the VM list; ports whose VLANs changed forget what they learned.
         let fdb = &self.switch.fdb;

@@ -339,6 +339,14 @@ proptest! {
     }
 
     #[test]
+    fn packed_from_frame_equals_packing_the_key(f in frame(), raw in prop::collection::vec(any::<u8>(), 0..200), vlan in any::<u16>(), pcp in any::<u8>()) {
+        for b in [&f, &raw] {
+            let k = AclKey::from_frame(b, vlan, pcp);
+            prop_assert_eq!(PackedKey::from_frame(b, vlan, pcp), PackedKey::from(&k), "frame {:02x?}", b);
+        }
+    }
+
+    #[test]
     fn from_frame_never_panics_and_matches_parse_frame(f in frame(), raw in prop::collection::vec(any::<u8>(), 0..200), vlan in any::<u16>(), pcp in any::<u8>()) {
         for b in [&f, &raw] {
             let k = AclKey::from_frame(b, vlan, pcp);

@@ -107,6 +107,10 @@ enum Cmd {
         /// Meter every VM and schedule 8 egress classes on the port.
         #[arg(long)]
         qos: bool,
+        /// Entries of the worker's ACL flow cache (`switch.flow_cache`; 0 = off:
+        /// every frame runs the classifier).
+        #[arg(long, default_value_t = crate::policy::flow::DEFAULT_ENTRIES)]
+        flow_cache: usize,
     },
 }
 
@@ -313,7 +317,14 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             json,
             rules,
             qos,
+            flow_cache,
         } => {
+            if flow_cache > crate::policy::flow::MAX_ENTRIES {
+                return Err(format!(
+                    "--flow-cache: at most {}",
+                    crate::policy::flow::MAX_ENTRIES
+                ));
+            }
             if rules > 100_000 {
                 return Err("--rules: at most 100000".into());
             }
@@ -335,6 +346,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 },
                 rules,
                 qos,
+                flow_cache,
                 ..BenchOpts::default()
             };
             let r = match scenario {
@@ -367,6 +379,13 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                     r.tsc_ghz,
                     r.busy_share * 100.0
                 );
+                if r.rules > 0 {
+                    println!(
+                        "flow cache      {} entries, {:.1}% of ACL lookups hit",
+                        r.flow_cache,
+                        r.flow_cache_hit_rate * 100.0
+                    );
+                }
                 println!("drops           {} {:?}", r.drops, r.drops_by_reason);
                 println!("fdb entries     {}", r.fdb_entries);
             }

@@ -20,8 +20,10 @@ pub mod model;
 use crate::buf::{Burst, PktBuf, Pool, PoolCache};
 use crate::config::{PortState, Role, VmMode};
 use crate::fdb::{Fdb, Learn};
-use crate::policy::acl::AclKey;
+use crate::policy::acl::PackedKey;
+use crate::policy::flow::FlowCache;
 use crate::policy::RuleAction;
+use crate::policy::NONE;
 use crate::port::ring::Producer;
 use crate::port::PortQueue;
 use crate::qos::meter::{Action as MeterAction, Color};
@@ -176,6 +178,112 @@ struct Fix {
     dscp: u8,
 }
 
+#[inline(always)]
+fn count_action(hits: &mut [[u64; 2]], named: &mut [[u64; 2]], a: &RuleAction, len: usize) {
+    let h = &mut hits[a.hit as usize];
+    h[0] += 1;
+    h[1] += len as u64;
+    if let Some(c) = a.counter {
+        let h = &mut named[c as usize];
+        h[0] += 1;
+        h[1] += len as u64;
+    }
+}
+
+/// The receiver side of the policy for the copy of frame `i` (state `me`,
+/// bytes `frame`) going to port `p`. A unicast copy is judged by its
+/// destination VM's to-vm rules (and may get that rule's class and
+/// rewrites); a group copy goes out when at least one VM of that port and
+/// VLAN (other than the sender) permits it. A copy with no receiver VM meets
+/// only the sender's rules. `Err` = denied. The ACL key is built at most once
+/// per frame (`me.has_key`).
+#[inline]
+#[allow(clippy::too_many_arguments)]
+fn judge_receiver<T: Tracer>(
+    pol: &crate::policy::PolicySet,
+    p: usize,
+    i: usize,
+    me: &mut Meta,
+    key: &mut PackedKey,
+    flows: &mut FlowCache,
+    frame: &[u8],
+    hits: &mut [[u64; 2]],
+    named: &mut [[u64; 2]],
+    t: &mut T,
+) -> Result<Option<RuleAction>, ()> {
+    let one;
+    let unicast = me.dst & GROUP_BIT == 0;
+    let receivers: &[u32] = if unicast {
+        match pol.vsi_fast(me.dst, me.vid) {
+            Some(v) if v.port.0 as usize == p => {
+                if v.idx == me.src_vsi || !v.to_acl {
+                    // The sender itself (only its rules apply) or a VM that permits everything.
+                    return Ok(None);
+                }
+                one = [v.idx];
+                &one
+            }
+            _ => return Ok(None),
+        }
+    } else {
+        match pol.port_vlan_index.get(p as u64, me.vid) {
+            Some(l) => &pol.port_vlan_lists[l as usize],
+            None => return Ok(None),
+        }
+    };
+    // No receiver VM other than the sender: only the sender's rules apply.
+    let mut any_permit = receivers.iter().all(|&r| r == me.src_vsi);
+    for &r in receivers {
+        if me.src_vsi == r {
+            continue;
+        }
+        let v = &pol.fast[r as usize];
+        if !v.to_acl {
+            any_permit = true;
+            continue;
+        }
+        let pp = &pol.policies[v.policy as usize];
+        if !me.has_key {
+            *key = PackedKey::from_frame(frame, me.vid, me.pcp);
+            me.has_key = true;
+        }
+        let (a, idx) = match flows.classify(&pp.to.classifier, v.policy, 1, key) {
+            Some(x) => (
+                &pp.to.actions[x as usize],
+                Some(pp.to.cfg_index[x as usize]),
+            ),
+            None => (&pp.to.default, None),
+        };
+        if T::ON {
+            let what = match idx {
+                Some(r) => format!("rule[{r}]"),
+                None => "default".into(),
+            };
+            trace!(
+                t,
+                i,
+                "acl",
+                "policy {} to-vm ({}): {what} → {}",
+                pp.name,
+                pol.vsis[r as usize].name,
+                if a.permit { "permit" } else { "deny" }
+            );
+        }
+        count_action(hits, named, a, frame.len());
+        if a.permit {
+            if unicast {
+                return Ok(Some(*a));
+            }
+            any_permit = true;
+        }
+    }
+    if any_permit {
+        Ok(None)
+    } else {
+        Err(())
+    }
+}
+
 /// The shared parts of one switch instance.
 pub struct Switch {
     /// Compiled configuration as it was at start (the current one is in `cell`).
@@ -213,7 +321,9 @@ pub struct Pipeline {
     /// Switch clock of the current burst, ns.
     now_ns: u64,
     cell: Arc<SnapshotCell>,
-    keys: Vec<AclKey>,
+    keys: Vec<PackedKey>,
+    /// This core's exact-match cache of classifier answers (emptied at each new snapshot).
+    flows: FlowCache,
     /// Per-rule hits (packets, bytes), indexed by `RuleAction::hit` of the current snapshot.
     pub hits: Vec<[u64; 2]>,
     /// Named counters (packets, bytes), indexed like `PolicySet::counter_names`.
@@ -263,7 +373,8 @@ impl Pipeline {
             named: vec![[0; 2]; model.policy.counter_names.len()],
             hits_before: Default::default(),
             meter_before: Default::default(),
-            keys: vec![AclKey::default(); b],
+            keys: vec![PackedKey::default(); b],
+            flows: FlowCache::new(sw.model.flow_cache),
             cell: sw.cell.clone(),
             model,
             fdb: sw.fdb.clone(),
@@ -327,6 +438,10 @@ impl Pipeline {
             _ => self.forward_bridge(inp, n, t),
         }
         self.transmit(inp, burst, tx, t);
+        if self.model.policy.active {
+            self.ctr.flow_cache_hits = self.flows.hits;
+            self.ctr.flow_cache_misses = self.flows.misses;
+        }
     }
 
     /// Stage 1: parse the L2 header once, recognise control frames, check the source, classify the VLAN.
@@ -524,6 +639,7 @@ impl Pipeline {
             e[0] += h[0];
             e[1] += h[1];
         }
+        self.flows.clear();
         self.hits = vec![[0; 2]; new.policy.hit_names.len()];
         self.named = vec![[0; 2]; new.policy.counter_names.len()];
         for (i, m) in self.meters.iter().enumerate() {
@@ -597,60 +713,60 @@ impl Pipeline {
         m
     }
 
-    #[inline(always)]
-    fn count_action(&mut self, a: &RuleAction, len: usize) {
-        let h = &mut self.hits[a.hit as usize];
-        h[0] += 1;
-        h[1] += len as u64;
-        if let Some(c) = a.counter {
-            let h = &mut self.named[c as usize];
-            h[0] += 1;
-            h[1] += len as u64;
-        }
-    }
-
     /// Stage 1b (when policy is active): anti-spoofing and the sender's from-vm ACL.
     #[inline]
     fn guard_and_acl<T: Tracer>(&mut self, inp: PortId, burst: &Burst, t: &mut T) {
-        let model = self.model.clone();
+        let Pipeline {
+            model,
+            meta,
+            keys,
+            flows,
+            hits,
+            named,
+            meters,
+            pool,
+            now_ns,
+            ..
+        } = self;
         let pol = &model.policy;
         let guarded = pol.guard_mask & (1u64 << inp.0) != 0;
         for (i, b) in burst.as_slice().iter().enumerate() {
-            let me = &mut self.meta[i];
+            let me = &mut meta[i];
             if me.verdict != Verdict::Pending {
                 continue;
             }
-            me.src_vsi = pol.vsi(me.src, me.vid).unwrap_or(NO_VSI);
-            let vsi = (me.src_vsi != NO_VSI).then(|| &pol.vsis[me.src_vsi as usize]);
-            if guarded && vsi.map_or(true, |v| v.port != inp) {
-                me.verdict = Verdict::Drop(DropReason::Spoofed);
-                trace!(
-                    t,
-                    i,
-                    "guard",
-                    "source {} VLAN {} is no VM of this port",
-                    Mac::from_u64(me.src),
-                    me.vid
-                );
-                continue;
+            let v = match pol.vsi_fast(me.src, me.vid) {
+                Some(v) if v.port == inp => v,
+                _ if guarded => {
+                    me.verdict = Verdict::Drop(DropReason::Spoofed);
+                    trace!(
+                        t,
+                        i,
+                        "guard",
+                        "source {} VLAN {} is no VM of this port",
+                        Mac::from_u64(me.src),
+                        me.vid
+                    );
+                    continue;
+                }
+                // No VM, or a VM's address arriving elsewhere (unguarded port): not a VM's traffic.
+                _ => continue,
+            };
+            me.src_vsi = v.idx;
+            if T::ON {
+                let x = &pol.vsis[v.idx as usize];
+                trace!(t, i, "guard", "VSI {} ({} VLAN {})", x.name, x.mac, x.vid);
             }
-            let Some(v) = vsi else { continue };
-            if v.port != inp {
-                // A VM's address arriving elsewhere (unguarded port): not that VM's traffic.
-                me.src_vsi = NO_VSI;
-                continue;
-            }
-            trace!(t, i, "guard", "VSI {} ({} VLAN {})", v.name, v.mac, v.vid);
-            let len = self.pool.data(b).len();
-            let mut rule_meter = None;
-            if let Some(pi) = v.policy {
-                let p = &pol.policies[pi as usize];
-                self.meta[i].class = p.class;
-                if !p.from.is_noop() {
-                    let me = &mut self.meta[i];
-                    self.keys[i] = AclKey::from_frame(self.pool.data(b), me.vid, me.pcp);
+            let d = pool.data(b);
+            let len = d.len();
+            let mut rule_meter = NONE;
+            if v.policy != NONE {
+                me.class = v.class;
+                if v.from_acl {
+                    let p = &pol.policies[v.policy as usize];
+                    keys[i] = PackedKey::from_frame(d, me.vid, me.pcp);
                     me.has_key = true;
-                    let (a, idx) = match p.from.classifier.classify(&self.keys[i]) {
+                    let (a, idx) = match flows.classify(&p.from.classifier, v.policy, 0, &keys[i]) {
                         Some(r) => (
                             &p.from.actions[r as usize],
                             Some(p.from.cfg_index[r as usize]),
@@ -666,10 +782,9 @@ impl Pipeline {
                     if let Some(x) = a.set_dscp {
                         me.set_dscp = x;
                     }
-                    if !a.permit {
-                        me.verdict = Verdict::Drop(DropReason::AclDeny);
+                    if let Some(m) = a.meter {
+                        rule_meter = pol.rule_meter_instance[m as usize];
                     }
-                    rule_meter = a.meter.map(|m| pol.rule_meter_instance[m as usize]);
                     if T::ON {
                         let what = match idx {
                             Some(r) => format!("rule[{r}]"),
@@ -684,21 +799,24 @@ impl Pipeline {
                             if a.permit { "permit" } else { "deny" }
                         );
                     }
-                    self.count_action(a, len);
+                    count_action(hits, named, a, len);
                     if !a.permit {
+                        me.verdict = Verdict::Drop(DropReason::AclDeny);
                         continue;
                     }
                 }
             }
             // Meters: the matching rule's, then the VM's own (hairpinned and uplink traffic alike).
-            for m in [rule_meter, v.meter].into_iter().flatten() {
-                let me = &mut self.meta[i];
+            for m in [rule_meter, v.meter] {
+                if m == NONE {
+                    continue;
+                }
                 let m = m as usize;
                 let pre = match pol.meter_yellow_pcp[m] {
                     Some(p) if me.tagged && me.pcp == p => Color::Yellow,
                     _ => Color::Green,
                 };
-                let (c, act) = self.meters[m].police(self.now_ns, len as u32, pre);
+                let (c, act) = meters[m].police(*now_ns, len as u32, pre);
                 trace!(
                     t,
                     i,
@@ -723,94 +841,6 @@ impl Pipeline {
                     }
                 }
             }
-        }
-    }
-
-    /// The receiver side of the policy for the copy of frame `i` going to port `p`.
-    /// A unicast copy is judged by its destination VM's to-vm rules (and may get
-    /// that rule's class and rewrites); a group copy goes out when at least one
-    /// VM of that port and VLAN (other than the sender) permits it. A copy with
-    /// no receiver VM meets only the sender's rules. `Err` = denied.
-    #[inline]
-    fn judge_receiver<T: Tracer>(
-        &mut self,
-        p: usize,
-        i: usize,
-        frame: &[u8],
-        pol: &crate::policy::PolicySet,
-        t: &mut T,
-    ) -> Result<Option<RuleAction>, ()> {
-        let me = self.meta[i];
-        let one;
-        let unicast = me.dst & GROUP_BIT == 0;
-        let receivers: &[u32] = if unicast {
-            match pol.vsi(me.dst, me.vid) {
-                Some(v) if pol.vsis[v as usize].port.0 as usize == p => {
-                    one = [v];
-                    &one
-                }
-                _ => &[],
-            }
-        } else {
-            match pol.port_vlan_index.get(p as u64, me.vid) {
-                Some(l) => &pol.port_vlan_lists[l as usize],
-                None => &[],
-            }
-        };
-        // No receiver VM other than the sender: only the sender's rules apply.
-        let mut any_permit = receivers.iter().all(|&r| r == me.src_vsi);
-        for &r in receivers {
-            let v = &pol.vsis[r as usize];
-            if me.src_vsi == r {
-                continue;
-            }
-            let Some(pi) = v.policy else {
-                any_permit = true;
-                continue;
-            };
-            let pp = &pol.policies[pi as usize];
-            if pp.to.is_noop() {
-                any_permit = true;
-                continue;
-            }
-            if !self.meta[i].has_key {
-                self.keys[i] = AclKey::from_frame(frame, me.vid, me.pcp);
-                self.meta[i].has_key = true;
-            }
-            let (a, idx) = match pp.to.classifier.classify(&self.keys[i]) {
-                Some(x) => (
-                    &pp.to.actions[x as usize],
-                    Some(pp.to.cfg_index[x as usize]),
-                ),
-                None => (&pp.to.default, None),
-            };
-            if T::ON {
-                let what = match idx {
-                    Some(r) => format!("rule[{r}]"),
-                    None => "default".into(),
-                };
-                trace!(
-                    t,
-                    i,
-                    "acl",
-                    "policy {} to-vm ({}): {what} → {}",
-                    pp.name,
-                    v.name,
-                    if a.permit { "permit" } else { "deny" }
-                );
-            }
-            self.count_action(a, frame.len());
-            if a.permit {
-                if unicast {
-                    return Ok(Some(a.clone()));
-                }
-                any_permit = true;
-            }
-        }
-        if any_permit {
-            Ok(None)
-        } else {
-            Err(())
         }
     }
 
@@ -1139,13 +1169,7 @@ impl Pipeline {
         tx: &mut [Box<dyn PortQueue>],
         t: &mut T,
     ) {
-        // Handles for the receiver-side policy check (only taken when policy is active:
-        // two atomic increments per burst are measurable on the plain path).
-        let judge = self
-            .model
-            .policy
-            .active
-            .then(|| (self.model.clone(), self.pool.clone()));
+        let judge = self.model.policy.active && self.model.policy.any_to_acl;
         let n = burst.len();
         for (i, b) in burst.drain().enumerate().take(n) {
             let me = self.meta[i];
@@ -1192,8 +1216,19 @@ impl Pipeline {
                             pcp: me.set_pcp,
                             dscp: me.set_dscp,
                         };
-                        if let Some((model, pool)) = judge.as_ref() {
-                            match self.judge_receiver(p, i, pool.data(src), &model.policy, t) {
+                        if judge {
+                            match judge_receiver(
+                                &self.model.policy,
+                                p,
+                                i,
+                                &mut self.meta[i],
+                                &mut self.keys[i],
+                                &mut self.flows,
+                                self.pool.data(src),
+                                &mut self.hits,
+                                &mut self.named,
+                                t,
+                            ) {
                                 Err(()) => {
                                     outputs += 1;
                                     self.ctr.drop(DropReason::AclDeny);

@@ -110,6 +110,8 @@ pub struct Model {
     pub vms: HashMap<(u64, u16), PortId>,
     /// Burst size.
     pub burst: usize,
+    /// Entries of each worker's flow cache in front of the ACL classifier (0 = off).
+    pub flow_cache: usize,
     /// Milliseconds of FDB ageing.
     pub aging_ms: u64,
     /// VSIs, ACLs, QoS references.
@@ -229,6 +231,7 @@ impl Model {
             group_index: crate::macvid::MacVidMap::build(&gidx),
             vms,
             burst: c.switch.burst,
+            flow_cache: c.switch.flow_cache,
             aging_ms: c.switch.fdb.aging_s * 1000,
             policy,
             gen: 0,

@@ -8,6 +8,7 @@
 //! burst, never a mix.
 
 pub mod acl;
+pub mod flow;
 
 use crate::config::policy::{compile_rule, Direction, Verdict};
 use crate::config::{parse_uuid, Config};
@@ -16,7 +17,7 @@ use crate::types::{Mac, PortId};
 use acl::Classifier;
 
 /// What a matching rule (or a direction's default) does.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RuleAction {
     /// Permit (true) or deny.
     pub permit: bool,
@@ -86,13 +87,54 @@ pub struct Vsi {
     pub meter: Option<u32>,
 }
 
+/// No meter / no policy in a [`VsiFast`].
+pub const NONE: u32 = u32::MAX;
+
+/// The fast path's view of a VSI, stored in the (MAC, VID) map itself so
+/// that the anti-spoofing check, the policy choice and the meter are one
+/// cache line away from the frame's addresses (the full [`Vsi`] record is
+/// only read by `trace` and the control plane).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VsiFast {
+    /// Index into [`PolicySet::vsis`].
+    pub idx: u32,
+    /// Per-VSI meter instance, or [`NONE`].
+    pub meter: u32,
+    /// Policy index, or [`NONE`].
+    pub policy: u32,
+    /// Port the VSI is behind.
+    pub port: PortId,
+    /// The policy's from-vm direction has rules or side effects ([`DirPolicy::is_noop`] is false).
+    pub from_acl: bool,
+    /// The policy's to-vm direction has rules or side effects.
+    pub to_acl: bool,
+    /// The policy's default traffic class (0 without a policy).
+    pub class: u8,
+}
+
+impl Default for VsiFast {
+    fn default() -> Self {
+        VsiFast {
+            idx: NONE,
+            meter: NONE,
+            policy: NONE,
+            port: PortId(0),
+            from_acl: false,
+            to_acl: false,
+            class: 0,
+        }
+    }
+}
+
 /// Everything policy, compiled.
 #[derive(Default)]
 pub struct PolicySet {
     /// VSIs.
     pub vsis: Vec<Vsi>,
-    /// (MAC, VID) → VSI index.
-    pub index: MacVidMap,
+    /// The fast-path record of each VSI, by VSI index.
+    pub fast: Vec<VsiFast>,
+    /// (MAC, VID) → the VSI's fast-path record (a copy of `fast[idx]`).
+    pub index: MacVidMap<VsiFast>,
     /// Ports where only VSIs may send.
     pub guard_mask: u64,
     /// Policies.
@@ -119,6 +161,9 @@ pub struct PolicySet {
     pub meter_yellow_pcp: Vec<Option<u8>>,
     /// True when any VSI has a policy or a meter, or any port guards sources.
     pub active: bool,
+    /// True when some VSI's policy has a to-vm direction that is not a no-op
+    /// (without one the receiver side of the policy has nothing to check).
+    pub any_to_acl: bool,
 }
 
 impl PolicySet {
@@ -228,7 +273,18 @@ impl PolicySet {
                 policy,
                 meter,
             });
-            entries.push((v.mac.to_u64(), v.vlan, idx));
+            let pol = policy.map(|p| &s.policies[p as usize]);
+            let fast = VsiFast {
+                idx,
+                meter: meter.unwrap_or(NONE),
+                policy: policy.unwrap_or(NONE),
+                port: PortId(port as u16),
+                from_acl: pol.is_some_and(|p| !p.from.is_noop()),
+                to_acl: pol.is_some_and(|p| !p.to.is_noop()),
+                class: pol.map_or(0, |p| p.class),
+            };
+            s.fast.push(fast);
+            entries.push((v.mac.to_u64(), v.vlan, fast));
             port_vlan
                 .entry((port as u16, v.vlan))
                 .or_default()
@@ -256,6 +312,7 @@ impl PolicySet {
         s.port_vlan_index = MacVidMap::build(&pv);
         s.counter_names = counters;
         s.meter_names = meter_names;
+        s.any_to_acl = s.fast.iter().any(|f| f.to_acl);
         s.active = s.guard_mask != 0
             || s.vsis
                 .iter()
@@ -266,6 +323,12 @@ impl PolicySet {
     /// The VSI with this (MAC, VID), if any.
     #[inline(always)]
     pub fn vsi(&self, mac: u64, vid: u16) -> Option<u32> {
+        self.index.get(mac, vid).map(|f| f.idx)
+    }
+
+    /// The fast-path record of the VSI with this (MAC, VID), if any.
+    #[inline(always)]
+    pub fn vsi_fast(&self, mac: u64, vid: u16) -> Option<VsiFast> {
         self.index.get(mac, vid)
     }
 }

@@ -581,21 +581,33 @@ pub struct MeterStats {
 /// One core's view of a [`SharedMeter`]: local leased tokens and counters.
 ///
 /// Owned by exactly one worker. Metering a frame touches only this struct
-/// unless the local tokens run out (see the [module docs](self)).
+/// unless the local tokens run out (see the [module docs](self)): the
+/// tokens, the algorithm flags, the colour actions (copied from the shared
+/// config, so the common case never dereferences the shared meter) and the
+/// frame counts sit in the first cache line, the byte counts in the second
+/// line of the same 128-byte block.
 #[derive(Debug)]
+#[repr(C, align(128))]
 pub struct MeterCache {
-    shared: Arc<SharedMeter>,
     /// Local committed tokens.
     c: u64,
     /// Local excess (srTCM) / peak (trTCM) tokens.
     x: u64,
+    sr: bool,
+    aware: bool,
+    /// Actions for green, yellow, red (from the shared config).
+    actions: [Action; 3],
+    /// Frames per colour.
+    pkts: [u64; 3],
+    /// Bytes per colour.
+    bytes: [u64; 3],
     /// No shared C take before this time.
     c_retry: u64,
     /// No shared E/P take before this time.
     x_retry: u64,
-    sr: bool,
-    aware: bool,
-    stats: MeterStats,
+    leases: u64,
+    misses: u64,
+    shared: Arc<SharedMeter>,
 }
 
 impl MeterCache {
@@ -604,15 +616,24 @@ impl MeterCache {
         let sr = shared.sr;
         let aware = shared.cfg.mode == ColorMode::Aware;
         shared.caches.0.fetch_add(1, Ordering::Relaxed);
+        let actions = [
+            shared.cfg.action(Color::Green),
+            shared.cfg.action(Color::Yellow),
+            shared.cfg.action(Color::Red),
+        ];
         MeterCache {
-            shared,
             c: 0,
             x: 0,
-            c_retry: 0,
-            x_retry: 0,
             sr,
             aware,
-            stats: MeterStats::default(),
+            actions,
+            pkts: [0; 3],
+            bytes: [0; 3],
+            c_retry: 0,
+            x_retry: 0,
+            leases: 0,
+            misses: 0,
+            shared,
         }
     }
 
@@ -622,8 +643,13 @@ impl MeterCache {
     }
 
     /// Counters for this core.
-    pub fn stats(&self) -> &MeterStats {
-        &self.stats
+    pub fn stats(&self) -> MeterStats {
+        MeterStats {
+            pkts: self.pkts,
+            bytes: self.bytes,
+            leases: self.leases,
+            misses: self.misses,
+        }
     }
 
     /// Tokens held locally (committed, excess/peak).
@@ -642,8 +668,8 @@ impl MeterCache {
         } else {
             self.trtcm(now_ns, len, pre)
         };
-        self.stats.pkts[c as usize] += 1;
-        self.stats.bytes[c as usize] += len;
+        self.pkts[c as usize] += 1;
+        self.bytes[c as usize] += len;
         c
     }
 
@@ -651,7 +677,7 @@ impl MeterCache {
     #[inline]
     pub fn police(&mut self, now_ns: u64, len: u32, pre: Color) -> (Color, Action) {
         let c = self.meter(now_ns, len, pre);
-        (c, self.shared.cfg.action(c))
+        (c, self.actions[c as usize])
     }
 
     #[inline(always)]
@@ -695,10 +721,10 @@ impl MeterCache {
             self.c_retry = now + self.shared.backoff_c(wait).max(1);
         }
         if t.got == 0 {
-            self.stats.misses += 1;
+            self.misses += 1;
             return false;
         }
-        self.stats.leases += 1;
+        self.leases += 1;
         self.c += t.got;
         true
     }
@@ -718,10 +744,10 @@ impl MeterCache {
             self.x_retry = now + self.shared.backoff_x(wait, t).max(1);
         }
         if t.got == 0 {
-            self.stats.misses += 1;
+            self.misses += 1;
             return false;
         }
-        self.stats.leases += 1;
+        self.leases += 1;
         self.x += t.got;
         true
     }
@@ -1145,7 +1171,7 @@ mod tests {
                             }
                             m.meter(i * dt, len, Color::Green);
                         }
-                        *m.stats()
+                        m.stats()
                     })
                 })
                 .collect();

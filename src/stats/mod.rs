@@ -140,6 +140,10 @@ pub struct CoreCounters {
     pub busy_cycles: u64,
     /// TSC cycles spent on empty polls (and back-off sleeps).
     pub idle_cycles: u64,
+    /// ACL lookups answered by the flow cache.
+    pub flow_cache_hits: u64,
+    /// ACL lookups that ran the classifier (flow cache miss).
+    pub flow_cache_misses: u64,
 }
 
 impl CoreCounters {
@@ -176,6 +180,8 @@ impl CoreCounters {
         "empty_polls",
         "busy_cycles",
         "idle_cycles",
+        "flow_cache_hits",
+        "flow_cache_misses",
     ];
     /// One line per scalar counter, same order as `SCALARS`.
     pub const SCALAR_DOCS: &'static [&'static str] = &[
@@ -193,6 +199,8 @@ impl CoreCounters {
         "RX polls that returned nothing.",
         "TSC cycles spent on polls that returned frames (receive, pipeline, transmit).",
         "TSC cycles spent on empty polls and idle back-off sleeps.",
+        "ACL lookups (one per direction and receiver) answered by the worker's flow cache.",
+        "ACL lookups that missed the flow cache and ran the classifier (the cache is emptied at every new policy snapshot).",
     ];
     /// Number of u64 slots: scalars then drops.
     pub const SLOTS: usize = Self::SCALARS.len() + DropReason::N;
@@ -215,6 +223,8 @@ impl CoreCounters {
             self.empty_polls,
             self.busy_cycles,
             self.idle_cycles,
+            self.flow_cache_hits,
+            self.flow_cache_misses,
         ];
         a[..s.len()].copy_from_slice(&s);
         a[s.len()..].copy_from_slice(&self.drops);
@@ -240,6 +250,8 @@ impl CoreCounters {
             empty_polls: a[11],
             busy_cycles: a[12],
             idle_cycles: a[13],
+            flow_cache_hits: a[14],
+            flow_cache_misses: a[15],
             drops,
         }
     }

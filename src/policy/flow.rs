@@ -1,0 +1,201 @@
+//! Per-core exact-match flow cache in front of the ACL classifier.
+//!
+//! The classifier ([`super::acl::Classifier`]) probes several hash tables per
+//! frame; its cost grows with the number of distinct field combinations in a
+//! policy. Traffic is made of flows, so most frames repeat a key seen a few
+//! microseconds earlier. Like Open vSwitch's exact-match cache, each worker
+//! keeps a small 4-way set-associative table from (policy, direction, packed
+//! key) to the classifier's answer. A hit costs one hash and one 64-byte
+//! compare; a miss runs the classifier and stores its answer.
+//!
+//! Correctness does not depend on the hash: an entry is used only when the
+//! whole packed key (every field a rule can match) and the (policy,
+//! direction) tag are equal, and the classifier is a pure function of those
+//! within one policy snapshot. The pipeline empties the cache whenever it
+//! takes a new snapshot, so an answer never outlives the rules that gave it.
+//! Nothing is allocated after [`FlowCache::new`]; a full set evicts a
+//! pseudo-random way.
+
+use super::acl::{Classifier, PackedKey};
+
+/// Entries a cache has unless the config says otherwise (`switch.flow_cache`).
+pub const DEFAULT_ENTRIES: usize = 8192;
+/// Largest accepted size.
+pub const MAX_ENTRIES: usize = 1 << 20;
+
+const NO_MATCH: u32 = u32::MAX;
+/// Ways per set: the four tags of a set share one cache line.
+const WAYS: usize = 4;
+
+/// Tag of one entry: 16 bytes, four to a cache line.
+#[derive(Clone, Copy, Default)]
+struct Tag {
+    /// Rule set ((policy << 1 | direction) + 1) in the high half, high hash
+    /// bits | 1 in the low half; 0: empty way.
+    id: u64,
+    /// The classifier's answer ([`NO_MATCH`] for none).
+    answer: u32,
+    _pad: u32,
+}
+
+#[derive(Clone, Copy, Default)]
+#[repr(align(64))]
+struct Set([Tag; WAYS]);
+
+/// The cache of one worker core. Not shared: no atomics, no locks.
+pub struct FlowCache {
+    sets: Box<[Set]>,
+    /// The full key of every way, `WAYS` per set.
+    keys: Box<[PackedKey]>,
+    set_mask: usize,
+    /// Lookups answered from the cache.
+    pub hits: u64,
+    /// Lookups that ran the classifier.
+    pub misses: u64,
+}
+
+impl FlowCache {
+    /// A cache of `entries` (rounded up to a power of two, at least one set
+    /// of four); 0 turns caching off.
+    pub fn new(entries: usize) -> FlowCache {
+        let sets = if entries == 0 {
+            0
+        } else {
+            (entries.clamp(WAYS, MAX_ENTRIES).next_power_of_two()) / WAYS
+        };
+        FlowCache {
+            sets: vec![Set::default(); sets].into_boxed_slice(),
+            keys: vec![PackedKey::default(); sets * WAYS].into_boxed_slice(),
+            set_mask: sets.saturating_sub(1),
+            hits: 0,
+            misses: 0,
+        }
+    }
+
+    /// Entries (0 when off).
+    pub fn capacity(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Forget every answer (a new policy snapshot). Counters are kept.
+    pub fn clear(&mut self) {
+        self.sets.fill(Set::default());
+    }
+
+    /// The first rule of `c` that matches `k`, as [`Classifier::classify_packed`]
+    /// gives it; `policy` and `dir` (0 from-vm, 1 to-vm) name the rule set.
+    #[inline(always)]
+    pub fn classify(&mut self, c: &Classifier, policy: u32, dir: u8, k: &PackedKey) -> Option<u32> {
+        if self.sets.is_empty() {
+            return c.classify_packed(k);
+        }
+        // policy < 2^31 (a snapshot has far fewer policies), so rule_set is never 0.
+        let rule_set = ((policy << 1) | u32::from(dir & 1)) + 1;
+        let h = k.hash() ^ u64::from(rule_set).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let si = (h >> 16) as usize & self.set_mask;
+        let id = u64::from(rule_set) << 32 | (h >> 32) | 1;
+        let set = &self.sets[si];
+        let keys = &self.keys[si * WAYS..si * WAYS + WAYS];
+        for (t, key) in set.0.iter().zip(keys) {
+            if t.id == id && key.same(k) {
+                self.hits += 1;
+                return (t.answer != NO_MATCH).then_some(t.answer);
+            }
+        }
+        self.miss(c, si, id, h, k)
+    }
+
+    /// Run the classifier and remember its answer in set `si`.
+    #[cold]
+    #[inline(never)]
+    fn miss(&mut self, c: &Classifier, si: usize, id: u64, h: u64, k: &PackedKey) -> Option<u32> {
+        self.misses += 1;
+        let set = &mut self.sets[si];
+        let r = c.classify_packed(k);
+        // An empty way if there is one, else a pseudo-random victim (no LRU
+        // bookkeeping on hits, and no pathological cycle for k > ways flows).
+        let w = set
+            .0
+            .iter()
+            .position(|t| t.id == 0)
+            .unwrap_or((self.misses ^ (h >> 8)) as usize & (WAYS - 1));
+        set.0[w] = Tag {
+            id,
+            answer: r.unwrap_or(NO_MATCH),
+            _pad: 0,
+        };
+        self.keys[si * WAYS + w] = *k;
+        r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::acl::{bench_rules, AclKey, Rule};
+
+    #[test]
+    fn answers_equal_the_classifier_hit_or_miss() {
+        let (rules, keys) = bench_rules(200, 7);
+        let c = Classifier::build(&rules);
+        // A small cache: many evictions and set conflicts.
+        let mut fc = FlowCache::new(64);
+        for round in 0..3 {
+            for k in keys.iter().take(500) {
+                let p = PackedKey::from(k);
+                // The second lookup of a key right after the first always hits.
+                for _ in 0..2 {
+                    assert_eq!(fc.classify(&c, 3, 0, &p), c.classify(k), "round {round}");
+                }
+            }
+        }
+        assert!(
+            fc.hits >= 1500 && fc.misses > 0,
+            "{} {}",
+            fc.hits,
+            fc.misses
+        );
+        assert_eq!(fc.hits + fc.misses, 3000);
+    }
+
+    #[test]
+    fn repeated_keys_hit_and_clear_forgets() {
+        let (rules, keys) = bench_rules(50, 1);
+        let c = Classifier::build(&rules);
+        let mut fc = FlowCache::new(DEFAULT_ENTRIES);
+        let p = PackedKey::from(&keys[0]);
+        let first = fc.classify(&c, 0, 0, &p);
+        assert_eq!((fc.hits, fc.misses), (0, 1));
+        assert_eq!(fc.classify(&c, 0, 0, &p), first);
+        assert_eq!((fc.hits, fc.misses), (1, 1));
+        fc.clear();
+        assert_eq!(fc.classify(&c, 0, 0, &p), first);
+        assert_eq!((fc.hits, fc.misses), (1, 2));
+    }
+
+    #[test]
+    fn policy_and_direction_are_part_of_the_key() {
+        // Policy 0 denies everything (rule 0 matches), policy 1 has no rules.
+        let deny_all = Classifier::build(&[Rule::default()]);
+        let empty = Classifier::build(&[]);
+        let mut fc = FlowCache::new(16);
+        let p = PackedKey::from(&AclKey::default());
+        assert_eq!(fc.classify(&deny_all, 0, 0, &p), Some(0));
+        assert_eq!(fc.classify(&empty, 1, 0, &p), None);
+        assert_eq!(fc.classify(&empty, 0, 1, &p), None);
+        assert_eq!(fc.classify(&deny_all, 0, 0, &p), Some(0));
+        assert_eq!(fc.hits, 1);
+    }
+
+    #[test]
+    fn off_runs_the_classifier_every_time() {
+        let (rules, keys) = bench_rules(20, 3);
+        let c = Classifier::build(&rules);
+        let mut fc = FlowCache::new(0);
+        assert_eq!(fc.capacity(), 0);
+        for k in keys.iter().take(10) {
+            assert_eq!(fc.classify(&c, 0, 0, &PackedKey::from(k)), c.classify(k));
+        }
+        assert_eq!((fc.hits, fc.misses), (0, 0));
+    }
+}

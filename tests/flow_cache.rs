@@ -1,0 +1,194 @@
+//! The per-core ACL flow cache never changes a verdict: the same traffic
+//! gives the same egress bytes and counters with the cache on and off, and a
+//! policy reload that moves a flow to another rule is honoured from the next
+//! frame on (the cache is emptied with the old snapshot).
+
+use hairpin::config::Config;
+use hairpin::harness::Harness;
+use hairpin::types::Mac;
+use hairpin::wire::build::FrameBuilder;
+use std::net::Ipv4Addr;
+
+const A: Mac = Mac([2, 0, 0, 0, 0, 0xa]);
+const B: Mac = Mac([2, 0, 0, 0, 0, 0xb]);
+const C: Mac = Mac([2, 0, 0, 0, 0, 0xc]);
+
+fn config(flow_cache: usize, sender_rules: &str) -> Config {
+    Config::parse(&toml(flow_cache, sender_rules)).unwrap()
+}
+
+fn toml(flow_cache: usize, sender_rules: &str) -> String {
+    format!(
+        r#"
+[switch]
+workers = [0]
+flow_cache = {flow_cache}
+[[port]]
+name = "hv1"
+mode = "access"
+pvid = 10
+reflective_relay = true
+[[port]]
+name = "hv2"
+mode = "access"
+pvid = 10
+[policy.sender]
+default = "deny"
+{sender_rules}
+[policy.receiver]
+default = "permit"
+[[policy.receiver.rule]]
+direction = "to-vm"
+action = "deny"
+proto = "udp"
+dst_port = "5000-5099"
+[[policy.receiver.rule]]
+direction = "to-vm"
+action = "permit"
+proto = "tcp"
+set_dscp = 10
+[[vm]]
+name = "a"
+mac = "{A}"
+vlan = 10
+port = "hv1"
+policy = "sender"
+[[vm]]
+name = "b"
+mac = "{B}"
+vlan = 10
+port = "hv1"
+policy = "receiver"
+[[vm]]
+name = "c"
+mac = "{C}"
+vlan = 10
+port = "hv2"
+policy = "receiver"
+"#
+    )
+}
+
+const MIXED: &str = r#"
+[[policy.sender.rule]]
+action = "deny"
+proto = "udp"
+src_port = "7000-7999"
+[[policy.sender.rule]]
+action = "permit"
+proto = "udp"
+set_pcp = 3
+[[policy.sender.rule]]
+action = "permit"
+proto = "tcp"
+dst_port = "1-1023"
+"#;
+
+/// A's frames to B (hairpinned) and C (other port), repeating flows, plus broadcasts.
+fn traffic() -> Vec<Vec<u8>> {
+    let (sa, da) = (Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2));
+    let mut v = Vec::new();
+    for round in 0..6u16 {
+        for k in 0..40u16 {
+            let dst = if k % 3 == 0 { C } else { B };
+            let fb = FrameBuilder::new().src(A).dst(dst);
+            let sport = [1000, 7100, 7999, 8000][(k % 4) as usize];
+            let dport = [80, 5050, 5100, 2000, 443][(k % 5) as usize];
+            v.push(if (k + round) % 2 == 0 {
+                fb.udp4(sa, da, sport, dport)
+            } else {
+                fb.tcp4(sa, da, sport, dport, 0x02)
+            });
+        }
+        v.push(
+            FrameBuilder::new()
+                .src(A)
+                .dst(Mac([0xff; 6]))
+                .udp4(sa, da, 1000, 5050),
+        );
+    }
+    v
+}
+
+fn run(flow_cache: usize) -> (Vec<(usize, Vec<u8>)>, hairpin::stats::CoreCounters) {
+    let mut h = Harness::new(config(flow_cache, MIXED), true).unwrap();
+    let frames = traffic();
+    let refs: Vec<&[u8]> = frames.iter().map(|f| f.as_slice()).collect();
+    // Learn B and C first, so unicast is known.
+    let hello_b = FrameBuilder::new().src(B).dst(A).tcp4(
+        Ipv4Addr::new(10, 0, 0, 2),
+        Ipv4Addr::new(10, 0, 0, 1),
+        1,
+        2,
+        0x10,
+    );
+    let hello_c = FrameBuilder::new().src(C).dst(A).tcp4(
+        Ipv4Addr::new(10, 0, 0, 3),
+        Ipv4Addr::new(10, 0, 0, 1),
+        1,
+        2,
+        0x10,
+    );
+    h.run(0, &[&hello_b], 1);
+    h.run(1, &[&hello_c], 1);
+    h.take_output();
+    for c in refs.chunks(7) {
+        h.run(0, c, 1);
+    }
+    let out = h.take_output();
+    let ctr = h.counters().clone();
+    h.check().unwrap();
+    (out, ctr)
+}
+
+#[test]
+fn cache_on_and_off_give_the_same_frames_and_counters() {
+    let (out_on, on) = run(64);
+    let (out_off, off) = run(0);
+    assert!(!out_on.is_empty());
+    assert_eq!(out_on, out_off);
+    assert_eq!(on.drops, off.drops);
+    assert_eq!(on.tx_pkts, off.tx_pkts);
+    assert!(on.drops[hairpin::stats::DropReason::AclDeny as usize] > 0);
+    // Repeated flows are answered by the cache; with it off nothing is counted.
+    assert!(on.flow_cache_hits > 0, "{on:?}");
+    assert!(on.flow_cache_misses > 0);
+    assert_eq!((off.flow_cache_hits, off.flow_cache_misses), (0, 0));
+}
+
+#[test]
+fn reload_moving_a_flow_to_another_rule_is_honoured_at_once() {
+    // Before: rule 0 permits UDP. After: rule 0 denies TCP, rule 1 permits UDP.
+    // A stale cached "rule 0" for the UDP flow would deny it after the reload.
+    let before = "[[policy.sender.rule]]\naction = \"permit\"\nproto = \"udp\"\n";
+    let after = "[[policy.sender.rule]]\naction = \"deny\"\nproto = \"tcp\"\n\
+                 [[policy.sender.rule]]\naction = \"permit\"\nproto = \"udp\"\n";
+    let mut h = Harness::new(config(8192, before), true).unwrap();
+    let flow = FrameBuilder::new().src(A).dst(C).udp4(
+        Ipv4Addr::new(10, 0, 0, 1),
+        Ipv4Addr::new(10, 0, 0, 3),
+        1000,
+        53,
+    );
+    assert_eq!(h.run(0, &[&flow, &flow, &flow], 1), 3);
+    // Two lookups per frame (A's from-vm, C's to-vm on the flood copy to hv2):
+    // the first frame misses both, the next two hit.
+    assert_eq!(h.counters().flow_cache_misses, 2);
+    assert_eq!(h.counters().flow_cache_hits, 4);
+    h.reload(config(8192, after)).unwrap();
+    assert_eq!(h.run(0, &[&flow, &flow], 1), 2, "{:?}", h.counters());
+    assert_eq!(h.counters().total_drops(), 0);
+    let hits = h.rule_hits();
+    assert_eq!(hits["policy.sender.rule[1] (from-vm)"][0], 2, "{hits:?}");
+    assert_eq!(hits["policy.sender.rule[0] (from-vm)"][0], 3, "{hits:?}");
+    h.check().unwrap();
+}
+
+#[test]
+fn flow_cache_size_is_checked_and_cannot_change_live() {
+    let e = Config::parse(&toml(1 << 21, MIXED)).unwrap_err();
+    assert_eq!(e.path, "switch.flow_cache", "{e}");
+    let mut h = Harness::new(config(64, MIXED), false).unwrap();
+    let err = h.reload(config(128, MIXED)).unwrap_err();
+    assert!(err.contains("switch.flow_cache"), "{err}");
+}
