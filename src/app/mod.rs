@@ -25,6 +25,9 @@ enum Cmd {
         /// Stop by itself after this many seconds (default: run until a signal).
         #[arg(long)]
         seconds: Option<f64>,
+        /// After `--`: DPDK EAL arguments, appended to `[dpdk] eal_args`.
+        #[arg(last = true, value_name = "EAL_ARGS")]
+        eal: Vec<String>,
     },
     /// Run the pipeline on pcap input; egress to OUT/PORT.pcap, counters as JSON on stdout.
     Replay {
@@ -198,7 +201,11 @@ pub fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitCode, String> {
     match cli.cmd {
-        Cmd::Run { config, seconds } => run::run(&config, seconds),
+        Cmd::Run {
+            config,
+            seconds,
+            eal,
+        } => run::run(&config, seconds, &eal),
         Cmd::Counters => {
             print!("{}", crate::stats::counters_markdown());
             Ok(ExitCode::SUCCESS)
