@@ -89,7 +89,7 @@ mod dpdk {
                 "rte_(eal_init|eal_cleanup|strerror|dev_probe|eal_has_hugepages|socket_id|\
                  eth_dev_get_port_by_name|eth_dev_count_avail|eth_dev_socket_id|eth_dev_start|\
                  eth_dev_stop|eth_dev_close|eth_stats_get|eth_stats_reset|eth_from_rings|\
-                 mempool_avail_count|mempool_in_use_count|ring_create|ring_free|ring_count|eal_iova_mode)",
+                 mempool_avail_count|ring_create|ring_free|eal_iova_mode|eal_get_runtime_dir|eth_dev_get_name_by_port)",
             )
             .allowlist_type("rte_eth_stats")
             .layout_tests(false)

@@ -176,10 +176,21 @@ pub fn eal_cleanup() -> Result<(), DpdkError> {
     if !matches!(*st, EalState::Up(_)) {
         return Ok(());
     }
+    // SAFETY: returns a pointer to the EAL's static runtime path.
+    let dir = unsafe {
+        let p = sys::rte_eal_get_runtime_dir();
+        (!p.is_null()).then(|| CStr::from_ptr(p).to_string_lossy().into_owned())
+    };
     // SAFETY: the EAL is up; the caller closed ports and freed pools.
     let r = unsafe { sys::rte_eal_cleanup() };
     *st = EalState::Cleaned;
-    check("rte_eal_cleanup", r).map(|_| ())
+    check("rte_eal_cleanup", r)?;
+    // The primary process's runtime files (config, fbarray_*) stay after
+    // cleanup; nothing else uses this file prefix once we are gone.
+    if let Some(d) = dir.filter(|d| !d.is_empty()) {
+        let _ = std::fs::remove_dir_all(d);
+    }
+    Ok(())
 }
 
 /// True if the EAL got hugepage memory (false with `--no-huge`).
@@ -216,6 +227,21 @@ pub fn port_by_name(name: &str) -> Option<PortId> {
     // SAFETY: valid C string and out pointer.
     let r = unsafe { sys::rte_eth_dev_get_port_by_name(c.as_ptr(), &mut id) };
     (r == 0).then_some(PortId(id))
+}
+
+/// The name of ethdev `p` (what `dpdk:NAME` matches).
+pub fn port_name(p: PortId) -> Option<String> {
+    let mut buf = [0 as c_char; 64];
+    // SAFETY: buffer of RTE_ETH_NAME_MAX_LEN (64) bytes.
+    let r = unsafe { sys::rte_eth_dev_get_name_by_port(p.0, buf.as_mut_ptr()) };
+    // SAFETY: NUL-terminated on success.
+    (r == 0).then(|| unsafe { CStr::from_ptr(buf.as_ptr()) }.to_string_lossy().into_owned())
+}
+
+/// Ethdevs that exist now (`rte_eth_dev_count_avail`).
+pub fn port_count() -> u16 {
+    // SAFETY: plain query.
+    unsafe { sys::rte_eth_dev_count_avail() }
 }
 
 /// Find or create the device `devargs` (`0000:03:00.0`,
@@ -700,8 +726,6 @@ pub struct RingDev {
     name: String,
     to_port: Vec<NonNull<sys::rte_ring>>,
     from_port: Vec<NonNull<sys::rte_ring>>,
-    slots: Slots,
-    _pool: Arc<Pool>,
 }
 
 // SAFETY: each ring is single-producer/single-consumer; a RingDev is used by
@@ -712,21 +736,11 @@ static RING_SEQ: AtomicU64 = AtomicU64::new(0);
 
 impl RingDev {
     /// Create the ethdev `name` with `queues` RX/TX ring pairs of `depth`
-    /// (a power of two) on the calling thread's socket. `pool` must be a pool
-    /// made by [`MbufPool::into_pool`].
-    pub fn create(
-        name: &str,
-        queues: u16,
-        depth: u32,
-        pool: Arc<Pool>,
-    ) -> Result<RingDev, DpdkError> {
-        let slots = MbufPool::of(&pool)
-            .ok_or_else(|| DpdkError {
-                call: "RingDev::create".into(),
-                errno: libc::EINVAL,
-                text: "the pool is not an mbuf pool".into(),
-            })?
-            .slots;
+    /// (a power of two) on the calling thread's socket. Frames move in and
+    /// out with [`RingDev::put_from`] / [`RingDev::get_into`] against the
+    /// pool made by [`MbufPool::into_pool`]; [`RingDev::drain`] empties the
+    /// rings before the device goes.
+    pub fn create(name: &str, queues: u16, depth: u32) -> Result<RingDev, DpdkError> {
         let seq = RING_SEQ.fetch_add(1, Ordering::Relaxed);
         // SAFETY: plain constant.
         let flags = unsafe { sys::hp_ring_flags_spsc() };
@@ -775,23 +789,27 @@ impl RingDev {
             free_all(&tx);
             return Err(err("rte_eth_from_rings", errno()));
         }
+        // The ring driver names the ethdev `net_ring_NAME`.
+        let name = port_name(PortId(r as u16)).unwrap_or_else(|| name.to_string());
         Ok(RingDev {
-            name: name.into(),
+            name,
             to_port: rx,
             from_port: tx,
-            slots,
-            _pool: pool,
         })
     }
 
-    /// The ethdev name (use it as `backend = "dpdk:NAME"`).
+    /// The ethdev name, `net_ring_` + the name given to [`RingDev::create`]
+    /// (use it as `backend = "dpdk:net_ring_NAME"`).
     pub fn name(&self) -> &str {
         &self.name
     }
 
     /// Put frames from the front of `frames` on queue `q`'s RX ring (the port
     /// receives them). Returns how many were taken.
-    pub fn put_from(&mut self, q: usize, frames: &mut Burst) -> usize {
+    pub fn put_from(&mut self, q: usize, frames: &mut Burst, pool: &Pool) -> usize {
+        let Some(mp) = MbufPool::of(pool) else {
+            return 0;
+        };
         let (mut idx, mut off, mut len) = ([0u32; MAX_BURST], [0u16; MAX_BURST], [0u16; MAX_BURST]);
         let n = from_burst(frames, &mut idx, &mut off, &mut len);
         if n == 0 {
@@ -801,7 +819,7 @@ impl RingDev {
         let k = unsafe {
             sys::hp_ring_put(
                 self.to_port[q].as_ptr(),
-                &self.slots.0,
+                &mp.slots.0,
                 idx.as_ptr(),
                 off.as_ptr(),
                 len.as_ptr(),
@@ -813,7 +831,10 @@ impl RingDev {
     }
 
     /// Take what the port transmitted on queue `q` into `out`'s free space.
-    pub fn get_into(&mut self, q: usize, out: &mut Burst) -> usize {
+    pub fn get_into(&mut self, q: usize, out: &mut Burst, pool: &Pool) -> usize {
+        let Some(mp) = MbufPool::of(pool) else {
+            return 0;
+        };
         let room = out.space().min(MAX_BURST);
         if room == 0 {
             return 0;
@@ -823,7 +844,7 @@ impl RingDev {
         let n = unsafe {
             sys::hp_ring_get(
                 self.from_port[q].as_ptr(),
-                &self.slots.0,
+                &mp.slots.0,
                 idx.as_mut_ptr(),
                 off.as_mut_ptr(),
                 len.as_mut_ptr(),
@@ -841,10 +862,15 @@ impl RingDev {
     }
 }
 
-impl Drop for RingDev {
-    fn drop(&mut self) {
-        // Frames still in the rings go back to the pool.
+impl RingDev {
+    /// Give every frame still in the rings (either direction) back to `pool`.
+    /// Returns how many there were.
+    pub fn drain(&mut self, pool: &Pool) -> usize {
+        let Some(mp) = MbufPool::of(pool) else {
+            return 0;
+        };
         let mut b = Burst::new(MAX_BURST);
+        let mut total = 0;
         for r in self.to_port.iter().chain(&self.from_port) {
             loop {
                 let (mut idx, mut off, mut len) =
@@ -853,7 +879,7 @@ impl Drop for RingDev {
                 let n = unsafe {
                     sys::hp_ring_get(
                         r.as_ptr(),
-                        &self.slots.0,
+                        &mp.slots.0,
                         idx.as_mut_ptr(),
                         off.as_mut_ptr(),
                         len.as_mut_ptr(),
@@ -863,12 +889,19 @@ impl Drop for RingDev {
                 if n == 0 {
                     break;
                 }
+                total += n;
                 to_burst(&mut b, &idx[..n], &off[..n], &len[..n]);
                 for x in b.drain() {
-                    self._pool.free(x);
+                    pool.free(x);
                 }
             }
         }
+        total
+    }
+}
+
+impl Drop for RingDev {
+    fn drop(&mut self) {
         // The rings belong to us (rte_eth_from_rings attaches, it does not
         // take them); free them only once no ethdev uses them any more.
         if port_by_name(&self.name).is_some() {

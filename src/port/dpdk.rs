@@ -86,8 +86,9 @@ pub fn make_pool(cfg: &Config, extra: usize) -> Result<Arc<Pool>, String> {
     }
     let room = data_room(cfg);
     let cache = cfg.dpdk.mempool_cache.min((n / 2) as u32);
+    static SEQ: AtomicU64 = AtomicU64::new(0);
     let mp = MbufPool::create(
-        &format!("hairpin_s{socket}"),
+        &format!("hairpin{}_s{socket}", SEQ.fetch_add(1, Ordering::Relaxed)),
         n as u32,
         cache,
         room as u16,
