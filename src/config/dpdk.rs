@@ -124,6 +124,26 @@ mod tests {
         assert_eq!(bad.check().unwrap_err().0, "dpdk.mempool_cache");
     }
 
+    const PORT: &str = "[[port]]\nname = \"p\"\nbackend = \"dpdk:net_ring0\"\n";
+
+    #[cfg(not(feature = "dpdk"))]
+    #[test]
+    fn dpdk_backend_not_in_this_build() {
+        let e = crate::config::Config::parse(PORT).unwrap_err();
+        assert_eq!(e.path, "port[0].backend");
+        assert!(e.reason.contains("not in this build"), "{e}");
+    }
+
+    #[cfg(feature = "dpdk")]
+    #[test]
+    fn dpdk_backend_accepted() {
+        crate::config::Config::parse(PORT).unwrap();
+        let e = crate::config::Config::parse(&PORT.replace("net_ring0", "")).unwrap_err();
+        assert_eq!(e.path, "port[0].backend");
+        let e = crate::config::Config::parse(&format!("{PORT}[dpdk]\ntx_desc = 1\n")).unwrap_err();
+        assert_eq!(e.path, "dpdk.tx_desc");
+    }
+
     #[test]
     fn device_strings() {
         assert_eq!(device("dpdk:net_ring0"), Some("net_ring0"));

@@ -140,7 +140,18 @@ pub fn eal_init(args: &[String]) -> Result<(), DpdkError> {
         unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &cpus) };
     }
     if r < 0 {
-        let mut e = err("rte_eal_init", errno());
+        let en = errno();
+        // A failed start leaves its runtime files (config, fbarray_*); remove
+        // them so nothing stays behind.
+        // SAFETY: returns a pointer to the EAL's static runtime path.
+        let dir = unsafe {
+            let p = sys::rte_eal_get_runtime_dir();
+            (!p.is_null()).then(|| CStr::from_ptr(p).to_string_lossy().into_owned())
+        };
+        if let Some(d) = dir.filter(|d| d.contains("/dpdk/")) {
+            let _ = std::fs::remove_dir_all(d);
+        }
+        let mut e = err("rte_eal_init", en);
         e.text = format!(
             "{} (EAL arguments {:?}; the EAL log above has the details)",
             e.text, args
