@@ -295,6 +295,8 @@ pub struct PortInfo {
     pub min_mtu: u16,
     /// MTU limits (L3 bytes).
     pub max_mtu: u16,
+    /// Largest frame the device receives (L2 with CRC).
+    pub max_rx_pktlen: u32,
     /// Descriptor limits.
     pub rx_desc_max: u16,
     /// Descriptor limits.
@@ -321,6 +323,7 @@ pub fn port_info(p: PortId) -> Result<PortInfo, DpdkError> {
         max_tx_queues: i.max_tx_queues,
         min_mtu: i.min_mtu,
         max_mtu: i.max_mtu,
+        max_rx_pktlen: i.max_rx_pktlen,
         rx_desc_max: i.rx_desc_max,
         tx_desc_max: i.tx_desc_max,
         rss_offloads: i.rss_offloads,
@@ -672,7 +675,8 @@ impl EthQueue {
     }
 
     /// `rte_eth_rx_burst` into `out`'s free space. Chained (multi-segment)
-    /// mbufs are freed and counted in [`EthQueue::unusable`].
+    /// mbufs and mbufs of another pool are freed and counted in
+    /// [`EthQueue::unusable`].
     #[inline]
     pub fn rx_into(&mut self, out: &mut Burst) -> usize {
         let room = out.space().min(MAX_BURST);
@@ -722,7 +726,7 @@ impl EthQueue {
         sent
     }
 
-    /// Chained or foreign mbufs received and dropped so far.
+    /// Chained or foreign mbufs received and dropped so far (`rx_unusable_dropped`).
     pub fn unusable(&self) -> u64 {
         self.unusable
     }

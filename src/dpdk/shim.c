@@ -167,10 +167,15 @@ static inline struct rte_mbuf *prep_tx(const struct hp_slots *s, uint32_t idx, u
     return m;
 }
 
+/* A received mbuf hairpin can use: one segment, and one of the pool's own
+ * (a driver could hand out mbufs of another pool). Others are freed (counted
+ * by the caller). */
 static inline int take_rx(const struct hp_slots *s, struct rte_mbuf *m, uint32_t *idx,
                           uint16_t *off, uint16_t *len)
 {
-    if (m->nb_segs != 1) {
+    size_t d = (size_t)((char *)m->buf_addr - s->base);
+    if (m->nb_segs != 1 || (char *)m->buf_addr < s->base || d % s->stride != 0 ||
+        d / s->stride >= s->n) {
         rte_pktmbuf_free(m);
         return 0;
     }
@@ -250,6 +255,7 @@ int hp_port_info(uint16_t port, struct hp_port_info *info)
     info->max_mtu = di.max_mtu;
     info->rx_desc_max = di.rx_desc_lim.nb_max;
     info->tx_desc_max = di.tx_desc_lim.nb_max;
+    info->max_rx_pktlen = di.max_rx_pktlen;
     info->socket = rte_eth_dev_socket_id(port);
     info->rss_offloads = di.flow_type_rss_offloads;
     if (di.driver_name != NULL)

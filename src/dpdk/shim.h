@@ -50,7 +50,8 @@ int hp_slot_get(struct rte_mempool *mp, const struct hp_slots *s, uint32_t *idx)
 void hp_slot_put(const struct hp_slots *s, uint32_t idx);
 void hp_slot_put_bulk(const struct hp_slots *s, const uint32_t *idx, unsigned n);
 
-/* Burst I/O in slot terms. hp_rx frees (and counts in *multiseg) chained mbufs. */
+/* Burst I/O in slot terms. hp_rx frees (and counts in *multiseg) chained
+ * mbufs and mbufs that are not the pool's own. */
 uint16_t hp_rx(uint16_t port, uint16_t q, const struct hp_slots *s, uint32_t *idx,
                uint16_t *off, uint16_t *len, uint16_t n, uint64_t *multiseg);
 uint16_t hp_tx(uint16_t port, uint16_t q, const struct hp_slots *s, const uint32_t *idx,
@@ -71,6 +72,7 @@ struct hp_port_info {
     uint16_t max_mtu;
     uint16_t rx_desc_max;
     uint16_t tx_desc_max;
+    uint32_t max_rx_pktlen;
     int socket;
     uint64_t rss_offloads;
     char driver[64];

@@ -159,13 +159,25 @@ impl DpdkPort {
                 ));
             }
         }
-        let mtu = (cfg.switch.mtu - 14) as u16;
-        if info.max_mtu > 0 && (mtu < info.min_mtu || mtu > info.max_mtu) {
+        // switch.mtu counts the Ethernet header; the ethdev MTU is L3, and the
+        // device adds header + CRC (18 bytes) to check it against its largest frame.
+        let want = (cfg.switch.mtu - 14) as u32;
+        let dev_max = (info.max_mtu as u32).min(info.max_rx_pktlen.saturating_sub(18).max(64));
+        if want < info.min_mtu as u32 {
             return Err(format!(
-                "switch.mtu: {} bytes (L3 MTU {mtu}) is outside {}..={} of port[{index}] (dpdk:{dev}, {})",
-                cfg.switch.mtu, info.min_mtu, info.max_mtu, info.driver
+                "switch.mtu: {} bytes (L3 MTU {want}) is below the minimum {} of port[{index}] (dpdk:{dev}, {})",
+                cfg.switch.mtu, info.min_mtu, info.driver
             ));
         }
+        let mtu = if info.max_mtu > 0 && want > dev_max {
+            eprintln!(
+                "hairpin: warning: port[{index}] (dpdk:{dev}, {}) takes an MTU up to {dev_max}; switch.mtu {} asks {want}: using {dev_max}",
+                info.driver, cfg.switch.mtu
+            );
+            dev_max as u16
+        } else {
+            want as u16
+        };
         let setup = PortSetup {
             queues: nq as u16,
             rx_desc: d.rx_desc,
@@ -217,8 +229,7 @@ impl DpdkPort {
         self.id
     }
 
-    /// `rte_eth_stats` of the device plus the mbufs this port's queues dropped
-    /// because they were chained.
+    /// `rte_eth_stats` of the device.
     pub fn eth_stats(&self) -> Result<ffi::EthStats, String> {
         ffi::stats(self.id).map_err(|e| e.to_string())
     }
@@ -251,7 +262,7 @@ impl Port for DpdkPort {
             "driver": self.driver,
             "port_id": self.id.0,
             "rss_hf": format!("{:#x}", self.rss_hf),
-            "rx_chained_dropped": self.unusable.load(Ordering::Relaxed),
+            "rx_unusable_dropped": self.unusable.load(Ordering::Relaxed),
         });
         match ffi::stats(self.id) {
             Ok(s) => v["eth"] = serde_json::to_value(s).unwrap_or_default(),

@@ -303,6 +303,22 @@ pub fn bad_input(tag: &str) {
     // More mbufs than the EAL has memory for (-m 256 / 128).
     let e = err(&base(&format!("net_null_big{tag}"), 4_000_000, 256));
     assert!(e.starts_with("switch.pool_size: cannot create the mbuf pool"), "{e}");
+    // A link that never comes up: a vhost-user port nobody connects to.
+    let sock = std::env::temp_dir().join(format!("hpd-vhost-{}-{tag}.sock", std::process::id()));
+    let mut c = base(
+        &format!("net_vhost_hpd{tag},iface={}", sock.display()),
+        4096,
+        256,
+    );
+    c = c.replace("[dpdk]\n", "[dpdk]\nlink_wait_ms = 300\n");
+    let e = err(&c);
+    assert!(
+        e.starts_with(&format!("port[0].backend: dpdk:net_vhost_hpd{tag}")),
+        "{e}"
+    );
+    assert!(e.contains("link did not come up within 300 ms (dpdk.link_wait_ms)"), "{e}");
+    assert!(dpdk::port_by_name(&format!("net_vhost_hpd{tag}")).is_none(), "the port was closed");
+    assert!(!sock.exists(), "vhost socket left behind");
     // The small/big cases probed a net_null vdev before failing: that device
     // exists (probing is idempotent), but no port was configured or started.
     assert!(dpdk::port_count() <= ports0 + 2);
