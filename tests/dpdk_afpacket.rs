@@ -98,7 +98,7 @@ fn send_and_wait(ns: &str, iface: &str, frame: Vec<u8>, expect: Vec<u8>) -> bool
                 &mut from as *mut _ as *mut libc::sockaddr,
                 &mut fl,
             );
-            if n > 0 && from.sll_pkttype != libc::PACKET_OUTGOING as u8 {
+            if n > 0 && from.sll_pkttype != libc::PACKET_OUTGOING {
                 found = buf[..n as usize] == expect[..];
             }
         }
@@ -165,7 +165,11 @@ port = "hv"
     );
     let (ctr, stats) = sw.finish();
     assert!(ctr["reflected"].as_u64().unwrap() >= 1, "{ctr}");
-    assert!(stats[0]["eth"]["opackets"].as_u64().unwrap() >= 1, "{}", stats[0]);
+    assert!(
+        stats[0]["eth"]["opackets"].as_u64().unwrap() >= 1,
+        "{}",
+        stats[0]
+    );
     assert_eq!(stats[0]["driver"], "net_af_packet");
     assert_eq!(pool.available(), pool.capacity(), "no leaked mbufs");
     drop(pool);

@@ -61,7 +61,10 @@ fn run_with_eal_args_after_dashdash() {
     let eth = &v["backend_stats"]["n0"]["eth"];
     assert!(eth["ipackets"].as_u64().unwrap() > 0, "{v}");
     assert!(eth.get("imissed").is_some() && eth.get("rx_nombuf").is_some());
-    assert_eq!(v["pool"]["available"], v["pool"]["capacity"], "no leaked mbufs");
+    assert_eq!(
+        v["pool"]["available"], v["pool"]["capacity"],
+        "no leaked mbufs"
+    );
     assert!(
         v["counters"]["drops"]["bad_src_mac"].as_u64().unwrap() > 0,
         "net_null's zeroed frames are dropped for their source: {v}"
@@ -124,6 +127,9 @@ fn eal_args_need_a_dpdk_port() {
     std::fs::write(&p, "[switch]\nworkers = [0]\n[[port]]\nname = \"r\"\n").unwrap();
     let (code, _, err) = run(&p, &["--no-huge"]);
     assert_eq!(code, 1);
-    assert!(err.contains("need a port with backend = \"dpdk:DEVICE\""), "{err}");
+    assert!(
+        err.contains("need a port with backend = \"dpdk:DEVICE\""),
+        "{err}"
+    );
     std::fs::remove_dir_all(d).unwrap();
 }

@@ -258,7 +258,7 @@ impl Pool {
         if n == 0 || n > (u32::MAX as usize) {
             return Err(PoolError::BadSize(format!("{n} buffers")));
         }
-        if room > stride || room < HEADROOM + 64 + 8 || room > 65535 {
+        if room > stride || !(HEADROOM + 64 + 8..=65535).contains(&room) {
             return Err(PoolError::BadSize(format!(
                 "slot room {room} bytes in a stride of {stride}"
             )));

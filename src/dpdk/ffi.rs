@@ -7,7 +7,7 @@
 //! mbuf and frees it on drop.
 
 use super::sys;
-use crate::buf::{Burst, MemMode, Pool, PoolError, PktBuf, SlotSource};
+use crate::buf::{Burst, MemMode, PktBuf, Pool, PoolError, SlotSource};
 use std::ffi::{CStr, CString};
 use std::fmt;
 use std::os::raw::{c_char, c_int};
@@ -109,7 +109,8 @@ pub fn eal_init(args: &[String]) -> Result<(), DpdkError> {
             return Err(DpdkError {
                 call: "rte_eal_init".into(),
                 errno: libc::EALREADY,
-                text: "the EAL was already cleaned up in this process and cannot start again".into(),
+                text: "the EAL was already cleaned up in this process and cannot start again"
+                    .into(),
             })
         }
         EalState::Down => {}
@@ -132,7 +133,9 @@ pub fn eal_init(args: &[String]) -> Result<(), DpdkError> {
     // SAFETY: cpu_set_t is plain data; sched_getaffinity fills it.
     let mut cpus: libc::cpu_set_t = unsafe { std::mem::zeroed() };
     // SAFETY: valid out pointer of the given size.
-    let have = unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut cpus) } == 0;
+    let have =
+        unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut cpus) }
+            == 0;
     // SAFETY: argc/argv describe valid NUL-terminated strings that outlive the call.
     let r = unsafe { sys::rte_eal_init(argv.len() as c_int, argv.as_mut_ptr()) };
     if have {
@@ -246,7 +249,11 @@ pub fn port_name(p: PortId) -> Option<String> {
     // SAFETY: buffer of RTE_ETH_NAME_MAX_LEN (64) bytes.
     let r = unsafe { sys::rte_eth_dev_get_name_by_port(p.0, buf.as_mut_ptr()) };
     // SAFETY: NUL-terminated on success.
-    (r == 0).then(|| unsafe { CStr::from_ptr(buf.as_ptr()) }.to_string_lossy().into_owned())
+    (r == 0).then(|| {
+        unsafe { CStr::from_ptr(buf.as_ptr()) }
+            .to_string_lossy()
+            .into_owned()
+    })
 }
 
 /// Ethdevs that exist now (`rte_eth_dev_count_avail`).
@@ -369,7 +376,9 @@ pub fn port_setup(p: PortId, s: &PortSetup, pool: &MbufPool) -> Result<u64, Dpdk
     };
     if r < 0 {
         // SAFETY: the shim sets step to a static string literal.
-        let call = unsafe { CStr::from_ptr(step) }.to_string_lossy().into_owned();
+        let call = unsafe { CStr::from_ptr(step) }
+            .to_string_lossy()
+            .into_owned();
         return Err(err(call, r));
     }
     Ok(hf)
@@ -501,7 +510,9 @@ impl MbufPool {
             }),
             None => {
                 // SAFETY: step is a static string literal set by the shim.
-                let call = unsafe { CStr::from_ptr(step) }.to_string_lossy().into_owned();
+                let call = unsafe { CStr::from_ptr(step) }
+                    .to_string_lossy()
+                    .into_owned();
                 Err(err(call, errno()))
             }
         }

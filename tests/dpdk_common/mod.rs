@@ -207,7 +207,11 @@ dst_port = "9999"
     let got = collect(&mut hv, &pool, 1);
     assert_eq!(got.len(), 1, "X→A left hv");
     assert_eq!(untag(&got[0].1), x_to_a);
-    assert_eq!(&got[0].1[12..16], &[0x81, 0x00, 0x00, 0x0a], "tagged VID 10");
+    assert_eq!(
+        &got[0].1[12..16],
+        &[0x81, 0x00, 0x00, 0x0a],
+        "tagged VID 10"
+    );
 
     // A → B on hv: reflected out of hv (hairpin), unchanged, in the same mbuf.
     let a_to_b = udp_frame(b, a, Some(10), 2);
@@ -221,7 +225,10 @@ dst_port = "9999"
     let out_acc = collect(&mut acc, &pool, 1);
     assert_eq!(back.len(), 1, "A→B reflected");
     assert_eq!(back[0].1, a_to_b);
-    assert_eq!(back[0].0, idx[0], "the reflected frame is the mbuf that came in");
+    assert_eq!(
+        back[0].0, idx[0],
+        "the reflected frame is the mbuf that came in"
+    );
     assert_eq!(out_acc.len(), 1, "A→X left acc");
     assert_eq!(out_acc[0].1, untag(&a_to_x), "untagged on the access port");
 
@@ -236,7 +243,11 @@ dst_port = "9999"
     assert_eq!(stats[1]["eth"]["ipackets"], 1);
     assert_eq!(stats[1]["eth"]["opackets"], 1);
     assert_eq!(stats[0]["eth"]["rx_nombuf"], 0);
-    assert_eq!(hv.drain(&pool) + acc.drain(&pool), 0, "nothing left in the rings");
+    assert_eq!(
+        hv.drain(&pool) + acc.drain(&pool),
+        0,
+        "nothing left in the rings"
+    );
     assert_eq!(pool.available(), cap, "every mbuf is back in the mempool");
 }
 
@@ -275,7 +286,11 @@ backend = "dpdk:net_null_b{tag}"
     let (ctr, stats) = sw.finish();
     let rx = ctr["rx_pkts"].as_u64().unwrap();
     assert!(rx >= 1000, "{ctr}");
-    assert_eq!(ctr["drops_total"].as_u64().unwrap(), rx, "all dropped: {ctr}");
+    assert_eq!(
+        ctr["drops_total"].as_u64().unwrap(),
+        rx,
+        "all dropped: {ctr}"
+    );
     assert_eq!(ctr["drops"]["bad_src_mac"].as_u64().unwrap(), rx);
     assert_eq!(stats[0]["driver"], "net_null");
     assert_eq!(pool.available(), pool.capacity(), "no leaked mbufs");
@@ -297,12 +312,21 @@ pub fn bad_input(tag: &str) {
     let e = err(&base(&format!("net_bogus{tag}"), 4096, 256));
     assert!(e.starts_with("port[0].backend: rte_dev_probe:"), "{e}");
     let e = err(&base("0000:7f:1f.7", 4096, 256));
-    assert!(e.contains("port[0].backend") && e.contains("0000:7f:1f.7"), "{e}");
+    assert!(
+        e.contains("port[0].backend") && e.contains("0000:7f:1f.7"),
+        "{e}"
+    );
     let e = err(&base(&format!("net_null_small{tag}"), 256, 1024));
-    assert!(e.starts_with("switch.pool_size: 256 mbufs cannot fill the DPDK queues"), "{e}");
+    assert!(
+        e.starts_with("switch.pool_size: 256 mbufs cannot fill the DPDK queues"),
+        "{e}"
+    );
     // More mbufs than the EAL has memory for (-m 256 / 128).
     let e = err(&base(&format!("net_null_big{tag}"), 4_000_000, 256));
-    assert!(e.starts_with("switch.pool_size: cannot create the mbuf pool"), "{e}");
+    assert!(
+        e.starts_with("switch.pool_size: cannot create the mbuf pool"),
+        "{e}"
+    );
     // A link that never comes up: a vhost-user port nobody connects to.
     let sock = std::env::temp_dir().join(format!("hpd-vhost-{}-{tag}.sock", std::process::id()));
     let mut c = base(
@@ -316,8 +340,14 @@ pub fn bad_input(tag: &str) {
         e.starts_with(&format!("port[0].backend: dpdk:net_vhost_hpd{tag}")),
         "{e}"
     );
-    assert!(e.contains("link did not come up within 300 ms (dpdk.link_wait_ms)"), "{e}");
-    assert!(dpdk::port_by_name(&format!("net_vhost_hpd{tag}")).is_none(), "the port was closed");
+    assert!(
+        e.contains("link did not come up within 300 ms (dpdk.link_wait_ms)"),
+        "{e}"
+    );
+    assert!(
+        dpdk::port_by_name(&format!("net_vhost_hpd{tag}")).is_none(),
+        "the port was closed"
+    );
     assert!(!sock.exists(), "vhost socket left behind");
     // The small/big cases probed a net_null vdev before failing: that device
     // exists (probing is idempotent), but no port was configured or started.
