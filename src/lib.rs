@@ -15,6 +15,8 @@
 
 pub mod app;
 pub mod bench;
+#[cfg(feature = "dpdk")]
+pub mod bench_dpdk;
 pub mod buf;
 pub mod compare;
 pub mod config;

@@ -128,6 +128,7 @@ fn dpdk_af_packet_veth() {
     assert!(ip(&["-n", &lab.ns, "link", "set", &b, "up"]));
 
     let prefix = format!("hpd-afp{}", std::process::id());
+    let _guard = dpdk_common::RuntimeDirGuard(prefix.clone());
     hairpin::dpdk::eal_init(&dpdk_common::eal_args(&prefix, false)).expect("EAL");
 
     let (ma, mb) = (vm_mac(1), vm_mac(2));

@@ -13,6 +13,7 @@ fn dpdk_hugepages() {
         return;
     }
     let prefix = format!("hpd-huge{}", std::process::id());
+    let _guard = dpdk_common::RuntimeDirGuard(prefix.clone());
     hairpin::dpdk::eal_init(&dpdk_common::eal_args(&prefix, true)).expect("EAL on hugepages");
     assert!(hairpin::dpdk::has_hugepages());
     dpdk_common::ring_forwarding("h1");

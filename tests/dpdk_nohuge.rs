@@ -7,6 +7,7 @@ mod dpdk_common;
 #[test]
 fn dpdk_no_huge() {
     let prefix = format!("hpd-nohuge{}", std::process::id());
+    let _guard = dpdk_common::RuntimeDirGuard(prefix.clone());
     hairpin::dpdk::eal_init(&dpdk_common::eal_args(&prefix, false)).expect("EAL --no-huge");
     assert!(!hairpin::dpdk::has_hugepages());
     dpdk_common::ring_forwarding("n1");

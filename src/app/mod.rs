@@ -110,6 +110,9 @@ enum Cmd {
         /// Meter every VM and schedule 8 egress classes on the port.
         #[arg(long)]
         qos: bool,
+        /// After `--` (dpdk scenarios): EAL arguments instead of the defaults.
+        #[arg(last = true, value_name = "EAL_ARGS")]
+        eal: Vec<String>,
     },
 }
 
@@ -117,6 +120,9 @@ enum Cmd {
 enum Scenario {
     /// One worker, ring port, 64-byte hairpin unicast among learned MACs.
     HairpinFwd,
+    /// The same through a DPDK ring ethdev and the mbuf mempool (feature `dpdk`).
+    #[cfg(feature = "dpdk")]
+    DpdkRingFwd,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq)]
@@ -320,6 +326,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             json,
             rules,
             qos,
+            eal,
         } => {
             if rules > 100_000 {
                 return Err("--rules: at most 100000".into());
@@ -345,7 +352,21 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 ..BenchOpts::default()
             };
             let r = match scenario {
-                Scenario::HairpinFwd => bench::hairpin_fwd(&o)?,
+                Scenario::HairpinFwd => {
+                    if !eal.is_empty() {
+                        return Err("EAL arguments after -- are for the dpdk scenarios".into());
+                    }
+                    bench::hairpin_fwd(&o)?
+                }
+                #[cfg(feature = "dpdk")]
+                Scenario::DpdkRingFwd => {
+                    let eal = if eal.is_empty() {
+                        crate::bench_dpdk::default_eal_args(o.mem)
+                    } else {
+                        eal
+                    };
+                    crate::bench_dpdk::dpdk_ring_fwd(&o, &eal)?
+                }
             };
             if json {
                 println!("{}", serde_json::to_string(&r).unwrap());

@@ -35,6 +35,18 @@ pub fn eal_args(prefix: &str, huge: bool) -> Vec<String> {
     a
 }
 
+/// Removes the EAL runtime dir of `prefix` if a failed test never reached
+/// [`teardown`] (so a panic leaves nothing behind either).
+pub struct RuntimeDirGuard(pub String);
+
+impl Drop for RuntimeDirGuard {
+    fn drop(&mut self) {
+        for d in ["/var/run/dpdk", "/run/dpdk"] {
+            let _ = std::fs::remove_dir_all(std::path::Path::new(d).join(&self.0));
+        }
+    }
+}
+
 /// Free 2 MiB hugepages on this machine.
 pub fn free_hugepages() -> u64 {
     std::fs::read_to_string("/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages")
