@@ -160,6 +160,16 @@ pub fn tuple_frame(
     }
 }
 
+/// Share of ACL lookups in `w` (a counter delta) answered by the flow cache.
+pub fn hit_rate(w: &CoreCounters) -> f64 {
+    let n = w.flow_cache_hits + w.flow_cache_misses;
+    if n > 0 {
+        w.flow_cache_hits as f64 / n as f64
+    } else {
+        0.0
+    }
+}
+
 /// One core, ring port, 64-byte frames hairpinned among `macs` learned MACs.
 pub fn hairpin_fwd(o: &BenchOpts) -> Result<BenchResult, String> {
     let mut toml = format!(
@@ -360,14 +370,7 @@ reflective_relay = true
         qos: o.qos,
         snapshot_build_ms,
         flow_cache: o.flow_cache,
-        flow_cache_hit_rate: {
-            let n = w.flow_cache_hits + w.flow_cache_misses;
-            if n > 0 {
-                w.flow_cache_hits as f64 / n as f64
-            } else {
-                0.0
-            }
-        },
+        flow_cache_hit_rate: hit_rate(&w),
     })
 }
 

@@ -4,6 +4,7 @@
 //! started from a config that did not validate completely. Every key is
 //! documented in `docs/config.md`.
 
+pub mod dpdk;
 pub mod policy;
 
 use crate::types::{Mac, MAX_PORTS};
@@ -391,6 +392,9 @@ pub struct Config {
     /// `[meter.NAME]`.
     #[serde(default)]
     pub meter: BTreeMap<String, MeterCfg>,
+    /// `[dpdk]`: EAL and ethdev settings for `dpdk:` ports.
+    #[serde(default)]
+    pub dpdk: dpdk::DpdkCfg,
     /// Directory relative file names (pcap_in, pcap_out) are taken from: the config file's.
     #[serde(skip)]
     pub base_dir: Option<std::path::PathBuf>,
@@ -757,6 +761,9 @@ impl Config {
                         return Err(e(at("backend"), "pcap needs pcap_in and/or pcap_out"));
                     }
                 }
+                b if cfg!(feature = "dpdk") && b.starts_with("dpdk:") => {
+                    dpdk::check_device(&b[5..]).map_err(|r| e(at("backend"), r))?;
+                }
                 b => {
                     let known = b.split(':').next().unwrap_or("");
                     let why = if ["afpacket", "afxdp", "dpdk"].contains(&known) {
@@ -962,6 +969,7 @@ impl Config {
                 }
             }
         }
+        self.dpdk.check().map_err(|(k, r)| e(k, r))?;
         self.validate_policy()?;
         Ok(())
     }

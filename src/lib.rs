@@ -8,15 +8,20 @@
 //! - [`worker`]: the pinned poll loop; [`stats`]: drop reasons and counters;
 //! - [`qos`]: meters, remarking and the per-port egress scheduler;
 //! - [`config`]: the TOML configuration; [`pcap`]: classic pcap files; [`gen`]: the built-in traffic generator;
-//! - [`app`]: the commands behind the `hairpin` binary.
+//! - [`app`]: the commands behind the `hairpin` binary;
+//! - `dpdk` (cargo feature `dpdk`): the only module with `unsafe` DPDK calls, under the `dpdk` port backend.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod app;
 pub mod bench;
+#[cfg(feature = "dpdk")]
+pub mod bench_dpdk;
 pub mod buf;
 pub mod compare;
 pub mod config;
+#[cfg(feature = "dpdk")]
+pub mod dpdk;
 pub mod fdb;
 pub mod gen;
 pub mod harness;

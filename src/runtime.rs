@@ -14,6 +14,11 @@ use std::thread::JoinHandle;
 
 /// Create the buffer pool a config asks for.
 pub fn make_pool(cfg: &Config, extra: usize) -> Result<Arc<Pool>, String> {
+    // dpdk ports: the pool is the DPDK mbuf mempool (zero copy; starts the EAL).
+    #[cfg(feature = "dpdk")]
+    if crate::port::dpdk::wanted(cfg) {
+        return crate::port::dpdk::make_pool(cfg, extra);
+    }
     let mode = match cfg.switch.hugepages {
         Hugepages::Auto => None,
         Hugepages::On => Some(MemMode::Hugepages),
@@ -22,6 +27,24 @@ pub fn make_pool(cfg: &Config, extra: usize) -> Result<Arc<Pool>, String> {
     Pool::with_mode(cfg.switch.pool_size + extra, cfg.switch.mtu + 8, mode)
         .map(Arc::new)
         .map_err(|e| format!("switch.pool_size: {e}"))
+}
+
+/// After a run: stop every port's device (dpdk ports close and give back the
+/// mbufs their descriptors hold), then, with the `dpdk` feature, shut the
+/// EAL down once nothing uses it. Call after the workers joined and before
+/// checking the pool level.
+pub fn stop_ports(ports: &mut [Box<dyn Port>]) {
+    for p in ports.iter_mut() {
+        p.stop();
+    }
+}
+
+/// Shut down process-wide backend state (the DPDK EAL) after the instance
+/// and the pool were dropped. A no-op without dpdk ports.
+pub fn shutdown_backends() -> Result<(), String> {
+    #[cfg(feature = "dpdk")]
+    crate::port::dpdk::shutdown()?;
+    Ok(())
 }
 
 /// A switch instance that is built but not yet running.
@@ -66,6 +89,12 @@ impl Instance {
                             "port[{i}].backend: a pcap port has one queue; use one worker"
                         ));
                     }
+                    ports.push(Box::new(port));
+                    peers.push(None);
+                }
+                #[cfg(feature = "dpdk")]
+                b if b.starts_with("dpdk:") => {
+                    let port = crate::port::dpdk::DpdkPort::open(i, &b[5..], &cfg, pool.clone())?;
                     ports.push(Box::new(port));
                     peers.push(None);
                 }

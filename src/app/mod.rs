@@ -25,6 +25,9 @@ enum Cmd {
         /// Stop by itself after this many seconds (default: run until a signal).
         #[arg(long)]
         seconds: Option<f64>,
+        /// After `--`: DPDK EAL arguments, appended to `[dpdk] eal_args`.
+        #[arg(last = true, value_name = "EAL_ARGS")]
+        eal: Vec<String>,
     },
     /// Run the pipeline on pcap input; egress to OUT/PORT.pcap, counters as JSON on stdout.
     Replay {
@@ -111,6 +114,9 @@ enum Cmd {
         /// every frame runs the classifier).
         #[arg(long, default_value_t = crate::policy::flow::DEFAULT_ENTRIES)]
         flow_cache: usize,
+        /// After `--` (dpdk scenarios): EAL arguments instead of the defaults.
+        #[arg(last = true, value_name = "EAL_ARGS")]
+        eal: Vec<String>,
     },
 }
 
@@ -118,6 +124,9 @@ enum Cmd {
 enum Scenario {
     /// One worker, ring port, 64-byte hairpin unicast among learned MACs.
     HairpinFwd,
+    /// The same through a DPDK ring ethdev and the mbuf mempool (feature `dpdk`).
+    #[cfg(feature = "dpdk")]
+    DpdkRingFwd,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq)]
@@ -202,7 +211,11 @@ pub fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitCode, String> {
     match cli.cmd {
-        Cmd::Run { config, seconds } => run::run(&config, seconds),
+        Cmd::Run {
+            config,
+            seconds,
+            eal,
+        } => run::run(&config, seconds, &eal),
         Cmd::Counters => {
             print!("{}", crate::stats::counters_markdown());
             Ok(ExitCode::SUCCESS)
@@ -318,6 +331,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             rules,
             qos,
             flow_cache,
+            eal,
         } => {
             if flow_cache > crate::policy::flow::MAX_ENTRIES {
                 return Err(format!(
@@ -350,7 +364,21 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 ..BenchOpts::default()
             };
             let r = match scenario {
-                Scenario::HairpinFwd => bench::hairpin_fwd(&o)?,
+                Scenario::HairpinFwd => {
+                    if !eal.is_empty() {
+                        return Err("EAL arguments after -- are for the dpdk scenarios".into());
+                    }
+                    bench::hairpin_fwd(&o)?
+                }
+                #[cfg(feature = "dpdk")]
+                Scenario::DpdkRingFwd => {
+                    let eal = if eal.is_empty() {
+                        crate::bench_dpdk::default_eal_args(o.mem)
+                    } else {
+                        eal
+                    };
+                    crate::bench_dpdk::dpdk_ring_fwd(&o, &eal)?
+                }
             };
             if json {
                 println!("{}", serde_json::to_string(&r).unwrap());

@@ -11,8 +11,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Run a config until a signal (or `seconds`). Prints the final counters as JSON.
-pub fn run(path: &Path, seconds: Option<f64>) -> Result<ExitCode, String> {
-    let cfg = Config::load(path).map_err(|e| format!("{}: {e}", path.display()))?;
+/// `eal` (after `--` on the command line) is appended to `[dpdk] eal_args`.
+pub fn run(path: &Path, seconds: Option<f64>, eal: &[String]) -> Result<ExitCode, String> {
+    let mut cfg = Config::load(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if !eal.is_empty() {
+        if !cfg.port.iter().any(|p| p.backend.starts_with("dpdk:")) {
+            return Err(format!(
+                "EAL arguments after -- ({eal:?}) need a port with backend = \"dpdk:DEVICE\""
+            ));
+        }
+        cfg.dpdk.eal_args.extend(eal.iter().cloned());
+    }
     let pool = make_pool(&cfg, 0)?;
     let workers = cfg.switch.workers.clone();
     let (burst, idle) = (cfg.switch.burst, cfg.switch.idle_sleep_us);
@@ -110,6 +119,15 @@ pub fn run(path: &Path, seconds: Option<f64>) -> Result<ExitCode, String> {
         }
     }
     let t = runtime::totals(tasks.iter().flatten());
+    // Device counters (rte_eth_stats for dpdk ports), then stop the devices
+    // so the mbufs their descriptors hold return before the pool check.
+    let mut backend = serde_json::Map::new();
+    for p in inst.ports.iter() {
+        if let Some(v) = p.backend_stats() {
+            backend.insert(p.name().to_string(), v);
+        }
+    }
+    runtime::stop_ports(&mut inst.ports);
     let mut ports = serde_json::Map::new();
     for (i, p) in inst.ports.iter().enumerate() {
         ports.insert(
@@ -126,12 +144,17 @@ pub fn run(path: &Path, seconds: Option<f64>) -> Result<ExitCode, String> {
         "fdb_entries": inst.switch.fdb.len(),
         "pool": { "capacity": pool.capacity(), "available": pool.available() },
     });
+    let mut out = out;
+    if !backend.is_empty() {
+        out["backend_stats"] = serde_json::Value::Object(backend);
+    }
     println!("{}", serde_json::to_string_pretty(&out).unwrap());
-    if pool.available() != pool.capacity() {
-        eprintln!(
-            "hairpin: {} buffers not returned to the pool",
-            pool.capacity() - pool.available()
-        );
+    let leaked = pool.capacity() - pool.available();
+    drop(inst);
+    drop(pool);
+    runtime::shutdown_backends()?;
+    if leaked != 0 {
+        eprintln!("hairpin: {leaked} buffers not returned to the pool");
         return Ok(ExitCode::from(3));
     }
     Ok(ExitCode::SUCCESS)

@@ -12,7 +12,7 @@
 //! the shared list once per [`CACHE_BATCH`] buffers, never per frame.
 
 mod pool;
-pub use pool::{MemMode, Pool, PoolCache, PoolError, CACHE_BATCH};
+pub use pool::{MemMode, Pool, PoolCache, PoolError, SlotSource, CACHE_BATCH};
 
 /// Bytes reserved in front of each frame (room for pushed tags).
 pub const HEADROOM: usize = 128;

@@ -161,11 +161,32 @@ impl FreeList {
     }
 }
 
+/// Slots whose memory and free list belong to another allocator (the DPDK
+/// mempool, `src/dpdk/`): the pool then hands out and takes back slots
+/// through it instead of its own free list, so a slot and the allocator's
+/// buffer are the same memory and no frame is ever copied between them.
+pub trait SlotSource: Send + Sync + 'static {
+    /// Take one slot (its frame empty); `None` when exhausted.
+    fn get(&self) -> Option<u32>;
+    /// Give one slot back.
+    fn put(&self, idx: u32);
+    /// Give several slots back at once.
+    fn put_bulk(&self, idx: &[u32]);
+    /// Free slots (including any the allocator caches per core).
+    fn available(&self) -> usize;
+    /// For downcasting to the concrete allocator.
+    fn as_any(&self) -> &dyn std::any::Any;
+}
+
 /// A fixed pool of frame buffers.
 pub struct Pool {
     base: *mut u8,
     map_len: usize,
+    /// Distance between slots.
     slot: usize,
+    /// Usable bytes from a slot's start (headroom + frame); `slot` for own memory.
+    room: usize,
+    ext: Option<Box<dyn SlotSource>>,
     n: u32,
     free: FreeList,
     /// Buffers currently in the shared free list (approximate while others run).
@@ -209,11 +230,55 @@ impl Pool {
             base,
             map_len,
             slot,
+            room: slot,
+            ext: None,
             n: n as u32,
             free,
             avail: AtomicUsize::new(n),
             mode: got,
         })
+    }
+
+    /// A pool over memory and a free list owned by `src` (see [`SlotSource`]):
+    /// slot `i` is `room` bytes at `base + i * stride`; frames start [`HEADROOM`]
+    /// bytes into it.
+    ///
+    /// # Safety
+    /// `base .. base + (n - 1) * stride + room` must stay valid, readable and
+    /// writable while the pool lives (`src` is dropped after the pool's last
+    /// use), and only the holder of a slot handed out by `src` writes it.
+    pub unsafe fn with_source(
+        base: *mut u8,
+        stride: usize,
+        room: usize,
+        n: usize,
+        mode: MemMode,
+        src: Box<dyn SlotSource>,
+    ) -> Result<Self, PoolError> {
+        if n == 0 || n > (u32::MAX as usize) {
+            return Err(PoolError::BadSize(format!("{n} buffers")));
+        }
+        if room > stride || !(HEADROOM + 64 + 8..=65535).contains(&room) {
+            return Err(PoolError::BadSize(format!(
+                "slot room {room} bytes in a stride of {stride}"
+            )));
+        }
+        Ok(Pool {
+            base,
+            map_len: 0,
+            slot: stride,
+            room,
+            ext: Some(src),
+            n: n as u32,
+            free: FreeList::new(2),
+            avail: AtomicUsize::new(0),
+            mode,
+        })
+    }
+
+    /// The allocator behind a pool made by [`Pool::with_source`].
+    pub fn source(&self) -> Option<&dyn SlotSource> {
+        self.ext.as_deref()
     }
 
     /// Memory backing actually obtained.
@@ -226,15 +291,26 @@ impl Pool {
     }
     /// Largest frame a buffer holds (without pushing tags).
     pub fn max_frame(&self) -> usize {
-        self.slot - HEADROOM - 8
+        self.room - HEADROOM - 8
     }
     /// Buffers in the shared free list (not counting those parked in caches).
     pub fn available(&self) -> usize {
+        if let Some(x) = &self.ext {
+            return x.available();
+        }
         self.avail.load(Ordering::Relaxed)
     }
 
     /// Take one buffer from the shared list (empty frame, default headroom).
     pub fn alloc(&self) -> Option<PktBuf> {
+        if let Some(x) = &self.ext {
+            return x.get().map(|idx| PktBuf {
+                idx,
+                off: HEADROOM as u16,
+                len: 0,
+                ts: 0,
+            });
+        }
         let idx = self.free.pop()?;
         self.avail.fetch_sub(1, Ordering::Relaxed);
         Some(PktBuf {
@@ -248,9 +324,34 @@ impl Pool {
     /// Return a buffer to the shared list.
     pub fn free(&self, b: PktBuf) {
         debug_assert!(b.idx < self.n);
+        if let Some(x) = &self.ext {
+            x.put(b.idx);
+            return;
+        }
         let ok = self.free.push(b.idx);
         debug_assert!(ok, "free list overflow: buffer freed twice?");
         self.avail.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Return up to `n` buffers from the end of `v` (one bulk call for an external allocator).
+    pub fn free_batch(&self, v: &mut Vec<PktBuf>, n: usize) {
+        let n = n.min(v.len());
+        if let Some(x) = &self.ext {
+            let mut idx = [0u32; CACHE_BATCH];
+            let mut left = n;
+            while left > 0 {
+                let k = left.min(CACHE_BATCH);
+                for (slot, b) in idx.iter_mut().zip(v.drain(v.len() - k..)) {
+                    *slot = b.idx;
+                }
+                x.put_bulk(&idx[..k]);
+                left -= k;
+            }
+            return;
+        }
+        for b in v.drain(v.len() - n..) {
+            self.free(b);
+        }
     }
 
     #[inline(always)]
@@ -281,7 +382,7 @@ impl Pool {
     /// Set the frame length (keeping the offset). Returns false if it does not fit.
     #[inline(always)]
     pub fn set_len(&self, b: &mut PktBuf, len: usize) -> bool {
-        if b.off as usize + len > self.slot {
+        if b.off as usize + len > self.room {
             return false;
         }
         b.len = len as u16;
@@ -372,6 +473,9 @@ impl Pool {
 
 impl Drop for Pool {
     fn drop(&mut self) {
+        if self.ext.is_some() {
+            return; // the source owns the memory (dropped after this)
+        }
         // SAFETY: base/map_len came from mmap in map_region.
         unsafe { libc::munmap(self.base as *mut libc::c_void, self.map_len) };
     }
@@ -468,19 +572,14 @@ impl PoolCache {
     #[inline]
     pub fn free(&mut self, pool: &Pool, b: PktBuf) {
         if self.stash.len() == self.stash.capacity() {
-            for _ in 0..CACHE_BATCH {
-                if let Some(x) = self.stash.pop() {
-                    pool.free(x);
-                }
-            }
+            pool.free_batch(&mut self.stash, CACHE_BATCH);
         }
         self.stash.push(b);
     }
     /// Return everything to the pool (on stop).
     pub fn flush(&mut self, pool: &Pool) {
-        for b in self.stash.drain(..) {
-            pool.free(b);
-        }
+        let n = self.stash.len();
+        pool.free_batch(&mut self.stash, n);
     }
     /// Buffers parked here.
     pub fn len(&self) -> usize {

@@ -7,6 +7,8 @@
 //! returns how many the port accepted — the rest stay in the burst, and the
 //! caller frees them and counts `tx_full`. A full TX queue never blocks.
 
+#[cfg(feature = "dpdk")]
+pub mod dpdk;
 pub mod pcap;
 pub mod ring;
 
@@ -35,4 +37,11 @@ pub trait Port: Send {
     fn queues(&self) -> usize;
     /// Take queue pair `q` (each may be taken once).
     fn take_queue(&mut self, q: usize) -> Option<Box<dyn PortQueue>>;
+    /// The backend's own counters (e.g. `rte_eth_stats` of a dpdk port), if it has any.
+    fn backend_stats(&self) -> Option<serde_json::Value> {
+        None
+    }
+    /// Stop the device after the workers stopped (a dpdk port closes and
+    /// returns the mbufs held by its descriptors). Idempotent.
+    fn stop(&mut self) {}
 }

@@ -1,0 +1,941 @@
+//! Safe API over the generated bindings and the C shim.
+//!
+//! Ownership rules: an [`MbufPool`] owns its mempool and memzone (freed on
+//! drop, after every port using it was closed); a slot handed out as a
+//! [`PktBuf`] is owned by that handle until a burst call gives it to DPDK
+//! (`tx_from`, `Ring::put_from`) or back to the pool; an [`Mbuf`] owns one
+//! mbuf and frees it on drop.
+
+use super::sys;
+use crate::buf::{Burst, MemMode, PktBuf, Pool, PoolError, SlotSource};
+use std::ffi::{CStr, CString};
+use std::fmt;
+use std::os::raw::{c_char, c_int};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// DPDK version hairpin was built against (`pkg-config --modversion libdpdk`).
+pub const VERSION: &str = env!("HAIRPIN_DPDK_VERSION");
+
+/// An ethdev port number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PortId(pub u16);
+
+/// A queue number on an ethdev port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct QueueId(pub u16);
+
+/// A failed DPDK call: which call, the errno and `rte_strerror`'s text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DpdkError {
+    /// The call (or step) that failed.
+    pub call: String,
+    /// Positive errno value.
+    pub errno: i32,
+    /// `rte_strerror(errno)`.
+    pub text: String,
+}
+
+impl fmt::Display for DpdkError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {} (errno {})", self.call, self.text, self.errno)
+    }
+}
+impl std::error::Error for DpdkError {}
+
+/// `rte_strerror` text for a (positive or negative) errno.
+pub fn strerror(errno: i32) -> String {
+    // SAFETY: rte_strerror returns a pointer to a static or thread-local string.
+    unsafe {
+        let p = sys::rte_strerror(errno.abs());
+        if p.is_null() {
+            return format!("error {errno}");
+        }
+        CStr::from_ptr(p).to_string_lossy().into_owned()
+    }
+}
+
+fn err(call: impl Into<String>, errno: i32) -> DpdkError {
+    DpdkError {
+        call: call.into(),
+        errno: errno.abs(),
+        text: strerror(errno),
+    }
+}
+
+/// The current `rte_errno`.
+fn errno() -> i32 {
+    // SAFETY: reads a per-thread int.
+    unsafe { sys::hp_errno() }
+}
+
+fn check(call: &str, r: c_int) -> Result<c_int, DpdkError> {
+    if r < 0 {
+        Err(err(call, r))
+    } else {
+        Ok(r)
+    }
+}
+
+fn cstring(what: &str, s: &str) -> Result<CString, DpdkError> {
+    CString::new(s).map_err(|_| DpdkError {
+        call: what.into(),
+        errno: libc::EINVAL,
+        text: format!("{s:?} contains a NUL byte"),
+    })
+}
+
+// ---------------------------------------------------------------- EAL -----
+
+enum EalState {
+    Down,
+    Up(Vec<String>),
+    Failed(DpdkError),
+    Cleaned,
+}
+
+static EAL: Mutex<EalState> = Mutex::new(EalState::Down);
+
+/// Start the EAL with `args` (the program name is added in front). The EAL
+/// starts once per process: later calls return `Ok` if it is up (whatever
+/// their arguments) and the first error if it failed.
+pub fn eal_init(args: &[String]) -> Result<(), DpdkError> {
+    let mut st = EAL.lock().unwrap_or_else(|p| p.into_inner());
+    match &*st {
+        EalState::Up(_) => return Ok(()),
+        EalState::Failed(e) => return Err(e.clone()),
+        EalState::Cleaned => {
+            return Err(DpdkError {
+                call: "rte_eal_init".into(),
+                errno: libc::EALREADY,
+                text: "the EAL was already cleaned up in this process and cannot start again"
+                    .into(),
+            })
+        }
+        EalState::Down => {}
+    }
+    let mut owned = vec![cstring("rte_eal_init", "hairpin")?];
+    for a in args {
+        owned.push(cstring("rte_eal_init", a)?);
+    }
+    // The EAL may keep pointers into argv: the strings live for the process.
+    let owned: &'static mut [CString] = Box::leak(owned.into_boxed_slice());
+    let argv: &'static mut [*mut c_char] = Box::leak(
+        owned
+            .iter()
+            .map(|s| s.as_ptr() as *mut c_char)
+            .collect::<Vec<_>>()
+            .into_boxed_slice(),
+    );
+    // The EAL pins the calling thread to its main lcore; hairpin pins its
+    // own workers, so the caller gets its CPU set back afterwards.
+    // SAFETY: cpu_set_t is plain data; sched_getaffinity fills it.
+    let mut cpus: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: valid out pointer of the given size.
+    let have =
+        unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut cpus) }
+            == 0;
+    // SAFETY: argc/argv describe valid NUL-terminated strings that outlive the call.
+    let r = unsafe { sys::rte_eal_init(argv.len() as c_int, argv.as_mut_ptr()) };
+    if have {
+        // SAFETY: the set read above.
+        unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &cpus) };
+    }
+    if r < 0 {
+        let en = errno();
+        // A failed start leaves its runtime files (config, fbarray_*); remove
+        // them so nothing stays behind.
+        // SAFETY: returns a pointer to the EAL's static runtime path.
+        let dir = unsafe {
+            let p = sys::rte_eal_get_runtime_dir();
+            (!p.is_null()).then(|| CStr::from_ptr(p).to_string_lossy().into_owned())
+        };
+        if let Some(d) = dir.filter(|d| d.contains("/dpdk/")) {
+            let _ = std::fs::remove_dir_all(d);
+        }
+        let mut e = err("rte_eal_init", en);
+        e.text = format!(
+            "{} (EAL arguments {:?}; the EAL log above has the details)",
+            e.text, args
+        );
+        *st = EalState::Failed(e.clone());
+        return Err(e);
+    }
+    *st = EalState::Up(args.to_vec());
+    Ok(())
+}
+
+/// True while the EAL is up.
+pub fn eal_up() -> bool {
+    matches!(
+        *EAL.lock().unwrap_or_else(|p| p.into_inner()),
+        EalState::Up(_)
+    )
+}
+
+/// The arguments the EAL was started with (None if it is not up).
+pub fn eal_args() -> Option<Vec<String>> {
+    match &*EAL.lock().unwrap_or_else(|p| p.into_inner()) {
+        EalState::Up(a) => Some(a.clone()),
+        _ => None,
+    }
+}
+
+/// `rte_eal_cleanup`: releases hugepage files, devices and EAL threads. Call
+/// after every port was closed and every [`MbufPool`] dropped; the EAL cannot
+/// start again in this process. A no-op if it is not up.
+pub fn eal_cleanup() -> Result<(), DpdkError> {
+    let mut st = EAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !matches!(*st, EalState::Up(_)) {
+        return Ok(());
+    }
+    // SAFETY: returns a pointer to the EAL's static runtime path.
+    let dir = unsafe {
+        let p = sys::rte_eal_get_runtime_dir();
+        (!p.is_null()).then(|| CStr::from_ptr(p).to_string_lossy().into_owned())
+    };
+    // SAFETY: the EAL is up; the caller closed ports and freed pools.
+    let r = unsafe { sys::rte_eal_cleanup() };
+    *st = EalState::Cleaned;
+    check("rte_eal_cleanup", r)?;
+    // The primary process's runtime files (config, fbarray_*) stay after
+    // cleanup; nothing else uses this file prefix once we are gone.
+    if let Some(d) = dir.filter(|d| !d.is_empty()) {
+        let _ = std::fs::remove_dir_all(d);
+    }
+    Ok(())
+}
+
+/// True if the EAL got hugepage memory (false with `--no-huge`).
+pub fn has_hugepages() -> bool {
+    // SAFETY: plain query.
+    unsafe { sys::rte_eal_has_hugepages() != 0 }
+}
+
+/// The NUMA socket of the calling thread.
+pub fn socket_id() -> i32 {
+    // SAFETY: plain query.
+    unsafe { sys::rte_socket_id() as i32 }
+}
+
+/// Give the calling thread an lcore id if it has none (so mempool per-core
+/// caches work on hairpin's own worker threads).
+pub fn register_thread() {
+    // SAFETY: plain call; failure leaves the thread without a cache, which is correct.
+    unsafe { sys::hp_thread_register() }
+}
+
+/// The calling thread's lcore id (`u32::MAX` = none).
+pub fn lcore_id() -> u32 {
+    // SAFETY: plain query.
+    unsafe { sys::hp_lcore_id() }
+}
+
+// -------------------------------------------------------------- ports -----
+
+/// The ethdev named `name` (a PCI address like `0000:03:00.0`, or a vdev name).
+pub fn port_by_name(name: &str) -> Option<PortId> {
+    let c = CString::new(name).ok()?;
+    let mut id = 0u16;
+    // SAFETY: valid C string and out pointer.
+    let r = unsafe { sys::rte_eth_dev_get_port_by_name(c.as_ptr(), &mut id) };
+    (r == 0).then_some(PortId(id))
+}
+
+/// The name of ethdev `p` (what `dpdk:NAME` matches).
+pub fn port_name(p: PortId) -> Option<String> {
+    let mut buf = [0 as c_char; 64];
+    // SAFETY: buffer of RTE_ETH_NAME_MAX_LEN (64) bytes.
+    let r = unsafe { sys::rte_eth_dev_get_name_by_port(p.0, buf.as_mut_ptr()) };
+    // SAFETY: NUL-terminated on success.
+    (r == 0).then(|| {
+        unsafe { CStr::from_ptr(buf.as_ptr()) }
+            .to_string_lossy()
+            .into_owned()
+    })
+}
+
+/// Ethdevs that exist now (`rte_eth_dev_count_avail`).
+pub fn port_count() -> u16 {
+    // SAFETY: plain query.
+    unsafe { sys::rte_eth_dev_count_avail() }
+}
+
+/// Find or create the device `devargs` (`0000:03:00.0`,
+/// `net_af_packet0,iface=veth0`, ...) and return its ethdev.
+pub fn ensure_device(devargs: &str) -> Result<PortId, DpdkError> {
+    let name = devargs.split(',').next().unwrap_or("");
+    if let Some(p) = port_by_name(name) {
+        return Ok(p);
+    }
+    let c = cstring("rte_dev_probe", devargs)?;
+    // SAFETY: valid C string.
+    let r = unsafe { sys::rte_dev_probe(c.as_ptr()) };
+    if r < 0 {
+        let mut e = err("rte_dev_probe", r);
+        e.text = format!(
+            "{}: no such device or driver ({devargs:?}; a PCI device must be bound to vfio-pci, see ./hugepage-setup --bind)",
+            e.text
+        );
+        return Err(e);
+    }
+    port_by_name(name).ok_or_else(|| DpdkError {
+        call: "rte_eth_dev_get_port_by_name".into(),
+        errno: libc::ENODEV,
+        text: format!("{devargs:?} was probed but is not an ethdev"),
+    })
+}
+
+/// What a device offers.
+#[derive(Clone, Debug)]
+pub struct PortInfo {
+    /// Driver name (`net_ring`, `net_ixgbe`, ...).
+    pub driver: String,
+    /// NUMA socket (-1 = any).
+    pub socket: i32,
+    /// Queue limits.
+    pub max_rx_queues: u16,
+    /// Queue limits.
+    pub max_tx_queues: u16,
+    /// MTU limits (L3 bytes).
+    pub min_mtu: u16,
+    /// MTU limits (L3 bytes).
+    pub max_mtu: u16,
+    /// Largest frame the device receives (L2 with CRC).
+    pub max_rx_pktlen: u32,
+    /// Descriptor limits.
+    pub rx_desc_max: u16,
+    /// Descriptor limits.
+    pub tx_desc_max: u16,
+    /// RSS hash functions the device supports (`RTE_ETH_RSS_*` bits).
+    pub rss_offloads: u64,
+}
+
+/// `rte_eth_dev_info_get`.
+pub fn port_info(p: PortId) -> Result<PortInfo, DpdkError> {
+    let mut i = sys::hp_port_info::default();
+    // SAFETY: valid out pointer.
+    check("rte_eth_dev_info_get", unsafe {
+        sys::hp_port_info(p.0, &mut i)
+    })?;
+    // SAFETY: the shim NUL-terminates `driver`.
+    let driver = unsafe { CStr::from_ptr(i.driver.as_ptr()) }
+        .to_string_lossy()
+        .into_owned();
+    Ok(PortInfo {
+        driver,
+        socket: i.socket,
+        max_rx_queues: i.max_rx_queues,
+        max_tx_queues: i.max_tx_queues,
+        min_mtu: i.min_mtu,
+        max_mtu: i.max_mtu,
+        max_rx_pktlen: i.max_rx_pktlen,
+        rx_desc_max: i.rx_desc_max,
+        tx_desc_max: i.tx_desc_max,
+        rss_offloads: i.rss_offloads,
+    })
+}
+
+/// Port settings for [`port_setup`].
+#[derive(Clone, Debug)]
+pub struct PortSetup {
+    /// RX and TX queues (one per worker).
+    pub queues: u16,
+    /// RX descriptors per queue.
+    pub rx_desc: u16,
+    /// TX descriptors per queue.
+    pub tx_desc: u16,
+    /// L3 MTU.
+    pub mtu: u16,
+    /// RSS on MAC/IP fields when queues > 1 and the device has it.
+    pub rss: bool,
+    /// Promiscuous mode.
+    pub promiscuous: bool,
+}
+
+/// Configure a stopped port: queues (RX over `pool`), descriptors, MTU, RSS,
+/// promiscuous mode. Returns the RSS hash functions enabled (0 = none).
+pub fn port_setup(p: PortId, s: &PortSetup, pool: &MbufPool) -> Result<u64, DpdkError> {
+    let mut hf = 0u64;
+    let mut step: *const c_char = std::ptr::null();
+    // SAFETY: the mempool pointer is live (pool borrowed); out pointers valid.
+    let r = unsafe {
+        sys::hp_port_setup(
+            p.0,
+            s.queues,
+            s.rx_desc,
+            s.tx_desc,
+            s.mtu,
+            pool.mp.as_ptr(),
+            s.rss as c_int,
+            s.promiscuous as c_int,
+            &mut hf,
+            &mut step,
+        )
+    };
+    if r < 0 {
+        // SAFETY: the shim sets step to a static string literal.
+        let call = unsafe { CStr::from_ptr(step) }
+            .to_string_lossy()
+            .into_owned();
+        return Err(err(call, r));
+    }
+    Ok(hf)
+}
+
+/// `rte_eth_dev_start`.
+pub fn port_start(p: PortId) -> Result<(), DpdkError> {
+    // SAFETY: plain call on a port id.
+    check("rte_eth_dev_start", unsafe { sys::rte_eth_dev_start(p.0) }).map(|_| ())
+}
+
+/// `rte_eth_dev_stop` then `rte_eth_dev_close` (frees the queues' mbufs).
+pub fn port_close(p: PortId) -> Result<(), DpdkError> {
+    // SAFETY: plain calls on a port id.
+    unsafe {
+        let r = sys::rte_eth_dev_stop(p.0);
+        let c = sys::rte_eth_dev_close(p.0);
+        check("rte_eth_dev_stop", r)?;
+        check("rte_eth_dev_close", c)?;
+    }
+    Ok(())
+}
+
+/// Link state now: `Some(speed Mb/s)` when up, `None` when down.
+pub fn link(p: PortId) -> Result<Option<u32>, DpdkError> {
+    let mut speed = 0u32;
+    // SAFETY: valid out pointer.
+    let r = check("rte_eth_link_get_nowait", unsafe {
+        sys::hp_link(p.0, &mut speed)
+    })?;
+    Ok((r == 1).then_some(speed))
+}
+
+/// Counters of `rte_eth_stats_get` (sums over queues).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct EthStats {
+    /// Frames received.
+    pub ipackets: u64,
+    /// Frames sent.
+    pub opackets: u64,
+    /// Bytes received.
+    pub ibytes: u64,
+    /// Bytes sent.
+    pub obytes: u64,
+    /// Frames the device dropped because the RX queue was full.
+    pub imissed: u64,
+    /// Receive errors.
+    pub ierrors: u64,
+    /// Transmit errors.
+    pub oerrors: u64,
+    /// RX mbuf allocation failures (mempool empty).
+    pub rx_nombuf: u64,
+}
+
+/// `rte_eth_stats_get`.
+pub fn stats(p: PortId) -> Result<EthStats, DpdkError> {
+    let mut s = sys::rte_eth_stats::default();
+    // SAFETY: valid out pointer.
+    check("rte_eth_stats_get", unsafe {
+        sys::rte_eth_stats_get(p.0, &mut s)
+    })?;
+    Ok(EthStats {
+        ipackets: s.ipackets,
+        opackets: s.opackets,
+        ibytes: s.ibytes,
+        obytes: s.obytes,
+        imissed: s.imissed,
+        ierrors: s.ierrors,
+        oerrors: s.oerrors,
+        rx_nombuf: s.rx_nombuf,
+    })
+}
+
+// ---------------------------------------------------------- mbuf pool -----
+
+/// The slot <-> mbuf mapping (copied into every queue; the pool outlives them).
+#[derive(Clone, Copy)]
+struct Slots(sys::hp_slots);
+// SAFETY: the mapping is plain addresses into memory that lives as long as the
+// MbufPool, which every holder keeps alive through an `Arc<Pool>`.
+unsafe impl Send for Slots {}
+unsafe impl Sync for Slots {}
+
+/// A pktmbuf pool over one IOVA-contiguous memzone: mbuf `i`'s data room is
+/// hairpin slot `i`, so a [`Pool`] made with [`MbufPool::into_pool`] hands out
+/// `PktBuf`s that are the mbufs' own data (no copy on RX or TX).
+pub struct MbufPool {
+    mp: NonNull<sys::rte_mempool>,
+    mz: *const sys::rte_memzone,
+    slots: Slots,
+}
+
+// SAFETY: rte_mempool get/put are multi-producer/multi-consumer safe.
+unsafe impl Send for MbufPool {}
+unsafe impl Sync for MbufPool {}
+
+impl MbufPool {
+    /// `n` mbufs with `data_room` bytes each (headroom included) on `socket`,
+    /// with a per-lcore cache of `cache`.
+    pub fn create(
+        name: &str,
+        n: u32,
+        cache: u32,
+        data_room: u16,
+        socket: i32,
+    ) -> Result<MbufPool, DpdkError> {
+        let c = cstring("rte_mempool_create_empty", name)?;
+        let mut s = sys::hp_slots::default();
+        let mut mz: *const sys::rte_memzone = std::ptr::null();
+        let mut step: *const c_char = std::ptr::null();
+        // SAFETY: valid pointers; the shim frees everything it made on failure.
+        let mp = unsafe {
+            sys::hp_pool_create(
+                c.as_ptr(),
+                n,
+                cache,
+                data_room,
+                socket,
+                &mut s,
+                &mut mz,
+                &mut step,
+            )
+        };
+        match NonNull::new(mp) {
+            Some(mp) => Ok(MbufPool {
+                mp,
+                mz,
+                slots: Slots(s),
+            }),
+            None => {
+                // SAFETY: step is a static string literal set by the shim.
+                let call = unsafe { CStr::from_ptr(step) }
+                    .to_string_lossy()
+                    .into_owned();
+                Err(err(call, errno()))
+            }
+        }
+    }
+
+    /// Mbufs in the pool.
+    pub fn size(&self) -> u32 {
+        self.slots.0.n
+    }
+
+    /// Free mbufs (ring plus per-lcore caches).
+    pub fn avail(&self) -> u32 {
+        // SAFETY: live mempool.
+        unsafe { sys::rte_mempool_avail_count(self.mp.as_ptr()) }
+    }
+
+    /// Allocate one mbuf (`rte_pktmbuf_alloc`).
+    pub fn alloc(&self) -> Option<Mbuf> {
+        let mut idx = 0u32;
+        // SAFETY: live mempool; the mapping belongs to it.
+        if unsafe { sys::hp_slot_get(self.mp.as_ptr(), &self.slots.0, &mut idx) } != 0 {
+            return None;
+        }
+        Some(Mbuf {
+            idx,
+            slots: self.slots,
+        })
+    }
+
+    /// Make the hairpin [`Pool`] over this mempool. Fails if DPDK's mbuf
+    /// headroom is not hairpin's [`HEADROOM`](crate::buf::HEADROOM).
+    pub fn into_pool(self) -> Result<Pool, PoolError> {
+        // SAFETY: plain constant.
+        let hr = unsafe { sys::hp_pktmbuf_headroom() } as usize;
+        if hr != crate::buf::HEADROOM {
+            return Err(PoolError::BadSize(format!(
+                "DPDK's RTE_PKTMBUF_HEADROOM is {hr}, hairpin needs {}",
+                crate::buf::HEADROOM
+            )));
+        }
+        let s = self.slots.0;
+        let mode = if has_hugepages() {
+            MemMode::Hugepages
+        } else {
+            MemMode::Plain
+        };
+        // SAFETY: slot i is mbuf i's data room inside the memzone, which the
+        // MbufPool (moved into the Pool as its source) keeps until the Pool drops.
+        unsafe {
+            Pool::with_source(
+                s.base as *mut u8,
+                s.stride,
+                s.room as usize,
+                s.n as usize,
+                mode,
+                Box::new(self),
+            )
+        }
+    }
+
+    /// The mbuf pool behind a hairpin pool, if it has one.
+    pub fn of(pool: &Pool) -> Option<&MbufPool> {
+        pool.source()?.as_any().downcast_ref::<MbufPool>()
+    }
+}
+
+impl SlotSource for MbufPool {
+    #[inline]
+    fn get(&self) -> Option<u32> {
+        self.alloc().map(Mbuf::into_slot)
+    }
+    #[inline]
+    fn put(&self, idx: u32) {
+        // SAFETY: idx came from this pool (Pool checks idx < n in debug builds).
+        unsafe { sys::hp_slot_put(&self.slots.0, idx) }
+    }
+    #[inline]
+    fn put_bulk(&self, idx: &[u32]) {
+        // SAFETY: as put; rte_pktmbuf_free_bulk underneath.
+        unsafe { sys::hp_slot_put_bulk(&self.slots.0, idx.as_ptr(), idx.len() as u32) }
+    }
+    fn available(&self) -> usize {
+        self.avail() as usize
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+impl Drop for MbufPool {
+    fn drop(&mut self) {
+        // SAFETY: we own both; every port using the pool was closed first.
+        unsafe { sys::hp_pool_free(self.mp.as_ptr(), self.mz) }
+    }
+}
+
+/// One mbuf of an [`MbufPool`], owned: not `Clone`, freed on drop.
+pub struct Mbuf {
+    idx: u32,
+    slots: Slots,
+}
+
+impl Mbuf {
+    /// Hand the mbuf to hairpin as a `PktBuf` (its slot; empty frame).
+    pub fn into_slot(self) -> u32 {
+        let i = self.idx;
+        std::mem::forget(self);
+        i
+    }
+    /// Slot index.
+    pub fn index(&self) -> u32 {
+        self.idx
+    }
+}
+
+impl Drop for Mbuf {
+    fn drop(&mut self) {
+        // SAFETY: we own this mbuf.
+        unsafe { sys::hp_slot_put(&self.slots.0, self.idx) }
+    }
+}
+
+// ---------------------------------------------------------- burst I/O -----
+
+const MAX_BURST: usize = 256;
+
+fn to_burst(out: &mut Burst, idx: &[u32], off: &[u16], len: &[u16]) {
+    for k in 0..idx.len() {
+        let b = PktBuf {
+            idx: idx[k],
+            off: off[k],
+            len: len[k],
+            ts: 0,
+        };
+        if out.push(b).is_err() {
+            unreachable!("burst space was checked");
+        }
+    }
+}
+
+fn from_burst(b: &Burst, idx: &mut [u32], off: &mut [u16], len: &mut [u16]) -> usize {
+    let n = b.len().min(MAX_BURST);
+    for (k, p) in b.as_slice()[..n].iter().enumerate() {
+        idx[k] = p.idx;
+        off[k] = p.off;
+        len[k] = p.len;
+    }
+    n
+}
+
+/// One RX/TX queue pair of a started port, in `PktBuf` terms.
+pub struct EthQueue {
+    port: PortId,
+    q: QueueId,
+    slots: Slots,
+    unusable: u64,
+    _pool: Arc<Pool>,
+}
+
+impl EthQueue {
+    /// Queue `q` of port `p`, whose RX queue was set up over `pool`'s mbufs.
+    pub fn new(p: PortId, q: QueueId, pool: Arc<Pool>) -> Option<EthQueue> {
+        let slots = MbufPool::of(&pool)?.slots;
+        Some(EthQueue {
+            port: p,
+            q,
+            slots,
+            unusable: 0,
+            _pool: pool,
+        })
+    }
+
+    /// `rte_eth_rx_burst` into `out`'s free space. Chained (multi-segment)
+    /// mbufs and mbufs of another pool are freed and counted in
+    /// [`EthQueue::unusable`].
+    #[inline]
+    pub fn rx_into(&mut self, out: &mut Burst) -> usize {
+        let room = out.space().min(MAX_BURST);
+        if room == 0 {
+            return 0;
+        }
+        let (mut idx, mut off, mut len) = ([0u32; MAX_BURST], [0u16; MAX_BURST], [0u16; MAX_BURST]);
+        // SAFETY: arrays hold `room` entries; the port was started over this pool.
+        let n = unsafe {
+            sys::hp_rx(
+                self.port.0,
+                self.q.0,
+                &self.slots.0,
+                idx.as_mut_ptr(),
+                off.as_mut_ptr(),
+                len.as_mut_ptr(),
+                room as u16,
+                &mut self.unusable,
+            )
+        } as usize;
+        to_burst(out, &idx[..n], &off[..n], &len[..n]);
+        n
+    }
+
+    /// `rte_eth_tx_burst` from the front of `frames`; the frames taken belong
+    /// to DPDK now (it frees them after sending). Returns how many.
+    #[inline]
+    pub fn tx_from(&mut self, frames: &mut Burst) -> usize {
+        let (mut idx, mut off, mut len) = ([0u32; MAX_BURST], [0u16; MAX_BURST], [0u16; MAX_BURST]);
+        let n = from_burst(frames, &mut idx, &mut off, &mut len);
+        if n == 0 {
+            return 0;
+        }
+        // SAFETY: the handles are unique owners of these slots of this pool.
+        let sent = unsafe {
+            sys::hp_tx(
+                self.port.0,
+                self.q.0,
+                &self.slots.0,
+                idx.as_ptr(),
+                off.as_ptr(),
+                len.as_ptr(),
+                n as u16,
+            )
+        } as usize;
+        frames.consume_front(sent).for_each(drop);
+        sent
+    }
+
+    /// Chained or foreign mbufs received and dropped so far (`rx_unusable_dropped`).
+    pub fn unusable(&self) -> u64 {
+        self.unusable
+    }
+}
+
+// --------------------------------------------------------------- rings -----
+
+/// The far side of an in-process ring ethdev (`rte_eth_from_rings`): what a
+/// test or a generator puts into `to_port` the port receives; what the port
+/// transmits comes out of `from_port`.
+pub struct RingDev {
+    name: String,
+    to_port: Vec<NonNull<sys::rte_ring>>,
+    from_port: Vec<NonNull<sys::rte_ring>>,
+}
+
+// SAFETY: each ring is single-producer/single-consumer; a RingDev is used by
+// one thread at a time (it is not Sync), the port's queue by another.
+unsafe impl Send for RingDev {}
+
+static RING_SEQ: AtomicU64 = AtomicU64::new(0);
+
+impl RingDev {
+    /// Create the ethdev `name` with `queues` RX/TX ring pairs of `depth`
+    /// (a power of two) on the calling thread's socket. Frames move in and
+    /// out with [`RingDev::put_from`] / [`RingDev::get_into`] against the
+    /// pool made by [`MbufPool::into_pool`]; [`RingDev::drain`] empties the
+    /// rings before the device goes.
+    pub fn create(name: &str, queues: u16, depth: u32) -> Result<RingDev, DpdkError> {
+        let seq = RING_SEQ.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: plain constant.
+        let flags = unsafe { sys::hp_ring_flags_spsc() };
+        let mk = |dir: &str, q: u16| -> Result<NonNull<sys::rte_ring>, DpdkError> {
+            let n = cstring("rte_ring_create", &format!("hp{seq}{dir}{q}"))?;
+            // SAFETY: valid name; socket -1 = any.
+            let r = unsafe { sys::rte_ring_create(n.as_ptr(), depth, -1, flags) };
+            NonNull::new(r).ok_or_else(|| err("rte_ring_create", errno()))
+        };
+        let mut rx = Vec::new();
+        let mut tx = Vec::new();
+        let made = (|| {
+            for q in 0..queues {
+                rx.push(mk("r", q)?);
+                tx.push(mk("t", q)?);
+            }
+            Ok(())
+        })();
+        let free_all = |v: &[NonNull<sys::rte_ring>]| {
+            for r in v {
+                // SAFETY: rings we created, not yet used by a port.
+                unsafe { sys::rte_ring_free(r.as_ptr()) }
+            }
+        };
+        if let Err(e) = made {
+            free_all(&rx);
+            free_all(&tx);
+            return Err(e);
+        }
+        let c = cstring("rte_eth_from_rings", name)?;
+        let rxp: Vec<*mut sys::rte_ring> = rx.iter().map(|r| r.as_ptr()).collect();
+        let txp: Vec<*mut sys::rte_ring> = tx.iter().map(|r| r.as_ptr()).collect();
+        // SAFETY: valid arrays of live rings.
+        let r = unsafe {
+            sys::rte_eth_from_rings(
+                c.as_ptr(),
+                rxp.as_ptr(),
+                queues as u32,
+                txp.as_ptr(),
+                queues as u32,
+                socket_id().max(0) as u32,
+            )
+        };
+        if r < 0 {
+            free_all(&rx);
+            free_all(&tx);
+            return Err(err("rte_eth_from_rings", errno()));
+        }
+        // The ring driver names the ethdev `net_ring_NAME`.
+        let name = port_name(PortId(r as u16)).unwrap_or_else(|| name.to_string());
+        Ok(RingDev {
+            name,
+            to_port: rx,
+            from_port: tx,
+        })
+    }
+
+    /// The ethdev name, `net_ring_` + the name given to [`RingDev::create`]
+    /// (use it as `backend = "dpdk:net_ring_NAME"`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Put frames from the front of `frames` on queue `q`'s RX ring (the port
+    /// receives them). Returns how many were taken.
+    pub fn put_from(&mut self, q: usize, frames: &mut Burst, pool: &Pool) -> usize {
+        let Some(mp) = MbufPool::of(pool) else {
+            return 0;
+        };
+        let (mut idx, mut off, mut len) = ([0u32; MAX_BURST], [0u16; MAX_BURST], [0u16; MAX_BURST]);
+        let n = from_burst(frames, &mut idx, &mut off, &mut len);
+        if n == 0 {
+            return 0;
+        }
+        // SAFETY: unique handles of this pool's slots; live ring.
+        let k = unsafe {
+            sys::hp_ring_put(
+                self.to_port[q].as_ptr(),
+                &mp.slots.0,
+                idx.as_ptr(),
+                off.as_ptr(),
+                len.as_ptr(),
+                n as u32,
+            )
+        } as usize;
+        frames.consume_front(k).for_each(drop);
+        k
+    }
+
+    /// Take what the port transmitted on queue `q` into `out`'s free space.
+    pub fn get_into(&mut self, q: usize, out: &mut Burst, pool: &Pool) -> usize {
+        let Some(mp) = MbufPool::of(pool) else {
+            return 0;
+        };
+        let room = out.space().min(MAX_BURST);
+        if room == 0 {
+            return 0;
+        }
+        let (mut idx, mut off, mut len) = ([0u32; MAX_BURST], [0u16; MAX_BURST], [0u16; MAX_BURST]);
+        // SAFETY: arrays hold `room` entries; live ring of this pool's mbufs.
+        let n = unsafe {
+            sys::hp_ring_get(
+                self.from_port[q].as_ptr(),
+                &mp.slots.0,
+                idx.as_mut_ptr(),
+                off.as_mut_ptr(),
+                len.as_mut_ptr(),
+                room as u32,
+            )
+        } as usize;
+        to_burst(out, &idx[..n], &off[..n], &len[..n]);
+        n
+    }
+
+    /// Frames waiting in queue `q`'s RX ring (not yet received by the port).
+    pub fn pending(&self, q: usize) -> usize {
+        // SAFETY: live ring.
+        unsafe { sys::hp_ring_count(self.to_port[q].as_ptr()) as usize }
+    }
+}
+
+impl RingDev {
+    /// Give every frame still in the rings (either direction) back to `pool`.
+    /// Returns how many there were.
+    pub fn drain(&mut self, pool: &Pool) -> usize {
+        let Some(mp) = MbufPool::of(pool) else {
+            return 0;
+        };
+        let mut b = Burst::new(MAX_BURST);
+        let mut total = 0;
+        for r in self.to_port.iter().chain(&self.from_port) {
+            loop {
+                let (mut idx, mut off, mut len) =
+                    ([0u32; MAX_BURST], [0u16; MAX_BURST], [0u16; MAX_BURST]);
+                // SAFETY: live ring of this pool's mbufs.
+                let n = unsafe {
+                    sys::hp_ring_get(
+                        r.as_ptr(),
+                        &mp.slots.0,
+                        idx.as_mut_ptr(),
+                        off.as_mut_ptr(),
+                        len.as_mut_ptr(),
+                        MAX_BURST as u32,
+                    )
+                } as usize;
+                if n == 0 {
+                    break;
+                }
+                total += n;
+                to_burst(&mut b, &idx[..n], &off[..n], &len[..n]);
+                for x in b.drain() {
+                    pool.free(x);
+                }
+            }
+        }
+        total
+    }
+}
+
+impl Drop for RingDev {
+    fn drop(&mut self) {
+        // The rings belong to us (rte_eth_from_rings attaches, it does not
+        // take them); free them only once no ethdev uses them any more.
+        if port_by_name(&self.name).is_some() {
+            return;
+        }
+        for r in self.to_port.iter().chain(&self.from_port) {
+            // SAFETY: rings we created; the port that used them is closed.
+            unsafe { sys::rte_ring_free(r.as_ptr()) }
+        }
+    }
+}
