@@ -112,10 +112,16 @@ pub fn run(path: &Path, seconds: Option<f64>) -> Result<ExitCode, String> {
     let t = runtime::totals(tasks.iter().flatten());
     let mut ports = serde_json::Map::new();
     for (i, p) in inst.ports.iter().enumerate() {
-        ports.insert(
-            p.name().to_string(),
-            t.ports.get(i).copied().unwrap_or_default().to_json(),
-        );
+        let mut j = t.ports.get(i).copied().unwrap_or_default().to_json();
+        let bc = p.backend_counters();
+        if !bc.is_empty() {
+            j["backend"] = bc
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), serde_json::Value::from(v)))
+                .collect::<serde_json::Map<_, _>>()
+                .into();
+        }
+        ports.insert(p.name().to_string(), j);
     }
     drop(tasks);
     let out = serde_json::json!({

@@ -7,6 +7,8 @@
 //! returns how many the port accepted — the rest stay in the burst, and the
 //! caller frees them and counts `tx_full`. A full TX queue never blocks.
 
+#[cfg(target_os = "linux")]
+pub mod afpacket;
 pub mod pcap;
 pub mod ring;
 
@@ -35,4 +37,8 @@ pub trait Port: Send {
     fn queues(&self) -> usize;
     /// Take queue pair `q` (each may be taken once).
     fn take_queue(&mut self, q: usize) -> Option<Box<dyn PortQueue>>;
+    /// The backend's own counters (name, value), for `run`'s report; none by default.
+    fn backend_counters(&self) -> Vec<(&'static str, u64)> {
+        Vec::new()
+    }
 }
