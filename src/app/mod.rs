@@ -81,6 +81,11 @@ enum Cmd {
     },
     /// Print the counter reference (docs/counters.md).
     Counters,
+    /// Network-namespace lab: VMs, a hypervisor edge and a hairpin bridge on veth (root only).
+    Lab {
+        #[command(subcommand)]
+        cmd: lab::LabCmd,
+    },
     /// Run a measured benchmark scenario.
     Bench {
         /// Scenario.
@@ -125,6 +130,7 @@ enum Mem {
     Plain,
 }
 
+mod lab;
 mod run;
 
 fn load(path: &std::path::Path) -> Result<Config, String> {
@@ -199,6 +205,7 @@ pub fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<ExitCode, String> {
     match cli.cmd {
         Cmd::Run { config, seconds } => run::run(&config, seconds),
+        Cmd::Lab { cmd } => lab::run(cmd),
         Cmd::Counters => {
             print!("{}", crate::stats::counters_markdown());
             Ok(ExitCode::SUCCESS)
