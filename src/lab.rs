@@ -94,9 +94,11 @@ pub struct VmOpts {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LabOpts {
-    /// Reflective relay on the bridge's port toward the hypervisor (default true).
-    #[serde(default = "yes")]
-    pub reflective_relay: bool,
+    /// Reflective relay on the bridge's port toward the hypervisor (default:
+    /// on, except in `veb` mode, where the edge switches locally and a
+    /// reflected flood would reach the VMs twice).
+    #[serde(default)]
+    pub reflective_relay: Option<bool>,
     /// `switch.idle_sleep_us` of both instances (default 50).
     #[serde(default = "d_idle")]
     pub idle_sleep_us: u64,
@@ -111,9 +113,6 @@ pub struct LabOpts {
     pub vm: BTreeMap<String, VmOpts>,
 }
 
-fn yes() -> bool {
-    true
-}
 fn d_idle() -> u64 {
     50
 }
@@ -121,7 +120,7 @@ fn d_idle() -> u64 {
 impl Default for LabOpts {
     fn default() -> Self {
         LabOpts {
-            reflective_relay: true,
+            reflective_relay: None,
             idle_sleep_us: d_idle(),
             edge_core: None,
             bridge_core: None,
@@ -387,9 +386,7 @@ pub fn bridge_config(
     o: &LabOpts,
     extra: &toml::Table,
 ) -> Result<String, String> {
-    let core = o
-        .bridge_core
-        .unwrap_or(if cores() > 1 { 1 } else { 0 });
+    let core = o.bridge_core.unwrap_or(if cores() > 1 { 1 } else { 0 });
     let hv = if mode == Mode::Macvtap {
         format!("mode = \"access\"\npvid = {VLAN}")
     } else {
@@ -399,7 +396,8 @@ pub fn bridge_config(
         "[switch]\nrole = \"bridge\"\nworkers = [{core}]\nidle_sleep_us = {}\npool_size = 4096\n\n\
          [[port]]\nname = \"hv\"\nbackend = \"afpacket:hp-swhv\"\n{hv}\nreflective_relay = {}\n\n\
          [[port]]\nname = \"out\"\nbackend = \"afpacket:hp-swout\"\nmode = \"access\"\npvid = {VLAN}\n\n",
-        o.idle_sleep_us, o.reflective_relay
+        o.idle_sleep_us,
+        o.reflective_relay.unwrap_or(mode != Mode::Veb)
     );
     for name in o.vm.keys() {
         let ok = name
@@ -450,7 +448,10 @@ pub struct UpArgs {
 /// Turn off checksum and segmentation offloads: AF_PACKET must see finished,
 /// MTU-sized frames. Features a device lacks are skipped.
 fn no_offload(ns: &str, dev: &str) {
-    for f in [&["tx", "off"][..], &["tso", "off", "gso", "off", "gro", "off"][..]] {
+    for f in [
+        &["tx", "off"][..],
+        &["tso", "off", "gso", "off", "gro", "off"][..],
+    ] {
         let mut a = vec!["netns", "exec", ns, "ethtool", "-K", dev];
         a.extend_from_slice(f);
         let _ = ip(&a);
@@ -477,7 +478,15 @@ fn add_ns(ns: &str) -> Result<(), String> {
 /// An end host: interface `hp-eth0` in `ns` gets `mac`, `addr`/24 and goes up.
 fn host_addr(ns: &str, mac: &str, addr: &str) -> Result<(), String> {
     ip(&["-n", ns, "link", "set", "hp-eth0", "address", mac])?;
-    ip(&["-n", ns, "addr", "add", &format!("{addr}/24"), "dev", "hp-eth0"])?;
+    ip(&[
+        "-n",
+        ns,
+        "addr",
+        "add",
+        &format!("{addr}/24"),
+        "dev",
+        "hp-eth0",
+    ])?;
     no_offload(ns, "hp-eth0");
     ip(&["-n", ns, "link", "set", "hp-eth0", "up"])?;
     Ok(())
@@ -491,14 +500,18 @@ fn build_topology(mode: Mode, vms: u32) -> Result<(), String> {
         add_ns(&format!("hp-vm{k}"))?;
     }
     ip(&[
-        "-n", "hp-hv", "link", "add", "hp-up", "type", "veth", "peer", "name", "hp-swhv",
-        "netns", "hp-sw",
+        "-n", "hp-hv", "link", "add", "hp-up", "type", "veth", "peer", "name", "hp-swhv", "netns",
+        "hp-sw",
     ])?;
     ip(&[
         "-n", "hp-sw", "link", "add", "hp-swout", "type", "veth", "peer", "name", "hp-eth0",
         "netns", "hp-out",
     ])?;
-    for (ns, dev) in [("hp-hv", "hp-up"), ("hp-sw", "hp-swhv"), ("hp-sw", "hp-swout")] {
+    for (ns, dev) in [
+        ("hp-hv", "hp-up"),
+        ("hp-sw", "hp-swhv"),
+        ("hp-sw", "hp-swout"),
+    ] {
         no_offload(ns, dev);
         ip(&["-n", ns, "link", "set", dev, "up"])?;
     }
@@ -564,8 +577,10 @@ fn wait_links_up() -> Result<(), String> {
 /// Start instance `i` of the state (its config is written already); waits until it runs.
 fn spawn(st: &mut State, i: usize) -> Result<(), String> {
     let inst = &mut st.instances[i];
-    let log = std::fs::File::create(&inst.log).map_err(|e| format!("{}: {e}", inst.log.display()))?;
-    let out = std::fs::File::create(&inst.out).map_err(|e| format!("{}: {e}", inst.out.display()))?;
+    let log =
+        std::fs::File::create(&inst.log).map_err(|e| format!("{}: {e}", inst.log.display()))?;
+    let out =
+        std::fs::File::create(&inst.out).map_err(|e| format!("{}: {e}", inst.out.display()))?;
     let mut c = Command::new("ip");
     c.args(["netns", "exec", &inst.netns])
         .arg(&st.exe)
@@ -693,7 +708,13 @@ pub fn down() -> Result<DownReport, String> {
     need_root()?;
     let mut rep = DownReport::default();
     let mut pids: Vec<u32> = load_state()
-        .map(|s| s.instances.iter().map(|i| i.pid).filter(|p| *p != 0).collect())
+        .map(|s| {
+            s.instances
+                .iter()
+                .map(|i| i.pid)
+                .filter(|p| *p != 0)
+                .collect()
+        })
         .unwrap_or_default();
     // Only pids that still are lab instances (a recycled pid is left alone).
     let ours = lab_processes();
@@ -737,7 +758,10 @@ pub fn restart(name: &str) -> Result<u32, String> {
         .position(|x| x.name == name)
         .ok_or_else(|| {
             let names: Vec<_> = st.instances.iter().map(|x| x.name.as_str()).collect();
-            format!("{name:?} is not an instance of this lab ({})", names.join(", "))
+            format!(
+                "{name:?} is not an instance of this lab ({})",
+                names.join(", ")
+            )
         })?;
     let pid = st.instances[i].pid;
     if pid != 0 && lab_processes().contains(&pid) {
@@ -843,10 +867,10 @@ mod tests {
             assert_eq!(c.port.len(), 4);
             assert_eq!(c.port[3].backend, "afpacket:hp-up");
         }
-        for m in [Mode::Vepa, Mode::Macvtap] {
+        for m in [Mode::Vepa, Mode::Veb, Mode::Macvtap] {
             let c = Config::parse(&bridge_config(m, 3, &o, &toml::Table::new()).unwrap())
                 .expect("bridge config");
-            assert!(c.port[0].reflective_relay);
+            assert_eq!(c.port[0].reflective_relay, m != Mode::Veb);
             assert_eq!(c.vm.len(), 3);
         }
     }
@@ -859,7 +883,7 @@ mod tests {
              [policy.p]\ndefault='permit'\n[[policy.p.rule]]\ndst_ip='10.77.0.2'\naction='deny'\n",
         )
         .unwrap();
-        assert!(!o.reflective_relay);
+        assert_eq!(o.reflective_relay, Some(false));
         let text = bridge_config(Mode::Macvtap, 2, &o, &extra).unwrap();
         let c = Config::parse(&text).expect("valid");
         assert!(!c.port[0].reflective_relay);

@@ -65,7 +65,10 @@ pub fn run(cmd: LabCmd) -> Result<ExitCode, String> {
         }
         LabCmd::Status { json } => {
             if json {
-                println!("{}", serde_json::to_string_pretty(&lab::status_json()).unwrap());
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&lab::status_json()).unwrap()
+                );
             } else {
                 print!("{}", lab::status_text());
             }
