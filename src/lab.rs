@@ -23,10 +23,11 @@
 //! logs (`NAME.log`: stderr, `NAME.json`: the final counters) and the state
 //! file live in [`state_dir`] (`/run/hairpin-lab`, or `$HAIRPIN_LAB_DIR`).
 //!
-//! Everything the lab creates is named `hp-…`; `lab down` removes every
-//! namespace and root-namespace link with that prefix, every process inside
-//! those namespaces and every instance whose command line names the state
-//! dir — also after a crash, and doing nothing when nothing is left.
+//! Everything the lab creates is named `hp-…`; `lab down` removes every lab
+//! namespace (`hp-vmN`, `hp-hv`, `hp-sw`, `hp-out`), every root-namespace
+//! link named `hp-…`, every process inside those namespaces and every
+//! instance whose command line names the state dir — also after a crash, and
+//! doing nothing when nothing is left.
 //!
 //! `--config F` is a TOML file with an optional `[lab]` table (see
 //! [`LabOpts`]) and `[policy.*]` / `[meter.*]` tables copied into the
@@ -208,12 +209,24 @@ fn ip(args: &[&str]) -> Result<String, String> {
     cmd(&v)
 }
 
-/// Namespaces whose name starts with [`PREFIX`].
+/// True for the names the lab gives its namespaces: `hp-vmN`, `hp-hv`,
+/// `hp-sw`, `hp-out`. Other `hp-` namespaces (e.g. the kernel topology of
+/// `perf/lab-vs-kernel.sh`) are not the lab's.
+pub fn is_lab_netns(n: &str) -> bool {
+    let Some(r) = n.strip_prefix(PREFIX) else {
+        return false;
+    };
+    matches!(r, "hv" | "sw" | "out")
+        || r.strip_prefix("vm")
+            .is_some_and(|k| !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// The lab's namespaces that exist now ([`is_lab_netns`]).
 pub fn lab_namespaces() -> Vec<String> {
     let out = ip(&["netns", "list"]).unwrap_or_default();
     out.lines()
         .filter_map(|l| l.split_whitespace().next())
-        .filter(|n| n.starts_with(PREFIX))
+        .filter(|n| is_lab_netns(n))
         .map(str::to_string)
         .collect()
 }
@@ -905,5 +918,7 @@ mod tests {
         assert_eq!(vm_ip(7), "10.77.0.7");
         assert_eq!(Mode::parse("macvtap").unwrap(), Mode::Macvtap);
         assert!(Mode::parse("bridge").is_err());
+        assert!(is_lab_netns("hp-vm12") && is_lab_netns("hp-sw") && is_lab_netns("hp-out"));
+        assert!(!is_lab_netns("hp-vm") && !is_lab_netns("hp-khv") && !is_lab_netns("hpd-vm1"));
     }
 }
