@@ -245,7 +245,7 @@ impl Default for FdbCfg {
 pub struct PortCfg {
     /// Unique name.
     pub name: String,
-    /// ring | pcap.
+    /// ring | pcap | afpacket:IFNAME.
     #[serde(default = "d_backend")]
     pub backend: String,
     /// pcap backend: file to read frames from (`run` only; `replay` takes `--in`).
@@ -764,12 +764,21 @@ impl Config {
                 b if cfg!(feature = "dpdk") && b.starts_with("dpdk:") => {
                     dpdk::check_device(&b[5..]).map_err(|r| e(at("backend"), r))?;
                 }
+                b if b.starts_with("afpacket:") => {
+                    let ifname = &b["afpacket:".len()..];
+                    if ifname.is_empty() || ifname.len() > 15 || ifname.contains(['/', ' ', ':']) {
+                        return Err(e(
+                            at("backend"),
+                            format!("{b:?}: afpacket:IFNAME needs an interface name of 1-15 characters, no '/', ':' or space"),
+                        ));
+                    }
+                }
                 b => {
                     let known = b.split(':').next().unwrap_or("");
                     let why = if ["afpacket", "afxdp", "dpdk"].contains(&known) {
                         format!("{b:?}: the {known} backend is not in this build")
                     } else {
-                        format!("{b:?} is not a backend (ring | pcap)")
+                        format!("{b:?} is not a backend (ring | pcap | afpacket:IFNAME)")
                     };
                     return Err(e(at("backend"), why));
                 }

@@ -25,6 +25,8 @@ pub mod dpdk;
 pub mod fdb;
 pub mod gen;
 pub mod harness;
+#[cfg(target_os = "linux")]
+pub mod lab;
 pub mod macvid;
 pub mod pcap;
 pub mod pipeline;

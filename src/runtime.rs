@@ -98,6 +98,18 @@ impl Instance {
                     ports.push(Box::new(port));
                     peers.push(None);
                 }
+                #[cfg(target_os = "linux")]
+                b if b.starts_with("afpacket:") => {
+                    let port = crate::port::afpacket::AfPacketPort::open(
+                        &p.name,
+                        &b["afpacket:".len()..],
+                        nq,
+                        pool.clone(),
+                    )
+                    .map_err(|e| format!("port[{i}].backend: {e}"))?;
+                    ports.push(Box::new(port));
+                    peers.push(None);
+                }
                 b => {
                     return Err(format!(
                         "port[{i}].backend: {b:?} is not available in this build"

@@ -58,7 +58,7 @@ fn run_with_eal_args_after_dashdash() {
     );
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let eth = &v["backend_stats"]["n0"]["eth"];
+    let eth = &v["ports"]["n0"]["backend"]["eth"];
     assert!(eth["ipackets"].as_u64().unwrap() > 0, "{v}");
     assert!(eth.get("imissed").is_some() && eth.get("rx_nombuf").is_some());
     assert_eq!(

@@ -84,6 +84,11 @@ enum Cmd {
     },
     /// Print the counter reference (docs/counters.md).
     Counters,
+    /// Network-namespace lab: VMs, a hypervisor edge and a hairpin bridge on veth (root only).
+    Lab {
+        #[command(subcommand)]
+        cmd: lab::LabCmd,
+    },
     /// Run a measured benchmark scenario.
     Bench {
         /// Scenario.
@@ -138,6 +143,7 @@ enum Mem {
     Plain,
 }
 
+mod lab;
 mod run;
 
 fn load(path: &std::path::Path) -> Result<Config, String> {
@@ -216,6 +222,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             seconds,
             eal,
         } => run::run(&config, seconds, &eal),
+        Cmd::Lab { cmd } => lab::run(cmd),
         Cmd::Counters => {
             print!("{}", crate::stats::counters_markdown());
             Ok(ExitCode::SUCCESS)

@@ -119,22 +119,19 @@ pub fn run(path: &Path, seconds: Option<f64>, eal: &[String]) -> Result<ExitCode
         }
     }
     let t = runtime::totals(tasks.iter().flatten());
-    // Device counters (rte_eth_stats for dpdk ports), then stop the devices
-    // so the mbufs their descriptors hold return before the pool check.
-    let mut backend = serde_json::Map::new();
-    for p in inst.ports.iter() {
-        if let Some(v) = p.backend_stats() {
-            backend.insert(p.name().to_string(), v);
-        }
-    }
-    runtime::stop_ports(&mut inst.ports);
+    // Device counters (rte_eth_stats of dpdk ports, ring drops and link of
+    // afpacket ports) go next to hairpin's own as `ports.NAME.backend`; then
+    // the devices stop, so the mbufs their descriptors hold return before the
+    // pool check.
     let mut ports = serde_json::Map::new();
     for (i, p) in inst.ports.iter().enumerate() {
-        ports.insert(
-            p.name().to_string(),
-            t.ports.get(i).copied().unwrap_or_default().to_json(),
-        );
+        let mut j = t.ports.get(i).copied().unwrap_or_default().to_json();
+        if let Some(v) = p.backend_stats() {
+            j["backend"] = v;
+        }
+        ports.insert(p.name().to_string(), j);
     }
+    runtime::stop_ports(&mut inst.ports);
     drop(tasks);
     let out = serde_json::json!({
         "counters": t.core.to_json(),
@@ -144,10 +141,6 @@ pub fn run(path: &Path, seconds: Option<f64>, eal: &[String]) -> Result<ExitCode
         "fdb_entries": inst.switch.fdb.len(),
         "pool": { "capacity": pool.capacity(), "available": pool.available() },
     });
-    let mut out = out;
-    if !backend.is_empty() {
-        out["backend_stats"] = serde_json::Value::Object(backend);
-    }
     println!("{}", serde_json::to_string_pretty(&out).unwrap());
     let leaked = pool.capacity() - pool.available();
     drop(inst);

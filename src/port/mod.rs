@@ -7,6 +7,8 @@
 //! returns how many the port accepted — the rest stay in the burst, and the
 //! caller frees them and counts `tx_full`. A full TX queue never blocks.
 
+#[cfg(target_os = "linux")]
+pub mod afpacket;
 #[cfg(feature = "dpdk")]
 pub mod dpdk;
 pub mod pcap;
@@ -37,7 +39,8 @@ pub trait Port: Send {
     fn queues(&self) -> usize;
     /// Take queue pair `q` (each may be taken once).
     fn take_queue(&mut self, q: usize) -> Option<Box<dyn PortQueue>>;
-    /// The backend's own counters (e.g. `rte_eth_stats` of a dpdk port), if it has any.
+    /// The backend's own counters (e.g. `rte_eth_stats` of a dpdk port, the
+    /// kernel's ring drops of an afpacket port) as a JSON object, if it has any.
     fn backend_stats(&self) -> Option<serde_json::Value> {
         None
     }

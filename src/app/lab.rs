@@ -1,0 +1,83 @@
+//! `hairpin lab up | down | status | restart`: the network-namespace lab (see [`crate::lab`]).
+
+use crate::lab::{self, Mode, UpArgs};
+use clap::Subcommand;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// The lab's subcommands.
+#[derive(Subcommand, Debug)]
+pub enum LabCmd {
+    /// Build the namespaces and veths, start the edge and bridge instances.
+    Up {
+        /// Number of VM namespaces (hp-vm1..N).
+        #[arg(long, default_value_t = 2)]
+        vms: u32,
+        /// Hypervisor edge: hairpin edge-vepa, hairpin edge-veb, or kernel macvlan in VEPA mode.
+        #[arg(long, default_value = "vepa")]
+        mode: String,
+        /// Lab config: [lab] options, [policy.*] and [meter.*] for the bridge.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Remove every namespace, link and instance of the lab (idempotent, also after a crash).
+    Down,
+    /// Show the instances, their pids, configs and logs, and the lab's namespaces.
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop and start one instance (edge or bridge) from its generated config.
+    Restart {
+        /// `edge` or `bridge`.
+        instance: String,
+    },
+}
+
+/// Run a lab subcommand.
+pub fn run(cmd: LabCmd) -> Result<ExitCode, String> {
+    match cmd {
+        LabCmd::Up { vms, mode, config } => {
+            let st = lab::up(&UpArgs {
+                vms,
+                mode: Mode::parse(&mode)?,
+                config,
+                exe: None,
+            })?;
+            println!(
+                "hairpin lab: up, mode {}, {} VMs; `hairpin lab status` for details",
+                st.mode.name(),
+                st.vms
+            );
+            print!("{}", lab::status_text());
+            Ok(ExitCode::SUCCESS)
+        }
+        LabCmd::Down => {
+            let r = lab::down()?;
+            println!(
+                "hairpin lab: down ({} processes stopped, {} namespaces and {} links removed)",
+                r.processes.len(),
+                r.namespaces.len(),
+                r.links.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        LabCmd::Status { json } => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&lab::status_json()).unwrap()
+                );
+            } else {
+                print!("{}", lab::status_text());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        LabCmd::Restart { instance } => {
+            let pid = lab::restart(&instance)?;
+            println!("hairpin lab: {instance} restarted (pid {pid})");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -1,0 +1,924 @@
+//! `hairpin lab`: VMs as network namespaces behind a hypervisor edge and a
+//! hairpin bridge, all on veth pairs on this machine (root only).
+//!
+//! ```text
+//!  hp-vm1 [hp-eth0 10.77.0.1] ─veth─ hp-vm1 ┐
+//!  hp-vm2 [hp-eth0 10.77.0.2] ─veth─ hp-vm2 ├ hp-hv: edge  hp-up ─veth─ hp-swhv ┐ hp-sw: bridge
+//!  …                                        ┘                                   │ (reflective relay on hv)
+//!                                      hp-out [hp-eth0 10.77.0.254] ─veth─ hp-swout ┘
+//! ```
+//!
+//! - `--mode vepa` / `veb`: the edge is a hairpin `edge-vepa` / `edge-veb`
+//!   instance on AF_PACKET ports in namespace `hp-hv`; VMs are untagged on
+//!   their veths, the edge tags VLAN 10 toward the bridge.
+//! - `--mode macvtap`: no edge instance; each VM's interface is a kernel
+//!   macvlan in `vepa` mode on `hp-up` (what libvirt's macvtap `vepa` does),
+//!   untagged up to the bridge.
+//!
+//! The bridge (namespace `hp-sw`) has port `hv` toward the hypervisor (with
+//! `reflective_relay`) and port `out` toward namespace `hp-out`. Every VM is a
+//! `[[vm]]` of the bridge on `hv`, so source guard and per-VM policies and
+//! meters apply there. Instances are `hairpin run` child processes (own
+//! process group), pinned, with `idle_sleep_us` on; their generated configs,
+//! logs (`NAME.log`: stderr, `NAME.json`: the final counters) and the state
+//! file live in [`state_dir`] (`/run/hairpin-lab`, or `$HAIRPIN_LAB_DIR`).
+//!
+//! Everything the lab creates is named `hp-…`; `lab down` removes every lab
+//! namespace (`hp-vmN`, `hp-hv`, `hp-sw`, `hp-out`), every root-namespace
+//! link named `hp-…`, every process inside those namespaces and every
+//! instance whose command line names the state dir — also after a crash, and
+//! doing nothing when nothing is left.
+//!
+//! `--config F` is a TOML file with an optional `[lab]` table (see
+//! [`LabOpts`]) and `[policy.*]` / `[meter.*]` tables copied into the
+//! bridge's config.
+
+use crate::config::Config;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Name prefix of everything the lab creates.
+pub const PREFIX: &str = "hp-";
+/// The VMs' subnet (first three octets); VM k is `.k`, the outside host `.254`.
+pub const SUBNET: &str = "10.77.0";
+/// The VLAN the edge puts the VMs in.
+pub const VLAN: u16 = 10;
+/// Most VMs `lab up` builds.
+pub const MAX_VMS: u32 = 200;
+
+/// How the hypervisor edge is built.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// hairpin edge-vepa: everything goes up to the bridge, which reflects it.
+    Vepa,
+    /// hairpin edge-veb: local switching between VMs on the edge.
+    Veb,
+    /// The kernel's macvlan in VEPA mode on the uplink (libvirt macvtap `vepa`).
+    Macvtap,
+}
+
+impl Mode {
+    /// Parse `vepa | veb | macvtap`.
+    pub fn parse(s: &str) -> Result<Mode, String> {
+        match s {
+            "vepa" => Ok(Mode::Vepa),
+            "veb" => Ok(Mode::Veb),
+            "macvtap" => Ok(Mode::Macvtap),
+            _ => Err(format!("--mode: {s:?} is not vepa, veb or macvtap")),
+        }
+    }
+    /// The name as on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Vepa => "vepa",
+            Mode::Veb => "veb",
+            Mode::Macvtap => "macvtap",
+        }
+    }
+}
+
+/// Per-VM settings in the bridge (`[lab.vm.vmK]`).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VmOpts {
+    /// A `[policy.NAME]` of the same file for this VM.
+    pub policy: Option<String>,
+    /// A `[meter.NAME]` of the same file for everything this VM sends.
+    pub meter: Option<String>,
+}
+
+/// The `[lab]` table of `--config F`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LabOpts {
+    /// Reflective relay on the bridge's port toward the hypervisor (default:
+    /// on, except in `veb` mode, where the edge switches locally and a
+    /// reflected flood would reach the VMs twice).
+    #[serde(default)]
+    pub reflective_relay: Option<bool>,
+    /// `switch.idle_sleep_us` of both instances (default 50).
+    #[serde(default = "d_idle")]
+    pub idle_sleep_us: u64,
+    /// Core of the edge's worker (default 0).
+    #[serde(default)]
+    pub edge_core: Option<usize>,
+    /// Core of the bridge's worker (default 1, or 0 on a one-core machine).
+    #[serde(default)]
+    pub bridge_core: Option<usize>,
+    /// Per-VM settings, by VM name (`vm1`, `vm2`, …).
+    #[serde(default)]
+    pub vm: BTreeMap<String, VmOpts>,
+}
+
+fn d_idle() -> u64 {
+    50
+}
+
+impl Default for LabOpts {
+    fn default() -> Self {
+        LabOpts {
+            reflective_relay: None,
+            idle_sleep_us: d_idle(),
+            edge_core: None,
+            bridge_core: None,
+            vm: BTreeMap::new(),
+        }
+    }
+}
+
+/// One hairpin instance of the lab.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct InstanceState {
+    /// `edge` or `bridge`.
+    pub name: String,
+    /// The namespace it runs in.
+    pub netns: String,
+    /// Its generated config.
+    pub config: PathBuf,
+    /// Its stderr.
+    pub log: PathBuf,
+    /// Its stdout (the final counters as JSON).
+    pub out: PathBuf,
+    /// Process id (0 when not running).
+    pub pid: u32,
+}
+
+/// What `lab up` built (`state.json` in the state dir).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct State {
+    /// Edge mode.
+    pub mode: Mode,
+    /// Number of VMs.
+    pub vms: u32,
+    /// The hairpin binary the instances run.
+    pub exe: PathBuf,
+    /// The instances (edge first when there is one, then the bridge).
+    pub instances: Vec<InstanceState>,
+}
+
+/// The lab's directory: `$HAIRPIN_LAB_DIR` or `/run/hairpin-lab`.
+pub fn state_dir() -> PathBuf {
+    std::env::var_os("HAIRPIN_LAB_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/run/hairpin-lab"))
+}
+
+fn state_file() -> PathBuf {
+    state_dir().join("state.json")
+}
+
+/// VM k's MAC address.
+pub fn vm_mac(k: u32) -> String {
+    format!("02:77:00:00:{:02x}:{:02x}", k >> 8, k & 0xff)
+}
+/// VM k's IPv4 address.
+pub fn vm_ip(k: u32) -> String {
+    format!("{SUBNET}.{k}")
+}
+/// The outside host's IPv4 address.
+pub fn outside_ip() -> String {
+    format!("{SUBNET}.254")
+}
+/// The outside host's MAC address.
+pub const OUTSIDE_MAC: &str = "02:77:00:00:00:fe";
+
+/// Run a command; its stdout, or an error with the command line and stderr.
+fn cmd(args: &[&str]) -> Result<String, String> {
+    let o = Command::new(args[0])
+        .args(&args[1..])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("{}: {e}", args[0]))?;
+    if !o.status.success() {
+        return Err(format!(
+            "`{}` failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&o.stderr).trim()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&o.stdout).into_owned())
+}
+
+fn ip(args: &[&str]) -> Result<String, String> {
+    let mut v = vec!["ip"];
+    v.extend_from_slice(args);
+    cmd(&v)
+}
+
+/// True for the names the lab gives its namespaces: `hp-vmN`, `hp-hv`,
+/// `hp-sw`, `hp-out`. Other `hp-` namespaces (e.g. the kernel topology of
+/// `perf/lab-vs-kernel.sh`) are not the lab's.
+pub fn is_lab_netns(n: &str) -> bool {
+    let Some(r) = n.strip_prefix(PREFIX) else {
+        return false;
+    };
+    matches!(r, "hv" | "sw" | "out")
+        || r.strip_prefix("vm")
+            .is_some_and(|k| !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// The lab's namespaces that exist now ([`is_lab_netns`]).
+pub fn lab_namespaces() -> Vec<String> {
+    let out = ip(&["netns", "list"]).unwrap_or_default();
+    out.lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|n| is_lab_netns(n))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Links in the root namespace whose name starts with [`PREFIX`].
+pub fn lab_root_links() -> Vec<String> {
+    let out = ip(&["-o", "link", "show"]).unwrap_or_default();
+    out.lines()
+        .filter_map(|l| l.split(": ").nth(1))
+        .map(|n| n.split('@').next().unwrap_or(n).to_string())
+        .filter(|n| n.starts_with(PREFIX))
+        .collect()
+}
+
+/// Processes whose command line names the lab's state dir (hairpin instances
+/// started by `lab up`, also those a lost state file no longer lists).
+pub fn lab_processes() -> Vec<u32> {
+    let dir = state_dir();
+    let needle = format!("{}/", dir.display());
+    let me = std::process::id();
+    let mut v = Vec::new();
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return v;
+    };
+    for e in rd.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid == me || !alive(pid) {
+            continue;
+        }
+        let Ok(c) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        let args: Vec<&[u8]> = c.split(|b| *b == 0).collect();
+        let is_run = args.iter().any(|a| *a == b"run");
+        let names_dir = args
+            .iter()
+            .any(|a| String::from_utf8_lossy(a).starts_with(&needle));
+        if is_run && names_dir {
+            v.push(pid);
+        }
+    }
+    v
+}
+
+/// True while `pid` exists and is not a zombie.
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => s
+            .rsplit_once(") ")
+            .map(|(_, r)| !r.starts_with('Z'))
+            .unwrap_or(false),
+        Err(_) => false,
+    }
+}
+
+/// Send `sig` (e.g. "TERM", "KILL") to `pid`; false if it could not be sent.
+fn signal(pid: u32, sig: &str) -> bool {
+    Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+/// SIGTERM, then SIGKILL after `grace`; waits until the process is gone (bounded).
+fn stop_pid(pid: u32, grace: Duration) {
+    if !alive(pid) {
+        return;
+    }
+    signal(pid, "TERM");
+    let t0 = Instant::now();
+    while alive(pid) && t0.elapsed() < grace {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if alive(pid) {
+        signal(pid, "KILL");
+        let t1 = Instant::now();
+        while alive(pid) && t1.elapsed() < Duration::from_secs(2) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// Read the state file, if a lab is up.
+pub fn load_state() -> Option<State> {
+    let s = std::fs::read_to_string(state_file()).ok()?;
+    serde_json::from_str(&s).ok()
+}
+
+fn save_state(st: &State) -> Result<(), String> {
+    let p = state_file();
+    std::fs::write(&p, serde_json::to_string_pretty(st).unwrap())
+        .map_err(|e| format!("{}: {e}", p.display()))
+}
+
+fn need_root() -> Result<(), String> {
+    if !crate::port::afpacket::is_root() {
+        return Err("hairpin lab needs root (network namespaces, veth, AF_PACKET)".into());
+    }
+    Ok(())
+}
+
+/// Parse `--config F`: the `[lab]` table and the policy/meter tables for the bridge.
+pub fn parse_lab_config(text: &str) -> Result<(LabOpts, toml::Table), String> {
+    let mut t: toml::Table = text.parse().map_err(|e| format!("{e}"))?;
+    let lab = match t.remove("lab") {
+        Some(v) => {
+            let s = toml::to_string(&v).map_err(|e| e.to_string())?;
+            let de = toml::Deserializer::new(&s);
+            serde_path_to_error::deserialize::<_, LabOpts>(de).map_err(|e| {
+                let p = e.path().to_string();
+                format!("lab.{p}: {}", e.inner().message())
+            })?
+        }
+        None => LabOpts::default(),
+    };
+    for k in t.keys() {
+        if k != "policy" && k != "meter" {
+            return Err(format!(
+                "{k}: only [lab], [policy.*] and [meter.*] belong in a lab config"
+            ));
+        }
+    }
+    Ok((lab, t))
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+/// The edge instance's config (vepa/veb modes).
+pub fn edge_config(mode: Mode, vms: u32, o: &LabOpts) -> String {
+    let role = if mode == Mode::Veb {
+        "edge-veb"
+    } else {
+        "edge-vepa"
+    };
+    let core = o.edge_core.unwrap_or(0);
+    let mut s = format!(
+        "# generated by hairpin lab up --mode {}\n[switch]\nrole = \"{role}\"\nworkers = [{core}]\nidle_sleep_us = {}\npool_size = 4096\n\n",
+        mode.name(),
+        o.idle_sleep_us
+    );
+    for k in 1..=vms {
+        s += &format!(
+            "[[port]]\nname = \"vm{k}\"\nbackend = \"afpacket:hp-vm{k}\"\nmode = \"access\"\npvid = {VLAN}\n\n"
+        );
+    }
+    s += &format!("[[port]]\nname = \"uplink\"\nbackend = \"afpacket:hp-up\"\nmode = \"trunk\"\nvlans = [{VLAN}]\nuplink = true\n\n");
+    for k in 1..=vms {
+        s += &format!(
+            "[[vm]]\nname = \"vm{k}\"\nmac = \"{}\"\nvlan = {VLAN}\nport = \"vm{k}\"\n\n",
+            vm_mac(k)
+        );
+    }
+    s
+}
+
+/// The bridge instance's config, with the policies and meters of `extra`.
+pub fn bridge_config(
+    mode: Mode,
+    vms: u32,
+    o: &LabOpts,
+    extra: &toml::Table,
+) -> Result<String, String> {
+    let core = o.bridge_core.unwrap_or(if cores() > 1 { 1 } else { 0 });
+    let hv = if mode == Mode::Macvtap {
+        format!("mode = \"access\"\npvid = {VLAN}")
+    } else {
+        format!("mode = \"trunk\"\nvlans = [{VLAN}]")
+    };
+    let mut s = format!(
+        "[switch]\nrole = \"bridge\"\nworkers = [{core}]\nidle_sleep_us = {}\npool_size = 4096\n\n\
+         [[port]]\nname = \"hv\"\nbackend = \"afpacket:hp-swhv\"\n{hv}\nreflective_relay = {}\n\n\
+         [[port]]\nname = \"out\"\nbackend = \"afpacket:hp-swout\"\nmode = \"access\"\npvid = {VLAN}\n\n",
+        o.idle_sleep_us,
+        o.reflective_relay.unwrap_or(mode != Mode::Veb)
+    );
+    for name in o.vm.keys() {
+        let ok = name
+            .strip_prefix("vm")
+            .and_then(|n| n.parse::<u32>().ok())
+            .is_some_and(|k| (1..=vms).contains(&k));
+        if !ok {
+            return Err(format!("lab.vm.{name}: no such VM (vm1..vm{vms})"));
+        }
+    }
+    for k in 1..=vms {
+        s += &format!(
+            "[[vm]]\nname = \"vm{k}\"\nmac = \"{}\"\nvlan = {VLAN}\nport = \"hv\"\n",
+            vm_mac(k)
+        );
+        if let Some(v) = o.vm.get(&format!("vm{k}")) {
+            if let Some(p) = &v.policy {
+                s += &format!("policy = {}\n", toml::Value::String(p.clone()));
+            }
+            if let Some(m) = &v.meter {
+                s += &format!("meter = {}\n", toml::Value::String(m.clone()));
+            }
+        }
+        s += "\n";
+    }
+    if !extra.is_empty() {
+        s += &toml::to_string(extra).map_err(|e| e.to_string())?;
+    }
+    Ok(format!(
+        "# generated by hairpin lab up --mode {}\n{s}",
+        mode.name()
+    ))
+}
+
+/// Options of `lab up`.
+#[derive(Clone, Debug)]
+pub struct UpArgs {
+    /// Number of VMs (1..=200).
+    pub vms: u32,
+    /// Edge mode.
+    pub mode: Mode,
+    /// A lab config (`[lab]`, `[policy.*]`, `[meter.*]`).
+    pub config: Option<PathBuf>,
+    /// The hairpin binary the instances run (default: this one).
+    pub exe: Option<PathBuf>,
+}
+
+/// Turn off checksum and segmentation offloads: AF_PACKET must see finished,
+/// MTU-sized frames. Features a device lacks are skipped.
+fn no_offload(ns: &str, dev: &str) {
+    for f in [
+        &["tx", "off"][..],
+        &["tso", "off", "gso", "off", "gro", "off"][..],
+    ] {
+        let mut a = vec!["netns", "exec", ns, "ethtool", "-K", dev];
+        a.extend_from_slice(f);
+        let _ = ip(&a);
+    }
+}
+
+fn add_ns(ns: &str) -> Result<(), String> {
+    ip(&["netns", "add", ns])?;
+    ip(&["-n", ns, "link", "set", "lo", "up"])?;
+    // No IPv6: no router/neighbour solicitations or MLD reports disturbing counts.
+    for k in ["all", "default"] {
+        ip(&[
+            "netns",
+            "exec",
+            ns,
+            "sysctl",
+            "-qw",
+            &format!("net.ipv6.conf.{k}.disable_ipv6=1"),
+        ])?;
+    }
+    Ok(())
+}
+
+/// An end host: interface `hp-eth0` in `ns` gets `mac`, `addr`/24 and goes up.
+fn host_addr(ns: &str, mac: &str, addr: &str) -> Result<(), String> {
+    ip(&["-n", ns, "link", "set", "hp-eth0", "address", mac])?;
+    ip(&[
+        "-n",
+        ns,
+        "addr",
+        "add",
+        &format!("{addr}/24"),
+        "dev",
+        "hp-eth0",
+    ])?;
+    no_offload(ns, "hp-eth0");
+    ip(&["-n", ns, "link", "set", "hp-eth0", "up"])?;
+    Ok(())
+}
+
+fn build_topology(mode: Mode, vms: u32) -> Result<(), String> {
+    for ns in ["hp-hv", "hp-sw", "hp-out"] {
+        add_ns(ns)?;
+    }
+    for k in 1..=vms {
+        add_ns(&format!("hp-vm{k}"))?;
+    }
+    ip(&[
+        "-n", "hp-hv", "link", "add", "hp-up", "type", "veth", "peer", "name", "hp-swhv", "netns",
+        "hp-sw",
+    ])?;
+    ip(&[
+        "-n", "hp-sw", "link", "add", "hp-swout", "type", "veth", "peer", "name", "hp-eth0",
+        "netns", "hp-out",
+    ])?;
+    for (ns, dev) in [
+        ("hp-hv", "hp-up"),
+        ("hp-sw", "hp-swhv"),
+        ("hp-sw", "hp-swout"),
+    ] {
+        no_offload(ns, dev);
+        ip(&["-n", ns, "link", "set", dev, "up"])?;
+    }
+    host_addr("hp-out", OUTSIDE_MAC, &outside_ip())?;
+    for k in 1..=vms {
+        let vns = format!("hp-vm{k}");
+        match mode {
+            Mode::Vepa | Mode::Veb => {
+                let hv = format!("hp-vm{k}");
+                ip(&[
+                    "-n", "hp-hv", "link", "add", &hv, "type", "veth", "peer", "name", "hp-eth0",
+                    "netns", &vns,
+                ])?;
+                no_offload("hp-hv", &hv);
+                ip(&["-n", "hp-hv", "link", "set", &hv, "up"])?;
+            }
+            Mode::Macvtap => {
+                let mv = format!("hp-mv{k}");
+                ip(&[
+                    "-n", "hp-hv", "link", "add", &mv, "link", "hp-up", "type", "macvlan", "mode",
+                    "vepa",
+                ])?;
+                ip(&["-n", "hp-hv", "link", "set", &mv, "netns", &vns])?;
+                ip(&["-n", &vns, "link", "set", &mv, "name", "hp-eth0"])?;
+            }
+        }
+        host_addr(&vns, &vm_mac(k), &vm_ip(k))?;
+    }
+    Ok(())
+}
+
+/// Wait (at most 5 s) until every `hp-` link of the lab's namespaces is
+/// operationally up: the kernel reports carrier through linkwatch up to a
+/// second after `ip link set up`, and the AF_PACKET ports drop frames
+/// (`tx_link_down`) while it has not.
+fn wait_links_up() -> Result<(), String> {
+    let t0 = Instant::now();
+    loop {
+        let mut down = Vec::new();
+        for ns in lab_namespaces() {
+            let out = ip(&["-n", &ns, "-br", "link", "show"]).unwrap_or_default();
+            for l in out.lines() {
+                let mut w = l.split_whitespace();
+                let (Some(dev), Some(state)) = (w.next(), w.next()) else {
+                    continue;
+                };
+                let dev = dev.split('@').next().unwrap_or(dev);
+                if dev.starts_with(PREFIX) && state != "UP" {
+                    down.push(format!("{ns}/{dev} {state}"));
+                }
+            }
+        }
+        if down.is_empty() {
+            return Ok(());
+        }
+        if t0.elapsed() > Duration::from_secs(5) {
+            return Err(format!("links did not come up: {}", down.join(", ")));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Start instance `i` of the state (its config is written already); waits until it runs.
+fn spawn(st: &mut State, i: usize) -> Result<(), String> {
+    let inst = &mut st.instances[i];
+    let log =
+        std::fs::File::create(&inst.log).map_err(|e| format!("{}: {e}", inst.log.display()))?;
+    let out =
+        std::fs::File::create(&inst.out).map_err(|e| format!("{}: {e}", inst.out.display()))?;
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", &inst.netns])
+        .arg(&st.exe)
+        .arg("run")
+        .arg("--config")
+        .arg(&inst.config)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(log);
+    {
+        use std::os::unix::process::CommandExt;
+        c.process_group(0);
+    }
+    let child = c
+        .spawn()
+        .map_err(|e| format!("starting the {} instance: {e}", inst.name))?;
+    inst.pid = child.id();
+    // `ip netns exec` execs hairpin in place: same pid. The child is not
+    // waited for here; `lab down` (or init, once we exit) reaps it.
+    drop(child);
+    let t0 = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(&inst.log).unwrap_or_default();
+        if text.contains("hairpin: running") {
+            return Ok(());
+        }
+        if !alive(inst.pid) || t0.elapsed() > Duration::from_secs(15) {
+            let pid = inst.pid;
+            inst.pid = 0;
+            stop_pid(pid, Duration::from_secs(1));
+            let text = std::fs::read_to_string(&inst.log).unwrap_or_default();
+            return Err(format!(
+                "the {} instance did not start (log {}): {}",
+                inst.name,
+                inst.log.display(),
+                text.trim()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `hairpin lab up`: build the topology and start the instances. On any
+/// failure everything built so far is removed again.
+pub fn up(a: &UpArgs) -> Result<State, String> {
+    need_root()?;
+    if !(1..=MAX_VMS).contains(&a.vms) {
+        return Err(format!("--vms: {} is out of range 1..={MAX_VMS}", a.vms));
+    }
+    let (opts, extra) = match &a.config {
+        Some(p) => {
+            let t = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
+            parse_lab_config(&t).map_err(|e| format!("{}: {e}", p.display()))?
+        }
+        None => (LabOpts::default(), toml::Table::new()),
+    };
+    if load_state().is_some() || !lab_namespaces().is_empty() {
+        return Err("a lab is up already (or left over): run `hairpin lab down` first".into());
+    }
+    let dir = state_dir();
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut st = State {
+        mode: a.mode,
+        vms: a.vms,
+        exe: match &a.exe {
+            Some(e) => e.clone(),
+            None => std::env::current_exe().map_err(|e| format!("this binary's path: {e}"))?,
+        },
+        instances: Vec::new(),
+    };
+    let mut configs = Vec::new();
+    if a.mode != Mode::Macvtap {
+        configs.push(("edge", "hp-hv", edge_config(a.mode, a.vms, &opts)));
+    }
+    configs.push((
+        "bridge",
+        "hp-sw",
+        bridge_config(a.mode, a.vms, &opts, &extra)?,
+    ));
+    for (name, ns, text) in &configs {
+        Config::parse(text).map_err(|e| format!("generated {name} config: {e}"))?;
+        let cfg = dir.join(format!("{name}.toml"));
+        std::fs::write(&cfg, text).map_err(|e| format!("{}: {e}", cfg.display()))?;
+        st.instances.push(InstanceState {
+            name: name.to_string(),
+            netns: ns.to_string(),
+            config: cfg,
+            log: dir.join(format!("{name}.log")),
+            out: dir.join(format!("{name}.json")),
+            pid: 0,
+        });
+    }
+    let r = (|| {
+        build_topology(a.mode, a.vms)?;
+        wait_links_up()?;
+        save_state(&st)?;
+        for i in 0..st.instances.len() {
+            let r = spawn(&mut st, i);
+            save_state(&st)?;
+            r?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = r {
+        let _ = down();
+        return Err(e);
+    }
+    Ok(st)
+}
+
+/// What `lab down` removed.
+#[derive(Debug, Default, Serialize)]
+pub struct DownReport {
+    /// Processes stopped (instances and anything left in the namespaces).
+    pub processes: Vec<u32>,
+    /// Namespaces deleted.
+    pub namespaces: Vec<String>,
+    /// Root-namespace links deleted.
+    pub links: Vec<String>,
+}
+
+/// `hairpin lab down`: stop the instances, kill what runs in the lab's
+/// namespaces, delete the namespaces and `hp-` links. Idempotent.
+pub fn down() -> Result<DownReport, String> {
+    need_root()?;
+    let mut rep = DownReport::default();
+    let mut pids: Vec<u32> = load_state()
+        .map(|s| {
+            s.instances
+                .iter()
+                .map(|i| i.pid)
+                .filter(|p| *p != 0)
+                .collect()
+        })
+        .unwrap_or_default();
+    // Only pids that still are lab instances (a recycled pid is left alone).
+    let ours = lab_processes();
+    pids.retain(|p| ours.contains(p));
+    for p in ours {
+        if !pids.contains(&p) {
+            pids.push(p);
+        }
+    }
+    for &p in &pids {
+        stop_pid(p, Duration::from_secs(3));
+    }
+    rep.processes.extend(pids);
+    for ns in lab_namespaces() {
+        if let Ok(out) = ip(&["netns", "pids", &ns]) {
+            for p in out.lines().filter_map(|l| l.trim().parse::<u32>().ok()) {
+                stop_pid(p, Duration::from_millis(500));
+                rep.processes.push(p);
+            }
+        }
+        ip(&["netns", "del", &ns])?;
+        rep.namespaces.push(ns);
+    }
+    for l in lab_root_links() {
+        // Deleting one end of a veth removes its peer too; ignore "already gone".
+        let _ = ip(&["link", "del", &l]);
+        rep.links.push(l);
+    }
+    let _ = std::fs::remove_file(state_file());
+    Ok(rep)
+}
+
+/// Stop and start one instance (`edge` or `bridge`) from its config; a
+/// crashed (dead) instance is just started.
+pub fn restart(name: &str) -> Result<u32, String> {
+    need_root()?;
+    let mut st = load_state().ok_or("no lab is up (hairpin lab up first)")?;
+    let i = st
+        .instances
+        .iter()
+        .position(|x| x.name == name)
+        .ok_or_else(|| {
+            let names: Vec<_> = st.instances.iter().map(|x| x.name.as_str()).collect();
+            format!(
+                "{name:?} is not an instance of this lab ({})",
+                names.join(", ")
+            )
+        })?;
+    let pid = st.instances[i].pid;
+    if pid != 0 && lab_processes().contains(&pid) {
+        stop_pid(pid, Duration::from_secs(3));
+    }
+    st.instances[i].pid = 0;
+    let r = spawn(&mut st, i);
+    save_state(&st)?;
+    r?;
+    Ok(st.instances[i].pid)
+}
+
+/// `hairpin lab status` as JSON: the state, whether each instance runs, the namespaces.
+pub fn status_json() -> serde_json::Value {
+    let st = load_state();
+    let insts: Vec<_> = st
+        .iter()
+        .flat_map(|s| s.instances.iter())
+        .map(|i| {
+            serde_json::json!({
+                "name": i.name, "netns": i.netns, "pid": i.pid,
+                "running": i.pid != 0 && alive(i.pid),
+                "config": i.config, "log": i.log, "counters": i.out,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "up": st.is_some(),
+        "mode": st.as_ref().map(|s| s.mode.name()),
+        "vms": st.as_ref().map(|s| s.vms),
+        "dir": state_dir(),
+        "instances": insts,
+        "namespaces": lab_namespaces(),
+        "root_links": lab_root_links(),
+        "stray_processes": lab_processes().into_iter()
+            .filter(|p| !st.iter().flat_map(|s| s.instances.iter()).any(|i| i.pid == *p))
+            .collect::<Vec<_>>(),
+    })
+}
+
+/// `hairpin lab status` as text.
+pub fn status_text() -> String {
+    let j = status_json();
+    let mut s = String::new();
+    if j["up"].as_bool() == Some(true) {
+        s += &format!(
+            "lab up: mode {}, {} VMs ({SUBNET}.1..{}, outside {}), dir {}\n",
+            j["mode"].as_str().unwrap_or("?"),
+            j["vms"],
+            j["vms"],
+            outside_ip(),
+            state_dir().display()
+        );
+    } else {
+        s += "no lab is up\n";
+    }
+    for i in j["instances"].as_array().into_iter().flatten() {
+        s += &format!(
+            "  {:<7} ns {:<6} pid {:<7} {:<8} config {}  log {}\n",
+            i["name"].as_str().unwrap_or(""),
+            i["netns"].as_str().unwrap_or(""),
+            i["pid"],
+            if i["running"].as_bool() == Some(true) {
+                "running"
+            } else {
+                "STOPPED"
+            },
+            i["config"].as_str().unwrap_or(""),
+            i["log"].as_str().unwrap_or("")
+        );
+    }
+    let list = |k: &str| {
+        j[k].as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|v| v.to_string().trim_matches('"').to_string())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_default()
+    };
+    s += &format!("  namespaces: {}\n", list("namespaces"));
+    let links = list("root_links");
+    if !links.is_empty() {
+        s += &format!("  root-namespace links: {links}\n");
+    }
+    let stray = list("stray_processes");
+    if !stray.is_empty() {
+        s += &format!("  stray instances (lab down removes them): {stray}\n");
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_configs_validate() {
+        let o = LabOpts::default();
+        for m in [Mode::Vepa, Mode::Veb] {
+            let c = Config::parse(&edge_config(m, 3, &o)).expect("edge config");
+            assert_eq!(c.port.len(), 4);
+            assert_eq!(c.port[3].backend, "afpacket:hp-up");
+        }
+        for m in [Mode::Vepa, Mode::Veb, Mode::Macvtap] {
+            let c = Config::parse(&bridge_config(m, 3, &o, &toml::Table::new()).unwrap())
+                .expect("bridge config");
+            assert_eq!(c.port[0].reflective_relay, m != Mode::Veb);
+            assert_eq!(c.vm.len(), 3);
+        }
+    }
+
+    #[test]
+    fn lab_config_policies_and_errors() {
+        let (o, extra) = parse_lab_config(
+            "[lab]\nreflective_relay = false\n[lab.vm.vm1]\nmeter = 'm'\npolicy = 'p'\n\
+             [meter.m]\ntype='srtcm'\ncir='10M'\ncbs=20000\n\
+             [policy.p]\ndefault='permit'\n[[policy.p.rule]]\ndst_ip='10.77.0.2'\naction='deny'\n",
+        )
+        .unwrap();
+        assert_eq!(o.reflective_relay, Some(false));
+        let text = bridge_config(Mode::Macvtap, 2, &o, &extra).unwrap();
+        let c = Config::parse(&text).expect("valid");
+        assert!(!c.port[0].reflective_relay);
+        assert_eq!(c.vm[0].meter.as_deref(), Some("m"));
+        assert_eq!(c.vm[0].policy.as_deref(), Some("p"));
+        let e = parse_lab_config("[lab]\nrelay = true\n").unwrap_err();
+        assert!(e.starts_with("lab.relay"), "{e}");
+        let e = parse_lab_config("[switch]\nmtu = 9000\n").unwrap_err();
+        assert!(e.starts_with("switch:"), "{e}");
+        let (o, extra) = parse_lab_config("[lab.vm.vm9]\nmeter = 'm'\n").unwrap();
+        let e = bridge_config(Mode::Vepa, 2, &o, &extra).unwrap_err();
+        assert!(e.contains("lab.vm.vm9"), "{e}");
+    }
+
+    #[test]
+    fn addresses() {
+        assert_eq!(vm_mac(1), "02:77:00:00:00:01");
+        assert_eq!(vm_mac(200), "02:77:00:00:00:c8");
+        assert_eq!(vm_ip(7), "10.77.0.7");
+        assert_eq!(Mode::parse("macvtap").unwrap(), Mode::Macvtap);
+        assert!(Mode::parse("bridge").is_err());
+        assert!(is_lab_netns("hp-vm12") && is_lab_netns("hp-sw") && is_lab_netns("hp-out"));
+        assert!(!is_lab_netns("hp-vm") && !is_lab_netns("hp-khv") && !is_lab_netns("hpd-vm1"));
+    }
+}
