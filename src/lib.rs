@@ -8,6 +8,7 @@
 //! - [`worker`]: the pinned poll loop; [`stats`]: drop reasons and counters;
 //! - [`qos`]: meters, remarking and the per-port egress scheduler;
 //! - [`config`]: the TOML configuration; [`pcap`]: classic pcap files; [`gen`]: the built-in traffic generator;
+//! - [`control`]: the 802.1Qbg control plane (LLDP/EVB, ECP, VDP, policy store) and its thread;
 //! - [`app`]: the commands behind the `hairpin` binary.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
@@ -17,6 +18,7 @@ pub mod bench;
 pub mod buf;
 pub mod compare;
 pub mod config;
+pub mod control;
 pub mod fdb;
 pub mod gen;
 pub mod harness;

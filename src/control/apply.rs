@@ -1,0 +1,175 @@
+//! Turning control-plane results into the data path: a new snapshot and FDB
+//! changes.
+//!
+//! The snapshot is compiled from the base config with an overlay: ports with
+//! `reflective_relay = "negotiate"` get the negotiated state; each installed
+//! VSI becomes a `[[vm]]` (VSI table entry, policy, anti-spoofing binding
+//! through `source_guard`, static FDB entry) and its VLAN is added to the
+//! port's VLANs (so a VLAN leaves the port with its last VSI). Then the FDB
+//! follows: entries of VSIs that went are removed; a VSI that appeared (or
+//! moved) first has every entry for its MAC/VID removed — whatever port it
+//! points at — and then gets its static entry on its port.
+//!
+//! The new snapshot is stored before the FDB changes, so once the association
+//! is answered no frame of the VM is forwarded under another port's policy.
+
+use super::vdp::Installed;
+use crate::config::evb::RrCfg;
+use crate::config::{Config, PortMode, VmCfg};
+use crate::fdb::Fdb;
+use crate::pipeline::model::SnapshotCell;
+use crate::pipeline::Model;
+use crate::types::{PortId, Vid};
+use crate::wire::vdp::VsiIdFormat;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+/// Format a UUID as `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`.
+pub fn format_uuid(u: &[u8; 16]) -> String {
+    let h: String = u.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
+}
+
+/// The name an installed VSI gets in the VSI table.
+pub fn vsi_name(base: &Config, i: &Installed) -> String {
+    let port = base
+        .port
+        .get(usize::from(i.port.0))
+        .map_or("?", |p| p.name.as_str());
+    format!("vdp:{port}:{}:{}", i.mac, i.vid)
+}
+
+/// The base config with the overlay. VSIs whose (MAC, VID) is already a
+/// `[[vm]]` of the base config are left out (the static one wins).
+pub fn overlay(base: &Config, rr: &[Option<bool>], installed: &[Installed]) -> Config {
+    let mut c = base.clone();
+    for (i, p) in c.port.iter_mut().enumerate() {
+        if let Some(Some(on)) = rr.get(i) {
+            p.reflective_relay = if *on { RrCfg::On } else { RrCfg::Off };
+        }
+    }
+    let taken: BTreeSet<_> = base.vm.iter().map(|v| (v.mac, v.vlan)).collect();
+    for i in installed {
+        let Some(p) = c.port.get_mut(usize::from(i.port.0)) else {
+            continue;
+        };
+        if p.mode == PortMode::Trunk && !Config::port_vlans(p).contains(&i.vid) {
+            p.vlans.push(i.vid);
+        }
+        if i.mac.is_zero() || taken.contains(&(i.mac, i.vid)) {
+            continue;
+        }
+        let port = p.name.clone();
+        c.vm.push(VmCfg {
+            name: vsi_name(base, i),
+            mac: i.mac,
+            vlan: i.vid,
+            port,
+            policy: i.policy.clone(),
+            uuid: (i.vsiid.format == VsiIdFormat::Uuid).then(|| format_uuid(&i.vsiid.bytes)),
+            meter: None,
+        });
+    }
+    c
+}
+
+/// Applies control-plane results to one switch's snapshot cell and FDB.
+pub struct Applier {
+    base: Config,
+    cell: Arc<SnapshotCell>,
+    fdb: Arc<Fdb>,
+    last: Vec<Installed>,
+    /// Snapshots published.
+    pub applied: u64,
+    /// Overlays that did not compile (the previous snapshot stays).
+    pub failed: u64,
+    /// Static FDB entries that did not fit.
+    pub fdb_full: u64,
+}
+
+impl Applier {
+    /// For the switch whose snapshot lives in `cell`, built from `base`.
+    pub fn new(base: Config, cell: Arc<SnapshotCell>, fdb: Arc<Fdb>) -> Applier {
+        Applier {
+            base,
+            cell,
+            fdb,
+            last: Vec::new(),
+            applied: 0,
+            failed: 0,
+            fdb_full: 0,
+        }
+    }
+
+    /// The config the overlay starts from.
+    pub fn base(&self) -> &Config {
+        &self.base
+    }
+
+    /// Publish the snapshot for (`rr`, `installed`); returns its generation.
+    pub fn apply(&mut self, rr: &[Option<bool>], installed: &[Installed]) -> Result<u64, String> {
+        let cfg = overlay(&self.base, rr, installed);
+        let model = match Model::from_config(&cfg) {
+            Ok(m) => m,
+            Err(e) => {
+                self.failed += 1;
+                return Err(e);
+            }
+        };
+        let gen = self.cell.store(model);
+        let key = |i: &Installed| (i.mac, i.vid, i.port);
+        let now: BTreeSet<_> = installed
+            .iter()
+            .filter(|i| !i.mac.is_zero())
+            .map(key)
+            .collect();
+        let before: BTreeSet<_> = self
+            .last
+            .iter()
+            .filter(|i| !i.mac.is_zero())
+            .map(key)
+            .collect();
+        let static_vms: BTreeSet<_> = self.base.vm.iter().map(|v| (v.mac, v.vlan)).collect();
+        for (mac, vid, _) in before.difference(&now) {
+            if !static_vms.contains(&(*mac, *vid))
+                && !now.iter().any(|(m, v, _)| m == mac && v == vid)
+            {
+                self.fdb.remove(*mac, Vid(*vid));
+            }
+        }
+        for (mac, vid, port) in now.difference(&before) {
+            if static_vms.contains(&(*mac, *vid)) {
+                continue;
+            }
+            self.fdb.remove(*mac, Vid(*vid));
+            if !self.fdb.insert_static(*mac, Vid(*vid), PortId(port.0)) {
+                self.fdb_full += 1;
+            }
+        }
+        self.last = installed.to_vec();
+        self.applied += 1;
+        Ok(gen)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uuid_format() {
+        let u = [
+            0x6b, 0xa7, 0xb8, 0x10, 0x9d, 0xad, 0x11, 0xd1, 0x80, 0xb4, 0x00, 0xc0, 0x4f, 0xd4,
+            0x30, 0xc8,
+        ];
+        assert_eq!(format_uuid(&u), "6ba7b810-9dad-11d1-80b4-00c04fd430c8");
+        assert_eq!(crate::config::parse_uuid(&format_uuid(&u)).unwrap(), u);
+    }
+}

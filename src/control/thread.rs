@@ -1,0 +1,304 @@
+//! The control thread: never a worker. It drains the per-port punt queues,
+//! runs the [`ControlPlane`], sends its frames out through the data path,
+//! and publishes new snapshots.
+//!
+//! Injection path: worker 0's queue on every port is wrapped in an
+//! [`InjectQueue`] with a bounded control TX ring in front. The control thread
+//! pushes finished frames into the ring (a full ring: counted, the frame is
+//! freed); the worker moves them to the port between bursts (in `rx_burst`
+//! and `flush`), so the control thread never touches a port queue and the
+//! worker never waits for it. The wrapper also publishes the port's link
+//! state for the control thread.
+
+use super::apply::Applier;
+use super::plane::{ControlPlane, Effects};
+use super::store::PolicyStore;
+use super::Nanos;
+use crate::buf::{Burst, Pool};
+use crate::config::Config;
+use crate::pipeline::Switch;
+use crate::port::ring::{channel, Consumer, Producer};
+use crate::port::PortQueue;
+use crate::types::PortId;
+use crate::util::Clock;
+use crate::worker::Task;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Frames taken from each punt queue per step (the rest wait for the next step).
+pub const PUNT_BATCH: usize = 64;
+
+/// A port queue with a control TX ring in front (see the module docs).
+pub struct InjectQueue {
+    inner: Box<dyn PortQueue>,
+    ctl: Consumer,
+    held: Burst,
+    link: Arc<AtomicBool>,
+    pool: Arc<Pool>,
+}
+
+impl InjectQueue {
+    /// Wrap `inner`; control frames come from `ctl`, link state goes to `link`.
+    pub fn new(
+        inner: Box<dyn PortQueue>,
+        ctl: Consumer,
+        link: Arc<AtomicBool>,
+        pool: Arc<Pool>,
+    ) -> InjectQueue {
+        InjectQueue {
+            inner,
+            ctl,
+            held: Burst::new(16),
+            link,
+            pool,
+        }
+    }
+
+    #[inline]
+    fn drain(&mut self) {
+        if self.held.is_empty() {
+            if self.ctl.ring().is_empty() {
+                return;
+            }
+            self.ctl.dequeue(&mut self.held);
+        }
+        self.inner.tx_burst(&mut self.held);
+    }
+}
+
+impl PortQueue for InjectQueue {
+    #[inline]
+    fn rx_burst(&mut self, out: &mut Burst) -> usize {
+        self.drain();
+        let up = self.inner.link_up();
+        if self.link.load(Ordering::Relaxed) != up {
+            self.link.store(up, Ordering::Relaxed);
+        }
+        self.inner.rx_burst(out)
+    }
+    #[inline]
+    fn tx_burst(&mut self, frames: &mut Burst) -> usize {
+        self.inner.tx_burst(frames)
+    }
+    fn flush(&mut self) {
+        self.drain();
+        self.inner.flush();
+    }
+    fn link_up(&self) -> bool {
+        self.inner.link_up()
+    }
+}
+
+impl Drop for InjectQueue {
+    fn drop(&mut self) {
+        for b in self.held.drain() {
+            self.pool.free(b);
+        }
+        while let Some(b) = self.ctl.pop() {
+            self.pool.free(b);
+        }
+    }
+}
+
+/// The control thread's ends of the queues [`attach`] made.
+pub struct Wiring {
+    /// Punt queues: (ingress port, consumer), every worker's.
+    pub punts: Vec<(PortId, Consumer)>,
+    /// Control TX ring per port (into worker 0's queue).
+    pub tx: Vec<Producer>,
+    /// Link state per port, published by worker 0.
+    pub link: Vec<Arc<AtomicBool>>,
+}
+
+/// Give every task per-port punt queues of `depth` frames and wrap the first
+/// task's port queues with control TX rings of `depth` frames.
+pub fn attach(tasks: &mut [&mut Task], pool: &Arc<Pool>, depth: usize) -> Wiring {
+    let mut w = Wiring {
+        punts: Vec::new(),
+        tx: Vec::new(),
+        link: Vec::new(),
+    };
+    for (q, t) in tasks.iter_mut().enumerate() {
+        let n = t.queues.len();
+        let mut prod = Vec::with_capacity(n);
+        for p in 0..n {
+            let (tx, rx) = channel(depth);
+            prod.push(tx);
+            w.punts.push((PortId(p as u16), rx));
+        }
+        t.pipe.set_port_punts(prod);
+        if q == 0 {
+            let qs = std::mem::take(&mut t.queues);
+            for inner in qs {
+                let (tx, rx) = channel(depth);
+                let link = Arc::new(AtomicBool::new(inner.link_up()));
+                w.tx.push(tx);
+                w.link.push(link.clone());
+                t.queues
+                    .push(Box::new(InjectQueue::new(inner, rx, link, pool.clone())));
+            }
+        }
+    }
+    w
+}
+
+/// Counters of the control thread itself.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ThreadCounters {
+    /// Control frames dropped: control TX ring full.
+    pub tx_full: u64,
+    /// Control frames dropped: no buffer in the pool (or too long for one).
+    pub tx_no_buf: u64,
+    /// Control frames handed to the data path.
+    pub tx_frames: u64,
+    /// Snapshots that could not be built (previous one kept).
+    pub apply_errors: u64,
+}
+
+/// The control thread's state: the plane, its queues and the applier.
+pub struct ControlThread {
+    /// The control plane.
+    pub plane: ControlPlane,
+    wiring: Wiring,
+    pool: Arc<Pool>,
+    /// Publishes snapshots.
+    pub applier: Applier,
+    links: Vec<bool>,
+    /// Counters.
+    pub ctr: ThreadCounters,
+    /// The last error from building a snapshot.
+    pub last_error: Option<String>,
+}
+
+impl ControlThread {
+    /// For switch `sw` built from `cfg`, with the queues of [`attach`].
+    pub fn new(
+        cfg: &Config,
+        sw: &Switch,
+        wiring: Wiring,
+        store: Box<dyn PolicyStore>,
+    ) -> ControlThread {
+        let links = wiring
+            .link
+            .iter()
+            .map(|l| l.load(Ordering::Relaxed))
+            .collect();
+        ControlThread {
+            plane: ControlPlane::new(cfg, store),
+            wiring,
+            pool: sw.pool.clone(),
+            applier: Applier::new(cfg.clone(), sw.cell.clone(), sw.fdb.clone()),
+            links,
+            ctr: ThreadCounters::default(),
+            last_error: None,
+        }
+    }
+
+    fn send(&mut self, frames: Vec<(PortId, Vec<u8>)>) {
+        for (p, f) in frames {
+            let Some(tx) = self.wiring.tx.get_mut(usize::from(p.0)) else {
+                continue;
+            };
+            let Some(mut b) = self.pool.alloc() else {
+                self.ctr.tx_no_buf += 1;
+                continue;
+            };
+            if !self.pool.fill(&mut b, &f) {
+                self.pool.free(b);
+                self.ctr.tx_no_buf += 1;
+                continue;
+            }
+            match tx.push(b) {
+                Ok(()) => self.ctr.tx_frames += 1,
+                Err(b) => {
+                    self.pool.free(b);
+                    self.ctr.tx_full += 1;
+                }
+            }
+        }
+    }
+
+    fn publish(&mut self, fx: Effects) {
+        if !fx.any() {
+            return;
+        }
+        let (rr, inst) = (self.plane.rr(), self.plane.installed());
+        if let Err(e) = self.applier.apply(&rr, &inst) {
+            self.ctr.apply_errors += 1;
+            self.last_error = Some(e);
+        }
+    }
+
+    /// One pass at `now`: link changes, punted frames, timers, frames out,
+    /// snapshot if needed. Returns the number of frames handled.
+    pub fn step(&mut self, now: Nanos) -> usize {
+        let mut fx = Effects::default();
+        let mut out = Vec::new();
+        for i in 0..self.wiring.link.len() {
+            let up = self.wiring.link[i].load(Ordering::Relaxed);
+            if up != self.links[i] {
+                self.links[i] = up;
+                fx = merge(fx, self.plane.link(now, PortId(i as u16), up));
+            }
+        }
+        let mut n = 0;
+        for k in 0..self.wiring.punts.len() {
+            for _ in 0..PUNT_BATCH {
+                let (port, c) = &mut self.wiring.punts[k];
+                let port = *port;
+                let Some(b) = c.pop() else { break };
+                n += 1;
+                let f = merge(fx, self.plane.rx(now, port, self.pool.data(&b), &mut out));
+                fx = f;
+                self.pool.free(b);
+            }
+        }
+        fx = merge(fx, self.plane.tick(now, &mut out));
+        self.send(out);
+        self.publish(fx);
+        n
+    }
+
+    /// Step until `stop`, sleeping up to 1 ms when idle (less when a timer is due).
+    pub fn run(mut self, clock: &Clock, stop: &AtomicBool) -> ControlThread {
+        // Start from a snapshot that reflects the (still unnegotiated) state.
+        self.publish(Effects {
+            rr_changed: true,
+            vsis_changed: true,
+        });
+        while !stop.load(Ordering::Relaxed) {
+            let now = clock.now_ns();
+            if self.step(now) == 0 {
+                let wait = self.plane.deadline().map_or(1_000_000, |d| {
+                    d.saturating_sub(now).clamp(10_000, 1_000_000)
+                });
+                std::thread::sleep(Duration::from_nanos(wait));
+            }
+        }
+        for (_, c) in self.wiring.punts.iter_mut() {
+            while let Some(b) = c.pop() {
+                self.pool.free(b);
+            }
+        }
+        self
+    }
+
+    /// Start [`ControlThread::run`] on its own thread.
+    pub fn spawn(
+        self,
+        clock: Clock,
+        stop: Arc<AtomicBool>,
+    ) -> Result<std::thread::JoinHandle<ControlThread>, String> {
+        std::thread::Builder::new()
+            .name("hp-control".into())
+            .spawn(move || self.run(&clock, &stop))
+            .map_err(|e| format!("cannot start the control thread: {e}"))
+    }
+}
+
+fn merge(mut a: Effects, b: Effects) -> Effects {
+    a.rr_changed |= b.rr_changed;
+    a.vsis_changed |= b.vsis_changed;
+    a
+}
