@@ -11,9 +11,11 @@ use hairpin::types::PortId;
 use hairpin::wire::vdp::{Mode, Reason, Status};
 use qbg_lab::*;
 
+const RR: &str = "reflective_relay = \"negotiate\"";
+
 #[test]
 fn evb_negotiation_turns_reflective_relay_on_in_the_data_path() {
-    let mut lab = Lab::new(&bridge_cfg("", ""));
+    let mut lab = Lab::new(&bridge_cfg(RR, ""));
     let mut st = Station::new("", 0);
     lab.step(0);
     assert!(!lab.rr(0), "negotiate: off until the station asks");
@@ -49,7 +51,7 @@ fn evb_negotiation_turns_reflective_relay_on_in_the_data_path() {
 
 #[test]
 fn vdp_assoc_installs_the_vsi_and_deassoc_removes_it() {
-    let mut lab = Lab::new(&bridge_cfg("", ""));
+    let mut lab = Lab::new(&bridge_cfg(RR, ""));
     let mut st = Station::new("", 0);
     exchange(&mut lab, &mut [&mut st], S);
     st.request(&mut lab, S, req(Mode::Assoc, 5, UUID_A, A, 100));
@@ -90,7 +92,7 @@ fn vdp_assoc_installs_the_vsi_and_deassoc_removes_it() {
 
 #[test]
 fn keepalives_hold_and_their_absence_expires_the_vsi() {
-    let mut lab = Lab::new(&bridge_cfg("", "rka = 10\nrte = 4\n"));
+    let mut lab = Lab::new(&bridge_cfg(RR, "rka = 10\nrte = 4\n"));
     let mut st = Station::new("rka = 10\nrte = 4\n", 0);
     exchange(&mut lab, &mut [&mut st], S);
     st.request(&mut lab, S, req(Mode::Assoc, 5, UUID_A, A, 0));
@@ -122,7 +124,7 @@ fn keepalives_hold_and_their_absence_expires_the_vsi() {
 
 #[test]
 fn migration_to_a_second_port_moves_the_vsi() {
-    let mut lab = Lab::new(&bridge_cfg("", ""));
+    let mut lab = Lab::new(&bridge_cfg(RR, ""));
     let mut s1 = Station::new("", 0);
     let mut s3 = Station::new("", 2);
     exchange(&mut lab, &mut [&mut s1, &mut s3], S);
@@ -184,7 +186,7 @@ fn migration_to_a_second_port_moves_the_vsi() {
 
 #[test]
 fn unknown_type_is_refused_and_nothing_installed() {
-    let mut lab = Lab::new(&bridge_cfg("", ""));
+    let mut lab = Lab::new(&bridge_cfg(RR, ""));
     let mut st = Station::new("", 0);
     exchange(&mut lab, &mut [&mut st], S);
     st.request(&mut lab, S, req(Mode::Assoc, 99, UUID_A, A, 0));

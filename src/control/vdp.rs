@@ -667,7 +667,7 @@ mod tests {
             filter_format: FilterFormat::MacVid,
             filters: vec![FilterEntry::mac_vid(mac, 0)],
         };
-        let pdu = emit_pdu(&[0; 16], &[req.clone()]).unwrap();
+        let pdu = emit_pdu(&[0; 16], std::slice::from_ref(&req)).unwrap();
         let mut out = Vec::new();
         assert!(b.rx(0, PortId(0), p, &pdu, &mut store, &mut out));
         assert_eq!(out.len(), 1);

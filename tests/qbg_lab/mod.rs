@@ -38,6 +38,11 @@ pub const S: Nanos = 1_000_000_000;
 /// plain trunk in VLAN 100. Type 5/1 → VLAN 100 with policy "web"; type 6/1 →
 /// a pool 200-201 with PCP 5; type 7/1 → VLAN 100 with policy "deny-all".
 pub fn bridge_cfg(p1_extra: &str, evb: &str) -> String {
+    let p1_vlans = if p1_extra.contains("vlans") {
+        ""
+    } else {
+        "vlans = []"
+    };
     format!(
         r#"
 [switch]
@@ -52,9 +57,8 @@ default = "deny"
 [[port]]
 name = "p1"
 mode = "trunk"
-vlans = []
+{p1_vlans}
 evb = "bridge"
-reflective_relay = "negotiate"
 {p1_extra}
 [[port]]
 name = "p2"
