@@ -40,7 +40,10 @@ pub fn run(path: &Path, seconds: Option<f64>) -> Result<ExitCode, String> {
     signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone())
         .map_err(|e| format!("cannot install signal handler: {e}"))?;
     let clock = Clock::new();
+    // 802.1Qbg: a control thread when any port runs EVB.
+    let control = crate::control::thread::prepare(&inst, &mut wl, &pool)?;
     let running = runtime::start(wl, clock, stop.clone())?;
+    let control = control.map(|c| c.spawn(clock, stop.clone())).transpose()?;
     eprintln!(
         "hairpin: running {} ({} ports, {} workers on cores {:?}, pool {} buffers on {}); SIGINT/SIGTERM stops, SIGHUP reloads",
         inst.cfg.switch.role.name(),
@@ -93,6 +96,14 @@ pub fn run(path: &Path, seconds: Option<f64>) -> Result<ExitCode, String> {
         }
     }
     let tasks = running.join();
+    let control = match control {
+        Some(h) => {
+            let mut c = h.join().map_err(|_| "the control thread panicked")?;
+            c.drain_punts();
+            Some(c.summary())
+        }
+        None => None,
+    };
     for p in punts.iter_mut() {
         while let Some(b) = p.pop() {
             punted += 1;
@@ -123,6 +134,7 @@ pub fn run(path: &Path, seconds: Option<f64>) -> Result<ExitCode, String> {
         "per_core": t.per_core.iter().map(|c| c.to_json()).collect::<Vec<_>>(),
         "ports": ports,
         "control_frames": punted,
+        "qbg": control,
         "fdb_entries": inst.switch.fdb.len(),
         "pool": { "capacity": pool.capacity(), "available": pool.available() },
     });

@@ -18,7 +18,7 @@ use std::collections::VecDeque;
 pub const TX_QUEUE: usize = 64;
 
 /// ECP counters of one port.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct EcpCounters {
     /// New requests sent (first transmissions).
     pub tx_pdus: u64,

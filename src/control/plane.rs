@@ -41,7 +41,7 @@ impl Effects {
 }
 
 /// Control-plane counters (switch-wide).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct PlaneCounters {
     /// Frames received from the punt queues.
     pub rx_frames: u64,

@@ -88,7 +88,7 @@ pub enum EndReason {
 }
 
 /// Station counters.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct StationCounters {
     /// Requests sent (keep-alives included).
     pub tx_requests: u64,

@@ -144,7 +144,7 @@ pub fn attach(tasks: &mut [&mut Task], pool: &Arc<Pool>, depth: usize) -> Wiring
 }
 
 /// Counters of the control thread itself.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ThreadCounters {
     /// Control frames dropped: control TX ring full.
     pub tx_full: u64,
@@ -276,12 +276,35 @@ impl ControlThread {
                 std::thread::sleep(Duration::from_nanos(wait));
             }
         }
+        self.drain_punts();
+        self
+    }
+
+    /// Free whatever is still queued for the control plane (after the workers stopped).
+    pub fn drain_punts(&mut self) {
         for (_, c) in self.wiring.punts.iter_mut() {
             while let Some(b) = c.pop() {
                 self.pool.free(b);
             }
         }
-        self
+    }
+
+    /// Counters and state as JSON (for `hairpin run`'s final report).
+    pub fn summary(&self) -> serde_json::Value {
+        let p = &self.plane;
+        let ecp: Vec<_> = (0..p.ports())
+            .filter_map(|i| p.ecp(PortId(i as u16)).map(|e| e.ctr))
+            .collect();
+        serde_json::json!({
+            "store": p.store(),
+            "rr": p.rr(),
+            "vsis": p.installed().len(),
+            "snapshots": self.applier.applied,
+            "plane": p.ctr,
+            "thread": self.ctr,
+            "vdp": p.bridge().ctr,
+            "ecp": ecp,
+        })
     }
 
     /// Start [`ControlThread::run`] on its own thread.
@@ -295,6 +318,29 @@ impl ControlThread {
             .spawn(move || self.run(&clock, &stop))
             .map_err(|e| format!("cannot start the control thread: {e}"))
     }
+}
+
+/// For `hairpin run`: when a port of `inst` runs EVB, give the tasks of every
+/// worker (`wl`, one task each) their control queues and build the control
+/// thread with the config's policy store. None when no port runs EVB.
+pub fn prepare(
+    inst: &crate::runtime::Instance,
+    wl: &mut [(crate::worker::WorkerCfg, Vec<Task>)],
+    pool: &Arc<Pool>,
+) -> Result<Option<ControlThread>, String> {
+    use crate::config::evb::EvbPortCfg;
+    if inst.cfg.port.iter().all(|p| p.evb == EvbPortCfg::Off) {
+        return Ok(None);
+    }
+    let store = super::store::StaticStore::from_config(&inst.cfg)?;
+    let mut tasks: Vec<&mut Task> = wl.iter_mut().flat_map(|(_, t)| t.iter_mut()).collect();
+    let wiring = attach(&mut tasks, pool, inst.cfg.switch.punt_queue);
+    Ok(Some(ControlThread::new(
+        &inst.cfg,
+        &inst.switch,
+        wiring,
+        Box::new(store),
+    )))
 }
 
 fn merge(mut a: Effects, b: Effects) -> Effects {

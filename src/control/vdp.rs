@@ -101,7 +101,7 @@ pub struct Installed {
 }
 
 /// VDP bridge counters.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct VdpCounters {
     /// PDUs received.
     pub rx_pdus: u64,
