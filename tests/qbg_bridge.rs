@@ -198,3 +198,52 @@ fn unknown_type_is_refused_and_nothing_installed() {
     assert!(lab.vsis().is_empty());
     assert!(st.plane.station(PortId(0)).unwrap().vsis().next().is_none());
 }
+
+#[test]
+fn punted_frames_are_rate_limited_and_counted() {
+    let mut lab = Lab::new(&bridge_cfg(RR, "punt_rate = 10"));
+    let st = Station::new("", 0);
+    let mut out = Vec::new();
+    let mut probe = st.plane;
+    probe.tick(0, &mut out);
+    let lldpdu = out.pop().unwrap().1;
+    for _ in 0..30 {
+        lab.send(0, &lldpdu);
+    }
+    lab.step(S);
+    let c = lab.ctl.plane.ctr;
+    assert_eq!(c.rx_frames, 30);
+    assert_eq!(c.rate_limited, 20, "a bucket of one second at 10/s");
+    assert_eq!(c.lldp_rx, 10);
+    // A second later the bucket is full again.
+    lab.send(0, &lldpdu);
+    lab.step(2 * S);
+    assert_eq!(lab.ctl.plane.ctr.lldp_rx, 11);
+}
+
+#[test]
+fn control_tx_ring_and_punt_queue_full_are_counted() {
+    let cfg = bridge_cfg(RR, "");
+    let c = hairpin::config::Config::parse(&cfg).unwrap();
+    let store = hairpin::control::store::StaticStore::from_config(&c).unwrap();
+    let mut lab = Lab::with_depth(&cfg, Box::new(store), 2);
+    let mut ulpdu = Vec::new();
+    hairpin::wire::vdp::emit_manager_id(&[0; 16], &mut ulpdu);
+    for seq in 1..=5 {
+        lab.send(0, &ecp_frame(seq, &ulpdu));
+    }
+    lab.step(S);
+    // The punt queue (two deep) took two of the five requests: three counted drops.
+    assert_eq!(lab.ctr("drops")["punt_full"].as_u64(), Some(3));
+    // P1 had its LLDPDU and two ACKs to send through a ring of two; P3 its LLDPDU.
+    assert_eq!(lab.recv(0).len(), 2);
+    assert_eq!(lab.recv(2).len(), 1);
+    let t = lab.ctl.ctr;
+    assert_eq!((t.tx_frames, t.tx_full), (3, 1), "{t:?}");
+    // The next step sends again: the ring was drained by the worker.
+    let mut ulpdu2 = Vec::new();
+    hairpin::wire::vdp::emit_manager_id(&[0; 16], &mut ulpdu2);
+    lab.send(0, &ecp_frame(6, &ulpdu2));
+    lab.step(S);
+    assert_eq!(lab.recv(0).len(), 1, "the ACK for seq 6");
+}

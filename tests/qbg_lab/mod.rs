@@ -133,6 +133,11 @@ impl Lab {
 
     /// Build with a given store.
     pub fn with_store(cfg: &str, store: Box<dyn PolicyStore>) -> Lab {
+        Self::with_depth(cfg, store, 64)
+    }
+
+    /// Build with a given store and control queue depth.
+    pub fn with_depth(cfg: &str, store: Box<dyn PolicyStore>, depth: usize) -> Lab {
         let c = Config::parse(cfg).expect("bridge config");
         let pool = Arc::new(Pool::new(2048, 1600).unwrap());
         let mut inst = Instance::new(c.clone(), pool.clone()).unwrap();
@@ -142,7 +147,7 @@ impl Lab {
             .map(|p| p.take().unwrap().take(0).unwrap())
             .collect();
         let (mut task, _punt) = inst.task(0).unwrap();
-        let wiring = attach(&mut [&mut task], &pool, 64);
+        let wiring = attach(&mut [&mut task], &pool, depth);
         let ctl = ControlThread::new(&c, &inst.switch, wiring, store);
         Lab {
             pool,
