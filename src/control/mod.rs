@@ -19,10 +19,12 @@
 //! | [`plane`] | one switch's control plane: frames in, frames and data-path effects out |
 //! | [`apply`] | turning negotiated RR and VSI associations into a new snapshot + FDB changes |
 //! | [`thread`] | the control thread: punt queues in, control TX queues out |
+//! | [`fuzz`] | arbitrary bytes through the parsers and state machines (fuzz targets) |
 
 pub mod apply;
 pub mod ecp;
 pub mod evb;
+pub mod fuzz;
 pub mod lldp;
 pub mod plane;
 pub mod station;
