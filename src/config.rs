@@ -8,7 +8,7 @@ pub mod evb;
 pub mod policy;
 
 use crate::types::{Mac, MAX_PORTS};
-use evb::{EvbCfg, EvbPortCfg, RrCfg, VsiTypeCfg};
+use evb::{EvbCfg, EvbPortCfg, RrCfg, VsiCfg, VsiTypeCfg};
 use policy::{EgressCfg, MeterCfg, PolicyCfg};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -397,6 +397,9 @@ pub struct Config {
     /// `[[vsi_type]]`: VSI types for the default policy store.
     #[serde(default)]
     pub vsi_type: Vec<VsiTypeCfg>,
+    /// `[[vsi]]`: VSIs an edge announces to its bridge (EVB station role).
+    #[serde(default)]
+    pub vsi: Vec<VsiCfg>,
     /// Directory relative file names (pcap_in, pcap_out) are taken from: the config file's.
     #[serde(skip)]
     pub base_dir: Option<std::path::PathBuf>,
@@ -798,7 +801,7 @@ impl Config {
                             ));
                         }
                     }
-                    if p.vlans.is_empty() && p.pvid.is_none() && p.evb != EvbPortCfg::Bridge {
+                    if p.vlans.is_empty() && p.pvid.is_none() && p.evb == EvbPortCfg::Off {
                         return Err(e(
                             at("vlans"),
                             "a trunk needs at least one VLAN (vlans or pvid)",

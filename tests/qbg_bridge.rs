@@ -247,3 +247,54 @@ fn control_tx_ring_and_punt_queue_full_are_counted() {
     lab.step(S);
     assert_eq!(lab.recv(0).len(), 1, "the ACK for seq 6");
 }
+
+#[test]
+fn hairpin_station_gets_its_vm_vlan_from_hairpin_bridge() {
+    let mut edge = Lab::new(&edge_cfg(5, 0));
+    let mut br = Lab::new(&bridge_cfg(RR, ""));
+    cable(&mut edge, 0, &mut br, 0, S);
+    assert!(br.rr(0), "the edge asked for reflective relay");
+    // The bridge installed A with type 5's VLAN and policy ...
+    let v = br.vsis();
+    assert_eq!(v.len(), 1);
+    assert_eq!(
+        (v[0].1, v[0].2, v[0].3, v[0].4.as_deref()),
+        (0, A, 100, Some("web"))
+    );
+    // ... and the edge applied the VLAN it was given to A's port and the uplink.
+    let e = edge.vsis();
+    assert_eq!(e.len(), 1);
+    assert_eq!((e[0].0.as_str(), e[0].1, e[0].2, e[0].3), ("a", 1, A, 100));
+    let m = edge.inst.switch.cell.load();
+    assert_eq!(m.ports[1].pvid, 100);
+    assert!(m.ports[0].vlans.contains(100));
+    // A's untagged frame leaves the edge tagged 100 and reaches X behind P2.
+    let mut f = frame(A, X, 100, 7);
+    f.drain(12..16); // untagged on the VM port
+    f.resize(60, 0);
+    edge.send(1, &f);
+    let (up, _) = cable(&mut edge, 0, &mut br, 0, S);
+    assert_eq!(up.len(), 1);
+    assert_eq!(&up[0][12..16], &[0x81, 0x00, 0x00, 100]);
+    assert_eq!(data(br.recv(1)).len(), 1);
+    // Keep-alives keep both sides associated over time.
+    let ka = hairpin::control::Timers::default().keepalive();
+    for k in 1..=3 {
+        cable(&mut edge, 0, &mut br, 0, S + k * ka);
+    }
+    assert_eq!(br.vsis().len(), 1);
+    assert!(br.ctl.plane.bridge().ctr.keepalives >= 3);
+}
+
+#[test]
+fn hairpin_station_refused_installs_nothing_and_retries() {
+    let mut edge = Lab::new(&edge_cfg(99, 0));
+    let mut br = Lab::new(&bridge_cfg(RR, ""));
+    cable(&mut edge, 0, &mut br, 0, S);
+    assert!(br.vsis().is_empty() && edge.vsis().is_empty());
+    assert_eq!(br.ctl.plane.bridge().ctr.rejected, 1);
+    // One keep-alive period later the edge asks again (and is refused again).
+    let ka = hairpin::control::Timers::default().keepalive();
+    cable(&mut edge, 0, &mut br, 0, S + ka);
+    assert_eq!(br.ctl.plane.bridge().ctr.rejected, 2);
+}

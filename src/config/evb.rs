@@ -143,6 +143,29 @@ pub struct VsiTypeCfg {
     pub pcp: Option<u8>,
 }
 
+/// `[[vsi]]`: a VSI (VM) this edge announces to the adjacent bridge with VDP
+/// (EVB station role). Once the bridge acknowledges it, the VM is installed on
+/// its port with the VLAN the bridge answered.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct VsiCfg {
+    /// Name (unique).
+    pub name: String,
+    /// The VM's MAC.
+    pub mac: crate::types::Mac,
+    /// The VM port it sits behind.
+    pub port: String,
+    /// VSI type id (24 bits) the bridge looks up.
+    pub type_id: u32,
+    /// VSI type version.
+    pub type_version: u8,
+    /// VSI instance id (UUID).
+    pub uuid: String,
+    /// VLAN to ask for; 0 (the default) lets the bridge assign it.
+    #[serde(default)]
+    pub vlan: u16,
+}
+
 /// The file named by `evb.vsi_type_file`.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -230,7 +253,60 @@ impl Config {
         Ok(())
     }
 
-    /// Check `[evb]`, `[[vsi_type]]` and the ports' `evb` / `reflective_relay`.
+    fn validate_vsis(&self) -> Result<(), ConfigError> {
+        let mut names = std::collections::HashMap::new();
+        let station = self.port.iter().any(|p| p.evb == EvbPortCfg::Station);
+        for (i, v) in self.vsi.iter().enumerate() {
+            let at = |k: &str| format!("vsi[{i}].{k}");
+            if !station {
+                return Err(e(
+                    format!("vsi[{i}]"),
+                    "[[vsi]] needs an edge uplink with evb = \"station\"",
+                ));
+            }
+            if let Some(j) = names.insert(v.name.as_str(), i) {
+                return Err(e(
+                    at("name"),
+                    format!("{:?} already used by vsi[{j}]", v.name),
+                ));
+            }
+            if v.mac.is_group() || v.mac.is_zero() {
+                return Err(e(
+                    at("mac"),
+                    format!("{} is a group or zero address", v.mac),
+                ));
+            }
+            match self.port_index(&v.port) {
+                None => return Err(e(at("port"), format!("no port named {:?}", v.port))),
+                Some(pi) if self.port[pi].uplink => {
+                    return Err(e(
+                        at("port"),
+                        format!("{:?} is the uplink; VMs sit behind VM ports", v.port),
+                    ))
+                }
+                _ => {}
+            }
+            if v.type_id >= 1 << 24 {
+                return Err(e(
+                    at("type_id"),
+                    format!("{} does not fit 24 bits", v.type_id),
+                ));
+            }
+            super::parse_uuid(&v.uuid).map_err(|r| e(at("uuid"), r))?;
+            if v.vlan > 4094 {
+                return Err(e(
+                    at("vlan"),
+                    format!(
+                        "{} is out of range 0..=4094 (0 = assigned by the bridge)",
+                        v.vlan
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Check `[evb]`, `[[vsi_type]]`, `[[vsi]]` and the ports' `evb` / `reflective_relay`.
     pub fn validate_evb(&self) -> Result<(), ConfigError> {
         let v = &self.evb;
         if v.r > 7 {
@@ -290,6 +366,7 @@ impl Config {
                 ));
             }
         }
+        self.validate_vsis()?;
         Ok(())
     }
 }
@@ -375,6 +452,35 @@ mod tests {
             let err = Config::parse(&format!("{BASE}{extra}")).unwrap_err();
             assert_eq!(err.path, key, "{extra}: {err}");
         }
+    }
+
+    #[test]
+    fn vsi_table_errors_name_the_key() {
+        let edge = "[switch]\nrole='edge-vepa'\nworkers=[0]\n[[port]]\nname='up'\nuplink=true\nmode='trunk'\nvlans=[]\nevb='station'\n[[port]]\nname='vm1'\n";
+        let ok = "[[vsi]]\nname='a'\nmac='02:00:00:00:00:01'\nport='vm1'\ntype_id=5\ntype_version=1\nuuid='6ba7b810-9dad-11d1-80b4-00c04fd430c8'\n";
+        let c = Config::parse(&format!("{edge}{ok}")).unwrap();
+        assert_eq!(c.vsi[0].vlan, 0);
+        let cases = [
+            (ok.replace("port='vm1'", "port='up'"), "vsi[0].port"),
+            (ok.replace("port='vm1'", "port='nope'"), "vsi[0].port"),
+            (
+                ok.replace("02:00:00:00:00:01", "01:00:00:00:00:01"),
+                "vsi[0].mac",
+            ),
+            (
+                ok.replace("type_id=5", "type_id=16777216"),
+                "vsi[0].type_id",
+            ),
+            (ok.replace("6ba7b810", "zz"), "vsi[0].uuid"),
+            (format!("{ok}vlan=4095\n"), "vsi[0].vlan"),
+            (format!("{ok}{ok}"), "vsi[1].name"),
+        ];
+        for (extra, key) in cases {
+            let err = Config::parse(&format!("{edge}{extra}")).unwrap_err();
+            assert_eq!(err.path, key, "{extra}: {err}");
+        }
+        let err = Config::parse(&format!("{BASE}{ok}")).unwrap_err();
+        assert_eq!(err.path, "vsi[0]", "{err}");
     }
 
     #[test]

@@ -46,16 +46,71 @@ pub fn vsi_name(base: &Config, i: &Installed) -> String {
     format!("vdp:{port}:{}:{}", i.mac, i.vid)
 }
 
+/// A VM of this edge that the bridge associated (station role), with the
+/// VLAN it answered.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EdgeVm {
+    /// Name (from `[[vsi]]`).
+    pub name: String,
+    /// MAC.
+    pub mac: crate::types::Mac,
+    /// VM port index.
+    pub port: PortId,
+    /// VLAN in force.
+    pub vid: u16,
+    /// Instance id.
+    pub uuid: [u8; 16],
+}
+
 /// The base config with the overlay. VSIs whose (MAC, VID) is already a
-/// `[[vm]]` of the base config are left out (the static one wins).
-pub fn overlay(base: &Config, rr: &[Option<bool>], installed: &[Installed]) -> Config {
+/// `[[vm]]` of the base config are left out (the static one wins). `edge`:
+/// the VMs an edge's bridge associated; each becomes a `[[vm]]` on its port
+/// in its VLAN (an access port takes the VLAN as its `pvid`), and the VLAN
+/// is added to the uplink.
+pub fn overlay(
+    base: &Config,
+    rr: &[Option<bool>],
+    installed: &[Installed],
+    edge: &[EdgeVm],
+) -> Config {
     let mut c = base.clone();
+    let taken: BTreeSet<_> = base.vm.iter().map(|v| (v.mac, v.vlan)).collect();
+    for v in edge {
+        if v.vid == 0 || taken.contains(&(v.mac, v.vid)) {
+            continue;
+        }
+        let Some(p) = c.port.get_mut(usize::from(v.port.0)) else {
+            continue;
+        };
+        match p.mode {
+            PortMode::Access => p.pvid = Some(v.vid),
+            PortMode::Trunk => {
+                if !Config::port_vlans(p).contains(&v.vid) {
+                    p.vlans.push(v.vid);
+                }
+            }
+        }
+        let port = p.name.clone();
+        for u in c.port.iter_mut().filter(|u| u.uplink) {
+            if !Config::port_vlans(u).contains(&v.vid) {
+                u.vlans.push(v.vid);
+            }
+        }
+        c.vm.push(VmCfg {
+            name: v.name.clone(),
+            mac: v.mac,
+            vlan: v.vid,
+            port,
+            policy: None,
+            uuid: Some(format_uuid(&v.uuid)),
+            meter: None,
+        });
+    }
     for (i, p) in c.port.iter_mut().enumerate() {
         if let Some(Some(on)) = rr.get(i) {
             p.reflective_relay = if *on { RrCfg::On } else { RrCfg::Off };
         }
     }
-    let taken: BTreeSet<_> = base.vm.iter().map(|v| (v.mac, v.vlan)).collect();
     for i in installed {
         let Some(p) = c.port.get_mut(usize::from(i.port.0)) else {
             continue;
@@ -114,8 +169,24 @@ impl Applier {
     }
 
     /// Publish the snapshot for (`rr`, `installed`); returns its generation.
-    pub fn apply(&mut self, rr: &[Option<bool>], installed: &[Installed]) -> Result<u64, String> {
-        let cfg = overlay(&self.base, rr, installed);
+    pub fn apply(
+        &mut self,
+        rr: &[Option<bool>],
+        installed: &[Installed],
+        edge: &[EdgeVm],
+    ) -> Result<u64, String> {
+        let cfg = overlay(&self.base, rr, installed, edge);
+        // Edge VMs get static FDB entries like bridge VSIs.
+        let mut all = installed.to_vec();
+        all.extend(edge.iter().filter(|v| v.vid != 0).map(|v| Installed {
+            port: v.port,
+            mac: v.mac,
+            vid: v.vid,
+            policy: None,
+            vsiid: crate::wire::vdp::VsiId::uuid(v.uuid),
+            type_id: 0,
+        }));
+        let installed = &all[..];
         let model = match Model::from_config(&cfg) {
             Ok(m) => m,
             Err(e) => {

@@ -17,7 +17,7 @@ use super::{Nanos, Timers};
 use crate::config::evb::{EvbPortCfg, RrCfg};
 use crate::config::Config;
 use crate::types::{Mac, PortId};
-use crate::wire::vdp::AssocRepr;
+use crate::wire::vdp::{AssocRepr, FilterEntry, Mode, VsiId};
 use crate::wire::{ecp, ethertype, Eth};
 
 /// What changed in the data path's inputs after a call.
@@ -190,6 +190,25 @@ impl ControlPlane {
     /// The VSIs to install in the data path.
     pub fn installed(&self) -> Vec<Installed> {
         self.bridge.installed()
+    }
+
+    /// The first port in the station role, if any.
+    pub fn station_port(&self) -> Option<PortId> {
+        self.ports
+            .iter()
+            .position(|p| p.role == Some(EvbRole::Station))
+            .map(|i| PortId(i as u16))
+    }
+
+    /// Station VSIs the bridge acknowledged in Associate mode, with the
+    /// filters in force (the VLAN it assigned).
+    pub fn station_associated(&self) -> Vec<(VsiId, Vec<FilterEntry>)> {
+        self.ports
+            .iter()
+            .flat_map(|p| p.station.vsis())
+            .filter(|v| v.acked == Some(Mode::Assoc))
+            .map(|v| (v.request.vsiid, v.filters.clone()))
+            .collect()
     }
 
     /// Station events since the last call.

@@ -169,6 +169,8 @@ pub struct ControlThread {
     pub ctr: ThreadCounters,
     /// The last error from building a snapshot.
     pub last_error: Option<String>,
+    vsis: Vec<(crate::config::evb::VsiCfg, [u8; 16])>,
+    retry: Vec<Nanos>,
 }
 
 impl ControlThread {
@@ -192,7 +194,66 @@ impl ControlThread {
             links,
             ctr: ThreadCounters::default(),
             last_error: None,
+            vsis: cfg
+                .vsi
+                .iter()
+                .map(|v| {
+                    (
+                        v.clone(),
+                        crate::config::parse_uuid(&v.uuid).expect("validated"),
+                    )
+                })
+                .collect(),
+            retry: vec![0; cfg.vsi.len()],
         }
+    }
+
+    /// Station role: (re)announce each `[[vsi]]` the station does not hold
+    /// (at start, and one keep-alive period after it gave up).
+    fn announce(&mut self, now: Nanos, out: &mut Vec<(PortId, Vec<u8>)>) {
+        use crate::wire::vdp::{AssocRepr, FilterEntry, FilterFormat, Mode, Status, VsiId};
+        let Some(sp) = self.plane.station_port() else {
+            return;
+        };
+        let t = self.plane.evb(sp).map(|e| e.timers()).unwrap_or_default();
+        for (i, (v, uuid)) in self.vsis.iter().enumerate() {
+            let id = VsiId::uuid(*uuid);
+            let held = self.plane.station(sp).is_some_and(|s| s.get(&id).is_some());
+            if held || now < self.retry[i] {
+                continue;
+            }
+            self.retry[i] = now + t.keepalive();
+            let req = AssocRepr {
+                mode: Mode::Assoc,
+                status: Status(0),
+                type_id: v.type_id,
+                version: v.type_version,
+                vsiid: id,
+                filter_format: FilterFormat::MacVid,
+                filters: vec![FilterEntry::mac_vid(v.mac, v.vlan)],
+            };
+            // Cannot fail: Associate may follow anything.
+            let _ = self.plane.station_request(now, sp, [0; 16], req, out);
+        }
+    }
+
+    /// Edge VMs the bridge associated, with their `[[vsi]]` names and ports.
+    fn edge_vms(&self) -> Vec<super::apply::EdgeVm> {
+        let base = self.applier.base();
+        self.plane
+            .station_associated()
+            .into_iter()
+            .filter_map(|(id, filters)| {
+                let (v, uuid) = self.vsis.iter().find(|(_, u)| *u == id.bytes)?;
+                Some(super::apply::EdgeVm {
+                    name: v.name.clone(),
+                    mac: v.mac,
+                    port: PortId(base.port_index(&v.port)? as u16),
+                    vid: filters.first()?.vid,
+                    uuid: *uuid,
+                })
+            })
+            .collect()
     }
 
     fn send(&mut self, frames: Vec<(PortId, Vec<u8>)>) {
@@ -223,8 +284,8 @@ impl ControlThread {
         if !fx.any() {
             return;
         }
-        let (rr, inst) = (self.plane.rr(), self.plane.installed());
-        if let Err(e) = self.applier.apply(&rr, &inst) {
+        let (rr, inst, edge) = (self.plane.rr(), self.plane.installed(), self.edge_vms());
+        if let Err(e) = self.applier.apply(&rr, &inst, &edge) {
             self.ctr.apply_errors += 1;
             self.last_error = Some(e);
         }
@@ -255,6 +316,10 @@ impl ControlThread {
             }
         }
         fx = merge(fx, self.plane.tick(now, &mut out));
+        self.announce(now, &mut out);
+        if !self.plane.take_events().is_empty() {
+            fx.vsis_changed = true;
+        }
         self.send(out);
         self.publish(fx);
         n

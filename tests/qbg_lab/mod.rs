@@ -372,3 +372,64 @@ pub fn ecp_frame(seq: u16, ulpdu: &[u8]) -> Vec<u8> {
     }
     f
 }
+
+/// Two labs joined by a cable between `a`'s port `ap` and `b`'s port `bp`:
+/// step both at `now` and carry frames across until nothing moves. Returns
+/// the data (non-control) frames that crossed, a → b and b → a.
+pub fn cable(
+    a: &mut Lab,
+    ap: usize,
+    b: &mut Lab,
+    bp: usize,
+    now: Nanos,
+) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+    let (mut ab, mut ba) = (Vec::new(), Vec::new());
+    for _ in 0..20 {
+        a.step(now);
+        let fa = a.recv(ap);
+        for f in &fa {
+            b.send(bp, f);
+        }
+        b.step(now);
+        let fb = b.recv(bp);
+        for f in &fb {
+            a.send(ap, f);
+        }
+        if fa.is_empty() && fb.is_empty() {
+            break;
+        }
+        ab.extend(data(fa));
+        ba.extend(data(fb));
+    }
+    (ab, ba)
+}
+
+/// An edge-vepa station whose uplink (port 0) runs EVB as the station and
+/// announces VM A (behind access port `vm1`, VSI type `type_id`) with `vlan`.
+pub fn edge_cfg(type_id: u32, vlan: u16) -> String {
+    format!(
+        r#"
+[switch]
+role = "edge-vepa"
+workers = [0]
+pool_size = 2048
+[[port]]
+name = "up"
+uplink = true
+mode = "trunk"
+vlans = []
+evb = "station"
+[[port]]
+name = "vm1"
+mode = "access"
+[[vsi]]
+name = "a"
+mac = "{A}"
+port = "vm1"
+type_id = {type_id}
+type_version = 1
+uuid = "6ba7b810-9dad-11d1-80b4-00c04fd430c8"
+vlan = {vlan}
+"#
+    )
+}
