@@ -584,6 +584,10 @@ fn row_48_associate_installs_everything() {
     let mut lab = lab();
     let mut h = Hand::new(0);
     h.negotiate(&mut lab, S);
+    // A was learned (dynamically) on P2 before: the association must flush that.
+    lab.send(1, &frame(A, Mac::BROADCAST, 100, 9));
+    lab.step(S);
+    assert_eq!(lab.fdb(A, 100), Some((1, false)));
     let rq = req(Mode::Assoc, 7, UUID_A, A, 100);
     let r = h.vdp(&mut lab, S, std::slice::from_ref(&rq));
     assert_eq!(r.len(), 1);
@@ -882,8 +886,6 @@ fn row_57_migration_moves_and_releases() {
     let (mut lab, mut h1) = with_vsi(A, UUID_A);
     let mut h3 = Hand::new(2);
     h3.negotiate(&mut lab, S);
-    // A learned entry for A elsewhere (P2, VLAN 100) would be flushed too: the
-    // static entry owns (A, 100) on P1 now.
     assert_eq!(lab.fdb(A, 100), Some((0, true)));
     let r = h3.vdp(&mut lab, 2 * S, &[req(Mode::Assoc, 5, UUID_A, A, 100)]);
     assert_eq!(r[0].status, Status::ok());
