@@ -298,3 +298,28 @@ fn hairpin_station_refused_installs_nothing_and_retries() {
     cable(&mut edge, 0, &mut br, 0, S + ka);
     assert_eq!(br.ctl.plane.bridge().ctr.rejected, 2);
 }
+
+#[test]
+fn config_reload_keeps_vdp_vsis_and_takes_new_types() {
+    let mut lab = Lab::new(&bridge_cfg(RR, ""));
+    let mut st = Station::new("", 0);
+    exchange(&mut lab, &mut [&mut st], S);
+    st.request(&mut lab, S, req(Mode::Assoc, 5, UUID_A, A, 0));
+    exchange(&mut lab, &mut [&mut st], S);
+    assert_eq!(lab.vsis().len(), 1);
+    // SIGHUP: the new config has one more VSI type.
+    let new = bridge_cfg(RR, "") + "[[vsi_type]]\nid = 8\nversion = 1\nvlan = 100\n";
+    let c = hairpin::config::Config::parse(&new).unwrap();
+    lab.inst.reload(c.clone()).unwrap();
+    assert!(
+        lab.vsis().is_empty(),
+        "the plain reload knows nothing of VDP"
+    );
+    lab.ctl.rebase_handle().rebase(c);
+    lab.step(S);
+    assert_eq!(lab.vsis().len(), 1, "the control thread put its VSIs back");
+    assert!(lab.rr(0), "and the negotiated RR");
+    st.request(&mut lab, S, req(Mode::Assoc, 8, UUID_B, B, 0));
+    exchange(&mut lab, &mut [&mut st], S);
+    assert_eq!(lab.vsis().len(), 2, "type 8 comes from the reloaded config");
+}

@@ -42,6 +42,7 @@ pub fn run(path: &Path, seconds: Option<f64>) -> Result<ExitCode, String> {
     let clock = Clock::new();
     // 802.1Qbg: a control thread when any port runs EVB.
     let control = crate::control::thread::prepare(&inst, &mut wl, &pool)?;
+    let rebase = control.as_ref().map(|c| c.rebase_handle());
     let running = runtime::start(wl, clock, stop.clone())?;
     let control = control.map(|c| c.spawn(clock, stop.clone())).transpose()?;
     eprintln!(
@@ -65,10 +66,15 @@ pub fn run(path: &Path, seconds: Option<f64>) -> Result<ExitCode, String> {
                     reason: r,
                 })
             }) {
-                Ok(gen) => eprintln!(
-                    "hairpin: SIGHUP: {} reloaded (snapshot generation {gen})",
-                    path.display()
-                ),
+                Ok(gen) => {
+                    eprintln!(
+                        "hairpin: SIGHUP: {} reloaded (snapshot generation {gen})",
+                        path.display()
+                    );
+                    if let Some(r) = &rebase {
+                        r.rebase(inst.cfg.clone());
+                    }
+                }
                 Err(e) => {
                     eprintln!("hairpin: SIGHUP: reload refused, the running config stays: {e}")
                 }

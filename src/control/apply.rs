@@ -163,6 +163,11 @@ impl Applier {
         }
     }
 
+    /// A new base config (after a reload); the next [`Applier::apply`] uses it.
+    pub fn set_base(&mut self, base: Config) {
+        self.base = base;
+    }
+
     /// The config the overlay starts from.
     pub fn base(&self) -> &Config {
         &self.base

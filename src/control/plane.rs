@@ -170,6 +170,11 @@ impl ControlPlane {
         self.ports.get(usize::from(p.0)).map(|x| &x.station)
     }
 
+    /// Replace the policy store (config reload). VSIs already installed stay.
+    pub fn set_store(&mut self, store: Box<dyn PolicyStore>) {
+        self.store = store;
+    }
+
     /// The policy store's description.
     pub fn store(&self) -> String {
         self.store.describe()

@@ -143,6 +143,22 @@ pub fn attach(tasks: &mut [&mut Task], pool: &Arc<Pool>, depth: usize) -> Wiring
     w
 }
 
+/// Hands a reloaded config to a running control thread (see
+/// [`ControlThread::rebase_handle`]).
+#[derive(Clone, Default)]
+pub struct Rebase(Arc<std::sync::Mutex<Option<Config>>>);
+
+impl Rebase {
+    /// The control thread re-applies its state on top of `cfg` (and takes its
+    /// VSI types) at its next step.
+    pub fn rebase(&self, cfg: Config) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(cfg);
+    }
+    fn take(&self) -> Option<Config> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
 /// Counters of the control thread itself.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ThreadCounters {
@@ -171,6 +187,7 @@ pub struct ControlThread {
     pub last_error: Option<String>,
     vsis: Vec<(crate::config::evb::VsiCfg, [u8; 16])>,
     retry: Vec<Nanos>,
+    rebase: Rebase,
 }
 
 impl ControlThread {
@@ -205,6 +222,30 @@ impl ControlThread {
                 })
                 .collect(),
             retry: vec![0; cfg.vsi.len()],
+            rebase: Rebase::default(),
+        }
+    }
+
+    /// A handle to give this thread a reloaded config: the snapshot it
+    /// publishes is then the new config plus its overlay, and VSI types come
+    /// from the new config. (Ports, `[evb]` timers and `[[vsi]]` stay as at
+    /// start; `Instance::reload` refuses port changes.)
+    pub fn rebase_handle(&self) -> Rebase {
+        self.rebase.clone()
+    }
+
+    fn take_rebase(&mut self) -> Effects {
+        let Some(cfg) = self.rebase.take() else {
+            return Effects::default();
+        };
+        match super::store::StaticStore::from_config(&cfg) {
+            Ok(s) => self.plane.set_store(Box::new(s)),
+            Err(e) => self.last_error = Some(e),
+        }
+        self.applier.set_base(cfg);
+        Effects {
+            rr_changed: true,
+            vsis_changed: true,
         }
     }
 
@@ -294,7 +335,7 @@ impl ControlThread {
     /// One pass at `now`: link changes, punted frames, timers, frames out,
     /// snapshot if needed. Returns the number of frames handled.
     pub fn step(&mut self, now: Nanos) -> usize {
-        let mut fx = Effects::default();
+        let mut fx = self.take_rebase();
         let mut out = Vec::new();
         for i in 0..self.wiring.link.len() {
             let up = self.wiring.link[i].load(Ordering::Relaxed);
