@@ -121,6 +121,8 @@ pub struct VdpCounters {
     pub stray_responses: u64,
     /// Requests that did not parse (answered with reason 1 or 5).
     pub invalid: u64,
+    /// Association TLVs shorter than their 25-byte fixed part (dropped: no answer can echo them).
+    pub truncated: u64,
     /// Keep-alives.
     pub keepalives: u64,
     /// Successful (pre-)associations.
@@ -266,6 +268,11 @@ impl VdpBridge {
     ) -> bool {
         if Assoc::parse(value).is_ok_and(|a| a.status().is_response()) {
             self.ctr.stray_responses += 1;
+            return false;
+        }
+        if Assoc::parse(value).is_err() {
+            // Shorter than the fixed part: nothing to echo an answer with.
+            self.ctr.truncated += 1;
             return false;
         }
         let req = match AssocRepr::parse(mode, value) {
