@@ -323,3 +323,27 @@ fn config_reload_keeps_vdp_vsis_and_takes_new_types() {
     exchange(&mut lab, &mut [&mut st], S);
     assert_eq!(lab.vsis().len(), 2, "type 8 comes from the reloaded config");
 }
+
+#[test]
+fn vsi_table_is_bounded_per_port() {
+    let mut lab = Lab::new(&bridge_cfg(RR, "max_vsis_per_port = 2"));
+    let mut st = Station::new("", 0);
+    exchange(&mut lab, &mut [&mut st], S);
+    for k in 0..3u8 {
+        let mut u = UUID_A;
+        u[15] = k + 1;
+        let mut mac = A;
+        mac.0[5] = 0x40 + k;
+        st.request(&mut lab, S, req(Mode::PreAssoc, 5, u, mac, 100));
+    }
+    let seen = exchange(&mut lab, &mut [&mut st], S);
+    let r = vdp_tlvs(&seen[0]);
+    assert_eq!(r.len(), 3);
+    assert_eq!(r.iter().filter(|t| t.status == Status::ok()).count(), 2);
+    let refused: Vec<_> = r.iter().filter(|t| t.mode == Mode::DeAssoc).collect();
+    assert_eq!(refused.len(), 1);
+    assert_eq!(refused[0].status.reason(), Reason::InsufficientResources);
+    assert!(!refused[0].status.hard());
+    assert_eq!(lab.ctl.plane.bridge().ctr.table_full, 1);
+    assert_eq!(lab.ctl.plane.bridge().vsis().count(), 2);
+}

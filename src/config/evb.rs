@@ -86,6 +86,9 @@ fn d_rka() -> u8 {
 fn d_punt_rate() -> u32 {
     1000
 }
+fn d_max_vsis() -> usize {
+    4096
+}
 
 /// `[evb]`: switch-wide 802.1Qbg settings.
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -109,6 +112,9 @@ pub struct EvbCfg {
     /// Punted control frames accepted per port per second (more are dropped, counted).
     #[serde(default = "d_punt_rate")]
     pub punt_rate: u32,
+    /// Most VSIs the bridge keeps per port (beyond: refused with reason 2).
+    #[serde(default = "d_max_vsis")]
+    pub max_vsis_per_port: usize,
     /// A TOML (`[[vsi_type]]` tables) or JSON (`{"vsi_type": [...]}`) file of VSI
     /// types, used instead of the config's own `[[vsi_type]]`.
     #[serde(default)]
@@ -317,6 +323,12 @@ impl Config {
                 return Err(e(format!("evb.{k}"), format!("{x} is out of range 0..=31")));
             }
         }
+        if !(1..=1 << 20).contains(&v.max_vsis_per_port) {
+            return Err(e(
+                "evb.max_vsis_per_port",
+                format!("{} is out of range 1..=1048576", v.max_vsis_per_port),
+            ));
+        }
         if v.punt_rate == 0 {
             return Err(e("evb.punt_rate", "must be at least 1 frame per second"));
         }
@@ -398,6 +410,7 @@ mod tests {
             ("[evb]\nr=8\n", "evb.r"),
             ("[evb]\nrka=32\n", "evb.rka"),
             ("[evb]\npunt_rate=0\n", "evb.punt_rate"),
+            ("[evb]\nmax_vsis_per_port=0\n", "evb.max_vsis_per_port"),
             (
                 "[[vsi_type]]\nid=16777216\nversion=1\nvlan=1\n",
                 "vsi_type[0].id",

@@ -131,7 +131,7 @@ impl ControlPlane {
             .collect();
         ControlPlane {
             ports,
-            bridge: VdpBridge::new(),
+            bridge: VdpBridge::with_limit(cfg.evb.max_vsis_per_port),
             store,
             mac: cfg.switch.mac.unwrap_or(DEFAULT_MAC),
             rate: f64::from(cfg.evb.punt_rate),

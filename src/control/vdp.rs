@@ -137,6 +137,8 @@ pub struct VdpCounters {
     pub expired: u64,
     /// Store answers that did not come within the resource wait.
     pub store_timeouts: u64,
+    /// New VSIs refused because the port holds `max_vsis_per_port` already.
+    pub table_full: u64,
     /// Requests for a known VSI with other filter data (ignored).
     pub filter_mismatch: u64,
     /// Requests ignored while the VSI was being processed.
@@ -152,13 +154,22 @@ pub struct Reply {
     pub ulpdu: Vec<u8>,
 }
 
+/// VSIs per port when no limit is given ([`VdpBridge::with_limit`]).
+pub const DEFAULT_MAX_VSIS_PER_PORT: usize = 4096;
+
 /// The bridge's VDP state.
-#[derive(Default)]
 pub struct VdpBridge {
     vsis: BTreeMap<VsiKey, VsiRecord>,
     seq: u64,
+    max_per_port: usize,
     /// Counters.
     pub ctr: VdpCounters,
+}
+
+impl Default for VdpBridge {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 enum Outcome {
@@ -168,9 +179,20 @@ enum Outcome {
 }
 
 impl VdpBridge {
-    /// An empty table.
+    /// An empty table with the default per-port limit.
     pub fn new() -> VdpBridge {
-        VdpBridge::default()
+        Self::with_limit(DEFAULT_MAX_VSIS_PER_PORT)
+    }
+
+    /// An empty table taking at most `max_per_port` VSIs per port; a new VSI
+    /// beyond it is refused with reason 2 (insufficient resources).
+    pub fn with_limit(max_per_port: usize) -> VdpBridge {
+        VdpBridge {
+            vsis: BTreeMap::new(),
+            seq: 0,
+            max_per_port,
+            ctr: VdpCounters::default(),
+        }
     }
 
     /// The VSI table.
@@ -329,6 +351,18 @@ impl VdpBridge {
                 return false;
             }
         } else {
+            if self.vsis.keys().filter(|k| k.port == port).count() >= self.max_per_port {
+                self.ctr.table_full += 1;
+                let mut b = Vec::new();
+                emit_echo(
+                    Mode::DeAssoc,
+                    value,
+                    Status::response(false, false, Reason::InsufficientResources),
+                    &mut b,
+                );
+                tlvs.push(b);
+                return false;
+            }
             self.vsis.insert(
                 key,
                 VsiRecord {
