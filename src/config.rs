@@ -5,9 +5,11 @@
 //! documented in `docs/config.md`.
 
 pub mod dpdk;
+pub mod evb;
 pub mod policy;
 
 use crate::types::{Mac, MAX_PORTS};
+use evb::{EvbCfg, EvbPortCfg, RrCfg, VsiCfg, VsiTypeCfg};
 use policy::{EgressCfg, MeterCfg, PolicyCfg};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -264,8 +266,12 @@ pub struct PortCfg {
     #[serde(default)]
     pub pvid: Option<u16>,
     /// May a frame leave by the port it came in on (802.1Qbg reflective relay)?
+    /// `true`, `false`, or `"negotiate"` (follows EVB negotiation; needs `evb = "bridge"`).
     #[serde(default)]
-    pub reflective_relay: bool,
+    pub reflective_relay: RrCfg,
+    /// 802.1Qbg EVB role of this port: off | bridge | station.
+    #[serde(default)]
+    pub evb: EvbPortCfg,
     /// Edge roles: this is the uplink to the adjacent bridge.
     #[serde(default)]
     pub uplink: bool,
@@ -395,6 +401,15 @@ pub struct Config {
     /// `[dpdk]`: EAL and ethdev settings for `dpdk:` ports.
     #[serde(default)]
     pub dpdk: dpdk::DpdkCfg,
+    /// `[evb]`: 802.1Qbg timers, group ids, punt rate, VSI type file.
+    #[serde(default)]
+    pub evb: EvbCfg,
+    /// `[[vsi_type]]`: VSI types for the default policy store.
+    #[serde(default)]
+    pub vsi_type: Vec<VsiTypeCfg>,
+    /// `[[vsi]]`: VSIs an edge announces to its bridge (EVB station role).
+    #[serde(default)]
+    pub vsi: Vec<VsiCfg>,
     /// Directory relative file names (pcap_in, pcap_out) are taken from: the config file's.
     #[serde(skip)]
     pub base_dir: Option<std::path::PathBuf>,
@@ -581,6 +596,7 @@ impl Config {
             .map_err(|e| ConfigError::new("", format!("cannot read {}: {e}", path.display())))?;
         let mut c = Self::parse(&text)?;
         c.base_dir = path.parent().map(|p| p.to_path_buf());
+        c.validate_evb()?; // again: evb.vsi_type_file is relative to the config file
         Ok(c)
     }
 
@@ -817,7 +833,7 @@ impl Config {
                             ));
                         }
                     }
-                    if p.vlans.is_empty() && p.pvid.is_none() {
+                    if p.vlans.is_empty() && p.pvid.is_none() && p.evb == EvbPortCfg::Off {
                         return Err(e(
                             at("vlans"),
                             "a trunk needs at least one VLAN (vlans or pvid)",
@@ -837,7 +853,7 @@ impl Config {
                     "only VM ports of an edge-vepa switch have a vm_mode",
                 ));
             }
-            if p.reflective_relay && s.role != Role::Bridge {
+            if p.reflective_relay.is_set() && s.role != Role::Bridge {
                 return Err(e(
                     at("reflective_relay"),
                     format!(
@@ -980,6 +996,7 @@ impl Config {
         }
         self.dpdk.check().map_err(|(k, r)| e(k, r))?;
         self.validate_policy()?;
+        self.validate_evb()?;
         Ok(())
     }
 }

@@ -883,7 +883,7 @@ mod tests {
         for m in [Mode::Vepa, Mode::Veb, Mode::Macvtap] {
             let c = Config::parse(&bridge_config(m, 3, &o, &toml::Table::new()).unwrap())
                 .expect("bridge config");
-            assert_eq!(c.port[0].reflective_relay, m != Mode::Veb);
+            assert_eq!(c.port[0].reflective_relay.static_on(), m != Mode::Veb);
             assert_eq!(c.vm.len(), 3);
         }
     }
@@ -899,7 +899,7 @@ mod tests {
         assert_eq!(o.reflective_relay, Some(false));
         let text = bridge_config(Mode::Macvtap, 2, &o, &extra).unwrap();
         let c = Config::parse(&text).expect("valid");
-        assert!(!c.port[0].reflective_relay);
+        assert!(!c.port[0].reflective_relay.static_on());
         assert_eq!(c.vm[0].meter.as_deref(), Some("m"));
         assert_eq!(c.vm[0].policy.as_deref(), Some("p"));
         let e = parse_lab_config("[lab]\nrelay = true\n").unwrap_err();

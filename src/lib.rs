@@ -8,6 +8,7 @@
 //! - [`worker`]: the pinned poll loop; [`stats`]: drop reasons and counters;
 //! - [`qos`]: meters, remarking and the per-port egress scheduler;
 //! - [`config`]: the TOML configuration; [`pcap`]: classic pcap files; [`gen`]: the built-in traffic generator;
+//! - [`control`]: the 802.1Qbg control plane (LLDP/EVB, ECP, VDP, policy store) and its thread;
 //! - [`app`]: the commands behind the `hairpin` binary;
 //! - `dpdk` (cargo feature `dpdk`): the only module with `unsafe` DPDK calls, under the `dpdk` port backend.
 #![deny(unsafe_code)]
@@ -20,6 +21,7 @@ pub mod bench_dpdk;
 pub mod buf;
 pub mod compare;
 pub mod config;
+pub mod control;
 #[cfg(feature = "dpdk")]
 pub mod dpdk;
 pub mod fdb;

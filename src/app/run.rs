@@ -49,7 +49,11 @@ pub fn run(path: &Path, seconds: Option<f64>, eal: &[String]) -> Result<ExitCode
     signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone())
         .map_err(|e| format!("cannot install signal handler: {e}"))?;
     let clock = Clock::new();
+    // 802.1Qbg: a control thread when any port runs EVB.
+    let control = crate::control::thread::prepare(&inst, &mut wl, &pool)?;
+    let rebase = control.as_ref().map(|c| c.rebase_handle());
     let running = runtime::start(wl, clock, stop.clone())?;
+    let control = control.map(|c| c.spawn(clock, stop.clone())).transpose()?;
     eprintln!(
         "hairpin: running {} ({} ports, {} workers on cores {:?}, pool {} buffers on {}); SIGINT/SIGTERM stops, SIGHUP reloads",
         inst.cfg.switch.role.name(),
@@ -71,10 +75,15 @@ pub fn run(path: &Path, seconds: Option<f64>, eal: &[String]) -> Result<ExitCode
                     reason: r,
                 })
             }) {
-                Ok(gen) => eprintln!(
-                    "hairpin: SIGHUP: {} reloaded (snapshot generation {gen})",
-                    path.display()
-                ),
+                Ok(gen) => {
+                    eprintln!(
+                        "hairpin: SIGHUP: {} reloaded (snapshot generation {gen})",
+                        path.display()
+                    );
+                    if let Some(r) = &rebase {
+                        r.rebase(inst.cfg.clone());
+                    }
+                }
                 Err(e) => {
                     eprintln!("hairpin: SIGHUP: reload refused, the running config stays: {e}")
                 }
@@ -102,6 +111,14 @@ pub fn run(path: &Path, seconds: Option<f64>, eal: &[String]) -> Result<ExitCode
         }
     }
     let tasks = running.join();
+    let control = match control {
+        Some(h) => {
+            let mut c = h.join().map_err(|_| "the control thread panicked")?;
+            c.drain_punts();
+            Some(c.summary())
+        }
+        None => None,
+    };
     for p in punts.iter_mut() {
         while let Some(b) = p.pop() {
             punted += 1;
@@ -138,6 +155,7 @@ pub fn run(path: &Path, seconds: Option<f64>, eal: &[String]) -> Result<ExitCode
         "per_core": t.per_core.iter().map(|c| c.to_json()).collect::<Vec<_>>(),
         "ports": ports,
         "control_frames": punted,
+        "qbg": control,
         "fdb_entries": inst.switch.fdb.len(),
         "pool": { "capacity": pool.capacity(), "available": pool.available() },
     });

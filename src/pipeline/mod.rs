@@ -339,6 +339,8 @@ pub struct Pipeline {
     txq: Vec<Burst>,
     dirty: u64,
     punt: Option<Producer>,
+    /// Per-ingress-port punt queues (the 802.1Qbg control thread's); `punt` for other ports.
+    port_punt: Vec<Producer>,
     /// Core counters.
     pub ctr: CoreCounters,
     /// Per-port counters (rx on ports this core polls, tx on all).
@@ -384,9 +386,16 @@ impl Pipeline {
             txq: (0..n).map(|_| Burst::new(b * 2)).collect(),
             dirty: 0,
             punt,
+            port_punt: Vec::new(),
             ctr: CoreCounters::default(),
             port_ctr: vec![PortCounters::default(); n],
         }
+    }
+
+    /// Punt frames from port `i` to `queues[i]` (so the control thread knows
+    /// the ingress port); ports beyond the list keep the queue given to `new`.
+    pub fn set_port_punts(&mut self, queues: Vec<Producer>) {
+        self.port_punt = queues;
     }
 
     /// The model in use.
@@ -1183,7 +1192,11 @@ impl Pipeline {
                     trace!(t, i, "drop", "{} ({})", r.name(), r.describe());
                     self.cache.free(&self.pool, b);
                 }
-                Verdict::Punt => match self.punt.as_mut() {
+                Verdict::Punt => match self
+                    .port_punt
+                    .get_mut(usize::from(inp.0))
+                    .or(self.punt.as_mut())
+                {
                     Some(p) => match p.push(b) {
                         Ok(()) => self.ctr.punted += 1,
                         Err(b) => {

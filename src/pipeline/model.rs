@@ -154,7 +154,7 @@ impl Model {
             if p.isolated {
                 iso |= bit;
             }
-            if p.reflective_relay {
+            if p.reflective_relay.static_on() {
                 rr |= bit;
             }
             if p.uplink {
@@ -172,7 +172,7 @@ impl Model {
                 pvid,
                 untagged_vid,
                 vlans,
-                rr: p.reflective_relay,
+                rr: p.reflective_relay.static_on(),
                 uplink: p.uplink,
                 learning: p.learning && c.switch.role != Role::EdgeVepa,
                 locked: p.locked,

@@ -14,6 +14,8 @@
 //! | [`l4`] | [`Tcp`], [`Udp`], [`Icmp`], [`Icmpv6`] | transport headers |
 //! | [`lldp`] | [`Lldp`], [`TlvIter`] | LLDPDU (0x88CC) and its 7+9-bit TLVs (also used by VDP) |
 //! | [`ecp`] | [`Ecp`] | 802.1Qbg ECP header (0x8940) |
+//! | [`evb`] | [`evb::Evb`], [`evb::EvbRepr`] | 802.1Qbg EVB TLV (LLDP, OUI 00-80-C2 subtype 0x0D) |
+//! | [`vdp`] | [`vdp::Pdu`], [`vdp::Assoc`], [`vdp::AssocRepr`] | 802.1Qbg VDP TLVs (the ECP payload) |
 //!
 //! [`frame::parse_frame`] walks a whole frame once and returns a small `Copy`
 //! [`FrameInfo`] for the pipeline and the ACLs. [`build::FrameBuilder`] makes
@@ -27,12 +29,14 @@ pub mod build;
 pub mod checksum;
 pub mod ecp;
 pub mod eth;
+pub mod evb;
 pub mod frame;
 pub mod fuzz;
 pub mod ipv4;
 pub mod ipv6;
 pub mod l4;
 pub mod lldp;
+pub mod vdp;
 pub mod vlan;
 
 pub use arp::Arp;
