@@ -92,7 +92,7 @@ sink hp-kvm2 hp-eth0; sink hp-kvm4 hp-eth0
 
 ACLN=100
 { echo "table bridge hpacl {"
-  echo " chain fwd { type filter hook forward priority 0; policy accept;"
+  echo " chain acl { type filter hook forward priority 0; policy accept;"
   for k in $(seq 1 $ACLN); do
     echo "  ip saddr 192.0.2.$((k % 250 + 1)) ip daddr 198.51.100.$((k / 250 + 1)) udp dport $((2000 + k)) drop"
   done
@@ -141,7 +141,10 @@ pps_run() {  # srcns dstns dmac smac sip dip -> "delivered_Mpps offered_Mpps"
   tp=$!; sleep 2
   t0=$(stat_ $1 hp-eth0 tx_packets); r0=$(stat_ $2 hp-eth0 rx_packets); sleep "$WINDOW"
   t1=$(stat_ $1 hp-eth0 tx_packets); r1=$(stat_ $2 hp-eth0 rx_packets)
-  kill -INT $tp 2>/dev/null; wait $tp 2>/dev/null
+  # trafgen forks one sender per CPU (-P 1: one); a background job of a script
+  # ignores SIGINT, so stop the sender and its parent (by pid) with TERM, then KILL
+  pkill -TERM -P $tp 2>/dev/null; kill -TERM $tp 2>/dev/null; sleep 0.3
+  pkill -KILL -P $tp 2>/dev/null; kill -KILL $tp 2>/dev/null; wait $tp 2>/dev/null
   awk -v a=$r0 -v b=$r1 -v c=$t0 -v d=$t1 -v w=$WINDOW 'BEGIN{printf "%.4f %.4f", (b-a)/w/1e6, (d-c)/w/1e6}'
 }
 tcp_run() {  # cns sns sip -> Gbit/s
