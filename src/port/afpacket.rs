@@ -510,7 +510,8 @@ impl AfPacketPort {
                 rx_idx: 0,
                 tx_idx: 0,
                 tx_pending: 0,
-                tx_max: 0,
+                // Until the interface MTU is read: what a slot holds.
+                tx_max: frame_size - TX_DATA_OFF,
                 ifname: cname.clone(),
                 pool: pool.clone(),
                 cache: PoolCache::new(),
