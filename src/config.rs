@@ -238,7 +238,7 @@ impl Default for FdbCfg {
 pub struct PortCfg {
     /// Unique name.
     pub name: String,
-    /// ring | pcap | afpacket:IFNAME.
+    /// ring | pcap | afpacket:IFNAME | afxdp:IFNAME.
     #[serde(default = "d_backend")]
     pub backend: String,
     /// pcap backend: file to read frames from (`run` only; `replay` takes `--in`).
@@ -741,12 +741,12 @@ impl Config {
                         return Err(e(at("backend"), "pcap needs pcap_in and/or pcap_out"));
                     }
                 }
-                b if b.starts_with("afpacket:") => {
-                    let ifname = &b["afpacket:".len()..];
+                b if b.starts_with("afpacket:") || b.starts_with("afxdp:") => {
+                    let (kind, ifname) = b.split_once(':').unwrap_or((b, ""));
                     if ifname.is_empty() || ifname.len() > 15 || ifname.contains(['/', ' ', ':']) {
                         return Err(e(
                             at("backend"),
-                            format!("{b:?}: afpacket:IFNAME needs an interface name of 1-15 characters, no '/', ':' or space"),
+                            format!("{b:?}: {kind}:IFNAME needs an interface name of 1-15 characters, no '/', ':' or space"),
                         ));
                     }
                 }
@@ -755,7 +755,9 @@ impl Config {
                     let why = if ["afpacket", "afxdp", "dpdk"].contains(&known) {
                         format!("{b:?}: the {known} backend is not in this build")
                     } else {
-                        format!("{b:?} is not a backend (ring | pcap | afpacket:IFNAME)")
+                        format!(
+                            "{b:?} is not a backend (ring | pcap | afpacket:IFNAME | afxdp:IFNAME)"
+                        )
                     };
                     return Err(e(at("backend"), why));
                 }
@@ -1009,7 +1011,7 @@ pvid = 10
         assert_eq!(e.path, "port[2].name");
         let e = err("[[port]]\nname='t'\nmode='trunk'\nvlans=[10,4095]\n");
         assert_eq!(e.path, "port[2].vlans[1]");
-        let e = err("[[port]]\nname='t'\nbackend='afxdp:eth0'\n");
+        let e = err("[[port]]\nname='t'\nbackend='dpdk:net_null0'\n");
         assert_eq!(e.path, "port[2].backend");
         let e = Config::parse("[switch]\nmtu = 'big'\n").unwrap_err();
         assert_eq!(e.path, "switch.mtu");

@@ -9,6 +9,8 @@
 
 #[cfg(target_os = "linux")]
 pub mod afpacket;
+#[cfg(target_os = "linux")]
+pub mod afxdp;
 pub mod pcap;
 pub mod ring;
 
