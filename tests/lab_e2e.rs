@@ -623,3 +623,56 @@ fn lab_meter_limits_tcp_to_10mbit() {
         "{br}"
     );
 }
+
+fn has_xdp(ns: &str, dev: &str) -> bool {
+    link_flags(ns, dev).contains(" xdp")
+}
+
+#[test]
+fn lab_afxdp_vepa_ping_broadcast_crash_detaches() {
+    let Some(_g) = guard() else { return };
+    lab_up(3, "vepa", Some("[lab]\nbackend = \"afxdp\"\n"));
+    assert_eq!(
+        ping("hp-vm1", "10.77.0.2", 3),
+        3,
+        "VM1 -> VM2 over AF_XDP ports"
+    );
+    assert!(
+        neigh_resolved("hp-vm1", "10.77.0.2", &lab::vm_mac(2)),
+        "ARP resolved"
+    );
+    assert_eq!(ping("hp-vm2", "10.77.0.254", 2), 2, "VM2 -> outside");
+    assert_broadcast_once(3);
+    // The XDP program is held by the process: a crash detaches it.
+    assert!(has_xdp("hp-sw", "hp-swhv"), "XDP program attached");
+    let pid = instance_pid("bridge");
+    Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .unwrap();
+    let t0 = Instant::now();
+    while (lab::alive(pid) || has_xdp("hp-sw", "hp-swhv")) && t0.elapsed() < Duration::from_secs(3)
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        !has_xdp("hp-sw", "hp-swhv"),
+        "XDP program detached after a crash"
+    );
+    assert!(link_flags("hp-sw", "hp-swhv").contains("promiscuity 0"));
+    let o = hp(&["lab", "restart", "bridge"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        ping("hp-vm1", "10.77.0.2", 3),
+        3,
+        "traffic resumes after the restart"
+    );
+    lab_down_clean();
+    let br = final_counters("bridge");
+    assert_eq!(
+        br["ports"]["hv"]["backend"]["xdp_native"].as_u64(),
+        Some(1),
+        "{br}"
+    );
+    assert!(br["counters"]["reflected"].as_u64().unwrap() > 0);
+}

@@ -790,3 +790,62 @@ impl Port for AfXdpPort {
         v
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn program_encoding() {
+        let p = xdp_program(7);
+        assert_eq!(p.len(), 6);
+        let b = p[1].to_ne_bytes();
+        assert_eq!(b[0], 0x18, "ld_imm64");
+        assert_eq!(b[1], 0x11, "dst r1, src BPF_PSEUDO_MAP_FD");
+        assert_eq!(
+            i32::from_ne_bytes([b[4], b[5], b[6], b[7]]),
+            7,
+            "the map fd"
+        );
+        let c = p[4].to_ne_bytes();
+        assert_eq!((c[0], c[4]), (0x85, 51), "call bpf_redirect_map");
+    }
+
+    #[test]
+    fn open_errors_and_loopback() {
+        let pool = Arc::new(Pool::new(256, 1600).unwrap());
+        let e = AfXdpPort::open("p", "hp-nonexistent", 1, pool.clone())
+            .err()
+            .expect("no such interface");
+        assert!(
+            e.to_string()
+                .starts_with("afxdp:hp-nonexistent: no interface"),
+            "{e}"
+        );
+        let big = Arc::new(Pool::new(64, 9000).unwrap());
+        let e = AfXdpPort::open("p", "lo", 1, big).err().expect("jumbo");
+        assert!(e.to_string().contains("multi-buffer"), "{e}");
+        if !super::super::afpacket::is_root() {
+            return;
+        }
+        // A private namespace: the XDP program goes on its own lo, never the host's.
+        std::thread::spawn(move || {
+            // SAFETY: unshare of the calling thread's network namespace.
+            if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+                return;
+            }
+            let a = AfXdpPort::open("p", "lo", 1, pool.clone()).expect("open lo");
+            assert_eq!(a.queues(), 1);
+            assert_eq!(a.xdp_mode(), "generic", "lo has no native XDP");
+            let e = AfXdpPort::open("q", "lo", 1, pool.clone())
+                .err()
+                .expect("second open");
+            assert!(e.to_string().contains("in use"), "{e}");
+            drop(a);
+            let b = AfXdpPort::open("q", "lo", 1, pool).expect("free again after close");
+            drop(b);
+        })
+        .join()
+        .unwrap();
+    }
+}
