@@ -9,7 +9,7 @@
 use hairpin::buf::{Burst, Pool};
 use hairpin::lab;
 use hairpin::port::afpacket::{enter_netns, is_root, AfPacketPort};
-use hairpin::port::{Port, PortQueue};
+use hairpin::port::Port;
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
