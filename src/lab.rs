@@ -109,6 +109,10 @@ pub struct LabOpts {
     /// Core of the bridge's worker (default 1, or 0 on a one-core machine).
     #[serde(default)]
     pub bridge_core: Option<usize>,
+    /// Cores of the bridge's workers, one socket per port each joined by
+    /// `PACKET_FANOUT` (overrides `bridge_core`).
+    #[serde(default)]
+    pub bridge_workers: Option<Vec<usize>>,
     /// Port backend of both instances: `afpacket` (default) or `afxdp`.
     #[serde(default = "d_backend")]
     pub backend: String,
@@ -132,6 +136,7 @@ impl Default for LabOpts {
             idle_sleep_us: d_idle(),
             edge_core: None,
             bridge_core: None,
+            bridge_workers: None,
             backend: d_backend(),
             vm: BTreeMap::new(),
         }
@@ -409,6 +414,14 @@ pub fn bridge_config(
     extra: &toml::Table,
 ) -> Result<String, String> {
     let core = o.bridge_core.unwrap_or(if cores() > 1 { 1 } else { 0 });
+    let workers = match &o.bridge_workers {
+        Some(w) => w
+            .iter()
+            .map(|c| c.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        None => core.to_string(),
+    };
     let be = &o.backend;
     let hv = if mode == Mode::Macvtap {
         format!("mode = \"access\"\npvid = {VLAN}")
@@ -416,7 +429,7 @@ pub fn bridge_config(
         format!("mode = \"trunk\"\nvlans = [{VLAN}]")
     };
     let mut s = format!(
-        "[switch]\nrole = \"bridge\"\nworkers = [{core}]\nidle_sleep_us = {}\npool_size = 4096\n\n\
+        "[switch]\nrole = \"bridge\"\nworkers = [{workers}]\nidle_sleep_us = {}\npool_size = 4096\n\n\
          [[port]]\nname = \"hv\"\nbackend = \"{be}:hp-swhv\"\n{hv}\nreflective_relay = {}\n\n\
          [[port]]\nname = \"out\"\nbackend = \"{be}:hp-swout\"\nmode = \"access\"\npvid = {VLAN}\n\n",
         o.idle_sleep_us,
@@ -916,6 +929,9 @@ mod tests {
         assert!(e.starts_with("lab.relay"), "{e}");
         let e = parse_lab_config("[switch]\nmtu = 9000\n").unwrap_err();
         assert!(e.starts_with("switch:"), "{e}");
+        let (o, extra) = parse_lab_config("[lab]\nbridge_workers = [0, 1]\n").unwrap();
+        let c = Config::parse(&bridge_config(Mode::Vepa, 2, &o, &extra).unwrap()).unwrap();
+        assert_eq!(c.switch.workers, vec![0, 1]);
         let (o, extra) = parse_lab_config("[lab.vm.vm9]\nmeter = 'm'\n").unwrap();
         let e = bridge_config(Mode::Vepa, 2, &o, &extra).unwrap_err();
         assert!(e.contains("lab.vm.vm9"), "{e}");
