@@ -704,3 +704,49 @@ fn lab_afxdp_vepa_ping_broadcast_crash_detaches() {
     );
     assert!(br["counters"]["reflected"].as_u64().unwrap() > 0);
 }
+
+/// Replies to `n` unfragmentable pings of `size` payload bytes.
+fn ping_big(ns: &str, ip: &str, n: u32, size: u32) -> u32 {
+    let o = Command::new("ip")
+        .args(["netns", "exec", ns, "ping", "-n", "-q", "-M", "do", "-s"])
+        .arg(size.to_string())
+        .arg("-c")
+        .arg(n.to_string())
+        .args(["-i", "0.2", "-W", "1", ip])
+        .output()
+        .expect("ping");
+    let s = String::from_utf8_lossy(&o.stdout);
+    s.split(',')
+        .find_map(|p| p.trim().strip_suffix(" received"))
+        .and_then(|x| x.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn lab_jumbo_frames() {
+    let Some(_g) = guard() else { return };
+    lab_up(2, "vepa", Some("[lab]\nmtu = 9000\n"));
+    // 8972 + 28 = a 9000-byte IP packet: 9014-byte frames, 9018 tagged on the uplink.
+    assert_eq!(
+        ping_big("hp-vm1", "10.77.0.2", 2, 8972),
+        2,
+        "jumbo VM1 -> VM2 (hairpinned)"
+    );
+    assert_eq!(
+        ping_big("hp-vm1", "10.77.0.254", 2, 8972),
+        2,
+        "jumbo VM1 -> outside"
+    );
+    lab_down_clean();
+    let br = final_counters("bridge");
+    assert_eq!(
+        br["counters"]["drops"]["oversize"].as_u64(),
+        Some(0),
+        "{br}"
+    );
+    assert_eq!(
+        br["ports"]["hv"]["backend"]["rx_too_long"].as_u64(),
+        Some(0),
+        "{br}"
+    );
+}
