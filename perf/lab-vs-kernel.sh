@@ -7,6 +7,7 @@
 # Topologies (all namespaces hp-*; kernel ones hp-k*):
 #   K-vepa   kernel macvlan (vepa) edge on hp-kup -> veth -> Linux bridge, hairpin on
 #   H-vepa   same kernel macvlan edge (lab --mode macvtap) -> veth -> hairpin bridge
+#   H-vepa-xdp  as H-vepa, the bridge's ports on AF_XDP ([lab] backend = "afxdp")
 #   K-veb    two VM veths on a plain Linux bridge (local switching)
 #   H-edge-vepa / H-edge-veb   hairpin's own edge (lab --mode vepa / veb) + hairpin bridge
 #   K-vepa-acl / H-vepa-acl    as K-vepa / H-vepa with 100 non-matching ACL rules
@@ -92,7 +93,7 @@ sink hp-kvm2 hp-eth0; sink hp-kvm4 hp-eth0
 
 ACLN=100
 { echo "table bridge hpacl {"
-  echo " chain fwd { type filter hook forward priority 0; policy accept;"
+  echo " chain acl { type filter hook forward priority 0; policy accept;"
   for k in $(seq 1 $ACLN); do
     echo "  ip saddr 192.0.2.$((k % 250 + 1)) ip daddr 198.51.100.$((k / 250 + 1)) udp dport $((2000 + k)) drop"
   done
@@ -104,6 +105,7 @@ cat > "$OUT/lab-bridge.toml" <<EOF
 idle_sleep_us = 0
 bridge_core = 1
 EOF
+{ cat "$OUT/lab-bridge.toml"; echo 'backend = "afxdp"'; } > "$OUT/lab-bridge-xdp.toml"
 cat > "$OUT/lab-edge.toml" <<EOF
 [lab]
 idle_sleep_us = 10
@@ -141,7 +143,10 @@ pps_run() {  # srcns dstns dmac smac sip dip -> "delivered_Mpps offered_Mpps"
   tp=$!; sleep 2
   t0=$(stat_ $1 hp-eth0 tx_packets); r0=$(stat_ $2 hp-eth0 rx_packets); sleep "$WINDOW"
   t1=$(stat_ $1 hp-eth0 tx_packets); r1=$(stat_ $2 hp-eth0 rx_packets)
-  kill -INT $tp 2>/dev/null; wait $tp 2>/dev/null
+  # trafgen forks one sender per CPU (-P 1: one); a background job of a script
+  # ignores SIGINT, so stop the sender and its parent (by pid) with TERM, then KILL
+  pkill -TERM -P $tp 2>/dev/null; kill -TERM $tp 2>/dev/null; sleep 0.3
+  pkill -KILL -P $tp 2>/dev/null; kill -KILL $tp 2>/dev/null; wait $tp 2>/dev/null
   awk -v a=$r0 -v b=$r1 -v c=$t0 -v d=$t1 -v w=$WINDOW 'BEGIN{printf "%.4f %.4f", (b-a)/w/1e6, (d-c)/w/1e6}'
 }
 tcp_run() {  # cns sns sip -> Gbit/s
@@ -176,6 +181,12 @@ for r in $(seq 1 "$RUNS"); do
   ip netns exec hp-vm1 ping -c 2 -i 0.2 -q 10.77.0.2 >/dev/null || echo "WARN: hairpin VEPA ping failed" >&2
   t=$(tcp_run hp-vm1 hp-vm2 10.77.0.2); l=$(rtt_run hp-vm1 10.77.0.2); hp_down_cpf >/dev/null
   rec "H-vepa $r $p $t $l $c"
+  # the same with the bridge's ports on AF_XDP instead of AF_PACKET
+  hp_up macvtap "$OUT/lab-bridge-xdp.toml"; p=$(pps_run $H); c=$(hp_down_cpf)
+  hp_up macvtap "$OUT/lab-bridge-xdp.toml"
+  ip netns exec hp-vm1 ping -c 2 -i 0.2 -q 10.77.0.2 >/dev/null || echo "WARN: hairpin AF_XDP ping failed" >&2
+  t=$(tcp_run hp-vm1 hp-vm2 10.77.0.2); l=$(rtt_run hp-vm1 10.77.0.2); hp_down_cpf >/dev/null
+  rec "H-vepa-xdp $r $p $t $l $c"
   # kernel VEB (plain Linux bridge)
   p=$(pps_run $K2); t=$(tcp_run hp-kvm3 hp-kvm4 10.78.0.4); l=$(rtt_run hp-kvm3 10.78.0.4)
   rec "K-veb $r $p $t $l NA NA"
@@ -209,7 +220,7 @@ def med(t, i):
     return st.median(c) if c else float('nan')
 print("\nmedians over rounds (pps in Mpps, tcp in Gbit/s, rtt in us, cycles per frame)")
 print("%-12s %9s %9s %7s %8s %8s %9s %8s" % ("topology", "delivered", "offered", "tcp", "rtt_med", "rtt_p99", "br_cpf", "edge_cpf"))
-for t in ["K-vepa", "H-vepa", "K-veb", "H-edge-vepa", "H-edge-veb", "K-vepa-acl", "H-vepa-acl"]:
+for t in ["K-vepa", "H-vepa", "H-vepa-xdp", "K-veb", "H-edge-vepa", "H-edge-veb", "K-vepa-acl", "H-vepa-acl"]:
     if t in by:
         print("%-12s %9.3f %9.3f %7.2f %8.0f %8.0f %9.0f %8.0f" % ((t,) + tuple(med(t, i) for i in range(7))))
 def ratio(a, b, i):
@@ -219,10 +230,11 @@ def ratio(a, b, i):
 print("\nratios per round, median (each round)")
 for a, b, what in [("H-vepa", "K-vepa", "hairpin bridge / Linux bridge, macvlan VEPA edge"),
                    ("H-vepa-acl", "K-vepa-acl", "same with 100 ACL rules"),
+                   ("H-vepa-xdp", "H-vepa", "hairpin bridge on AF_XDP / on AF_PACKET"),
                    ("H-edge-vepa", "H-edge-veb", "hairpin VEPA+relay / hairpin VEB"),
                    ("K-vepa", "K-veb", "kernel VEPA+hairpin / kernel VEB")]:
     print("  %-48s pps %s  tcp %s  rtt %s" % (what, ratio(a, b, 0), ratio(a, b, 2), ratio(a, b, 3)))
-for t in ["H-vepa", "H-vepa-acl", "K-vepa", "K-vepa-acl"]:
+for t in ["H-vepa", "H-vepa-xdp", "H-vepa-acl", "K-vepa", "K-vepa-acl"]:
     if t in by:
         print("  %-12s delivered/offered: %s" % (t, " ".join("%.3f" % (float(v[0]) / max(float(v[1]), 1e-9)) for v in by[t].values())))
 EOF

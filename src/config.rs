@@ -247,7 +247,7 @@ impl Default for FdbCfg {
 pub struct PortCfg {
     /// Unique name.
     pub name: String,
-    /// ring | pcap | afpacket:IFNAME.
+    /// ring | pcap | afpacket:IFNAME | afxdp:IFNAME.
     #[serde(default = "d_backend")]
     pub backend: String,
     /// pcap backend: file to read frames from (`run` only; `replay` takes `--in`).
@@ -780,12 +780,12 @@ impl Config {
                 b if cfg!(feature = "dpdk") && b.starts_with("dpdk:") => {
                     dpdk::check_device(&b[5..]).map_err(|r| e(at("backend"), r))?;
                 }
-                b if b.starts_with("afpacket:") => {
-                    let ifname = &b["afpacket:".len()..];
+                b if b.starts_with("afpacket:") || b.starts_with("afxdp:") => {
+                    let (kind, ifname) = b.split_once(':').unwrap_or((b, ""));
                     if ifname.is_empty() || ifname.len() > 15 || ifname.contains(['/', ' ', ':']) {
                         return Err(e(
                             at("backend"),
-                            format!("{b:?}: afpacket:IFNAME needs an interface name of 1-15 characters, no '/', ':' or space"),
+                            format!("{b:?}: {kind}:IFNAME needs an interface name of 1-15 characters, no '/', ':' or space"),
                         ));
                     }
                 }
@@ -794,7 +794,9 @@ impl Config {
                     let why = if ["afpacket", "afxdp", "dpdk"].contains(&known) {
                         format!("{b:?}: the {known} backend is not in this build")
                     } else {
-                        format!("{b:?} is not a backend (ring | pcap | afpacket:IFNAME)")
+                        format!(
+                            "{b:?} is not a backend (ring | pcap | afpacket:IFNAME | afxdp:IFNAME)"
+                        )
                     };
                     return Err(e(at("backend"), why));
                 }
@@ -1050,7 +1052,7 @@ pvid = 10
         assert_eq!(e.path, "port[2].name");
         let e = err("[[port]]\nname='t'\nmode='trunk'\nvlans=[10,4095]\n");
         assert_eq!(e.path, "port[2].vlans[1]");
-        let e = err("[[port]]\nname='t'\nbackend='afxdp:eth0'\n");
+        let e = err("[[port]]\nname='t'\nbackend='dpdk:net_null0'\n");
         assert_eq!(e.path, "port[2].backend");
         let e = Config::parse("[switch]\nmtu = 'big'\n").unwrap_err();
         assert_eq!(e.path, "switch.mtu");

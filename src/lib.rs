@@ -9,6 +9,7 @@
 //! - [`qos`]: meters, remarking and the per-port egress scheduler;
 //! - [`config`]: the TOML configuration; [`pcap`]: classic pcap files; [`gen`]: the built-in traffic generator;
 //! - [`control`]: the 802.1Qbg control plane (LLDP/EVB, ECP, VDP, policy store) and its thread;
+//! - [`lab`]: network namespaces, veths and hairpin instances for end-to-end runs;
 //! - [`app`]: the commands behind the `hairpin` binary;
 //! - `dpdk` (cargo feature `dpdk`): the only module with `unsafe` DPDK calls, under the `dpdk` port backend.
 #![deny(unsafe_code)]

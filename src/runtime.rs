@@ -110,6 +110,18 @@ impl Instance {
                     ports.push(Box::new(port));
                     peers.push(None);
                 }
+                #[cfg(target_os = "linux")]
+                b if b.starts_with("afxdp:") => {
+                    let port = crate::port::afxdp::AfXdpPort::open(
+                        &p.name,
+                        &b["afxdp:".len()..],
+                        nq,
+                        pool.clone(),
+                    )
+                    .map_err(|e| format!("port[{i}].backend: {e}"))?;
+                    ports.push(Box::new(port));
+                    peers.push(None);
+                }
                 b => {
                     return Err(format!(
                         "port[{i}].backend: {b:?} is not available in this build"

@@ -196,9 +196,15 @@ fn tcp_connect(from: &str, to: &str, ip: &str, port: u16) -> bool {
     connected && accepted
 }
 
-/// iperf3 TCP (CUBIC) from `from` to `ip` (server in `to`) for `secs` after
-/// one omitted second (slow start and the meter's full bucket): received bits/s.
+/// iperf3 TCP from `from` to `ip` (server in `to`) for `secs` after one
+/// omitted second (slow start and the meter's full bucket are not counted),
+/// with the system's default congestion control: received bits/s.
 fn iperf(from: &str, to: &str, ip: &str, secs: u32) -> f64 {
+    iperf_streams(from, to, ip, secs, 1)
+}
+
+/// As [`iperf`], with `streams` parallel TCP connections.
+fn iperf_streams(from: &str, to: &str, ip: &str, secs: u32, streams: u32) -> f64 {
     let mut srv = Command::new("ip")
         .args([
             "netns", "exec", to, "iperf3", "-s", "-1", "-p", "5201", "-B", ip,
@@ -212,9 +218,16 @@ fn iperf(from: &str, to: &str, ip: &str, secs: u32) -> f64 {
         std::thread::sleep(Duration::from_millis(150));
         let o = Command::new("ip")
             .args([
-                "netns", "exec", from, "iperf3", "-J", "-p", "5201", "-c", ip, "-t",
+                "netns", "exec", from, "iperf3", "-J", "-p", "5201", "-O", "1",
             ])
-            .arg(secs.to_string())
+            .args([
+                "-c",
+                ip,
+                "-P",
+                &streams.to_string(),
+                "-t",
+                &secs.to_string(),
+            ])
             .output()
             .expect("iperf3 client");
         if o.status.success() {
@@ -542,7 +555,8 @@ fn lab_macvtap_needs_reflective_relay() {
     assert!(hairpin_off >= 2, "the bridge counted hairpin_off: {br}");
     assert_eq!(br["counters"]["reflected"].as_u64(), Some(0), "{br}");
 
-    lab_up(3, "macvtap", None);
+    // Relay on, and two bridge workers: one AF_PACKET socket each, one fanout group.
+    lab_up(3, "macvtap", Some("[lab]\nbridge_workers = [0, 1]\n"));
     assert_eq!(
         ping("hp-vm1", "10.77.0.2", 3),
         3,
@@ -553,7 +567,21 @@ fn lab_macvtap_needs_reflective_relay() {
         "ARP resolved"
     );
     assert_broadcast_once(3);
+    let bps = iperf_streams("hp-vm1", "hp-vm2", "10.77.0.2", 1, 16);
+    assert!(bps > 0.0);
     lab_down_clean();
+    let br = final_counters("bridge");
+    let per_core: Vec<u64> = br["per_core"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["rx_pkts"].as_u64().unwrap())
+        .collect();
+    assert_eq!(per_core.len(), 2);
+    assert!(
+        per_core.iter().all(|n| *n > 0),
+        "fanout spreads 16 flows over both workers: {per_core:?}"
+    );
 }
 
 const ACL: &str = r#"
@@ -620,6 +648,105 @@ fn lab_meter_limits_tcp_to_10mbit() {
     let br = final_counters("bridge");
     assert!(
         br["counters"]["drops"]["meter_drop"].as_u64().unwrap() > 0,
+        "{br}"
+    );
+}
+
+fn has_xdp(ns: &str, dev: &str) -> bool {
+    link_flags(ns, dev).contains(" xdp")
+}
+
+#[test]
+fn lab_afxdp_vepa_ping_broadcast_crash_detaches() {
+    let Some(_g) = guard() else { return };
+    lab_up(3, "vepa", Some("[lab]\nbackend = \"afxdp\"\n"));
+    assert_eq!(
+        ping("hp-vm1", "10.77.0.2", 3),
+        3,
+        "VM1 -> VM2 over AF_XDP ports"
+    );
+    assert!(
+        neigh_resolved("hp-vm1", "10.77.0.2", &lab::vm_mac(2)),
+        "ARP resolved"
+    );
+    assert_eq!(ping("hp-vm2", "10.77.0.254", 2), 2, "VM2 -> outside");
+    assert_broadcast_once(3);
+    // The XDP program is held by the process: a crash detaches it.
+    assert!(has_xdp("hp-sw", "hp-swhv"), "XDP program attached");
+    let pid = instance_pid("bridge");
+    Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .unwrap();
+    let t0 = Instant::now();
+    while (lab::alive(pid) || has_xdp("hp-sw", "hp-swhv")) && t0.elapsed() < Duration::from_secs(3)
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        !has_xdp("hp-sw", "hp-swhv"),
+        "XDP program detached after a crash"
+    );
+    assert!(link_flags("hp-sw", "hp-swhv").contains("promiscuity 0"));
+    let o = hp(&["lab", "restart", "bridge"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        ping("hp-vm1", "10.77.0.2", 3),
+        3,
+        "traffic resumes after the restart"
+    );
+    lab_down_clean();
+    let br = final_counters("bridge");
+    assert_eq!(
+        br["ports"]["hv"]["backend"]["xdp_native"].as_u64(),
+        Some(1),
+        "{br}"
+    );
+    assert!(br["counters"]["reflected"].as_u64().unwrap() > 0);
+}
+
+/// Replies to `n` unfragmentable pings of `size` payload bytes.
+fn ping_big(ns: &str, ip: &str, n: u32, size: u32) -> u32 {
+    let o = Command::new("ip")
+        .args(["netns", "exec", ns, "ping", "-n", "-q", "-M", "do", "-s"])
+        .arg(size.to_string())
+        .arg("-c")
+        .arg(n.to_string())
+        .args(["-i", "0.2", "-W", "1", ip])
+        .output()
+        .expect("ping");
+    let s = String::from_utf8_lossy(&o.stdout);
+    s.split(',')
+        .find_map(|p| p.trim().strip_suffix(" received"))
+        .and_then(|x| x.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn lab_jumbo_frames() {
+    let Some(_g) = guard() else { return };
+    lab_up(2, "vepa", Some("[lab]\nmtu = 9000\n"));
+    // 8972 + 28 = a 9000-byte IP packet: 9014-byte frames, 9018 tagged on the uplink.
+    assert_eq!(
+        ping_big("hp-vm1", "10.77.0.2", 2, 8972),
+        2,
+        "jumbo VM1 -> VM2 (hairpinned)"
+    );
+    assert_eq!(
+        ping_big("hp-vm1", "10.77.0.254", 2, 8972),
+        2,
+        "jumbo VM1 -> outside"
+    );
+    lab_down_clean();
+    let br = final_counters("bridge");
+    assert_eq!(
+        br["counters"]["drops"]["oversize"].as_u64(),
+        Some(0),
+        "{br}"
+    );
+    assert_eq!(
+        br["ports"]["hv"]["backend"]["rx_too_long"].as_u64(),
+        Some(0),
         "{br}"
     );
 }

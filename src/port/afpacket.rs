@@ -161,6 +161,65 @@ impl std::fmt::Display for OpenError {
 
 impl std::error::Error for OpenError {}
 
+impl OpenError {
+    pub(crate) fn new(s: String) -> Self {
+        OpenError(s)
+    }
+}
+
+/// Check an interface name and look it up: (C name, ifindex).
+pub(crate) fn if_index(ifname: &str) -> Result<(CString, u32), String> {
+    if ifname.is_empty() || ifname.len() >= libc::IFNAMSIZ || ifname.contains(['/', ' ']) {
+        return Err(format!(
+            "{ifname:?} is not an interface name (1-{} characters, no '/' or space)",
+            libc::IFNAMSIZ - 1
+        ));
+    }
+    let cname = CString::new(ifname).map_err(|_| "interface name has a NUL byte".to_string())?;
+    // SAFETY: a valid NUL-terminated string.
+    let ifindex = unsafe { libc::if_nametoindex(cname.as_ptr()) };
+    if ifindex == 0 {
+        return Err(format!("no interface {ifname:?} in this network namespace"));
+    }
+    Ok((cname, ifindex))
+}
+
+/// (link up, MTU) of an interface, through any socket `fd`: up means
+/// `IFF_UP` and `IFF_RUNNING`; an interface that cannot be queried is down.
+pub(crate) fn link_state(fd: RawFd, name: &CString) -> (bool, Option<usize>) {
+    let up = match if_flags(fd, name) {
+        Ok(f) => f & libc::IFF_UP != 0 && f & libc::IFF_RUNNING != 0,
+        Err(_) => false,
+    };
+    (up, if_mtu(fd, name).ok())
+}
+
+/// An AF_PACKET socket that receives nothing and holds the interface in
+/// promiscuous mode until it is closed (by us or by the kernel at exit).
+pub(crate) fn promisc_socket(ifindex: u32) -> Result<OwnedFd, String> {
+    // SAFETY: plain socket call; protocol 0 receives nothing.
+    let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+    if raw < 0 {
+        return Err(os_err("opening an AF_PACKET socket"));
+    }
+    // SAFETY: a fresh descriptor we own.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    // SAFETY: packet_mreq is plain data.
+    let mut mr: libc::packet_mreq = unsafe { std::mem::zeroed() };
+    mr.mr_ifindex = ifindex as i32;
+    mr.mr_type = libc::PACKET_MR_PROMISC as u16;
+    if setopt(
+        fd.as_raw_fd(),
+        libc::SOL_PACKET,
+        libc::PACKET_ADD_MEMBERSHIP,
+        &mr,
+    ) != 0
+    {
+        return Err(os_err("promiscuous mode (PACKET_ADD_MEMBERSHIP)"));
+    }
+    Ok(fd)
+}
+
 /// Geometry of one mapped ring.
 #[derive(Clone, Copy, Debug)]
 struct Ring {
@@ -229,13 +288,10 @@ impl AfPacketQueue {
         }
         self.last_check = Instant::now();
         let fd = self.fd.as_raw_fd();
-        let up = match if_flags(fd, &self.ifname) {
-            Ok(f) => f & libc::IFF_UP != 0 && f & libc::IFF_RUNNING != 0,
-            Err(_) => false,
-        };
+        let (up, mtu) = link_state(fd, &self.ifname);
         self.link_up = up;
         self.shared.link_up.store(up, Ordering::Relaxed);
-        if let Ok(mtu) = if_mtu(fd, &self.ifname) {
+        if let Some(mtu) = mtu {
             self.tx_max = (mtu + L2_OVER_MTU).min(self.tx.frame_size - TX_DATA_OFF);
         }
         self.c.rx_ring_drops += ring_drops(fd);
@@ -451,21 +507,7 @@ impl AfPacketPort {
     ) -> Result<AfPacketPort, OpenError> {
         let what = format!("afpacket:{ifname}");
         let err = |why: String| OpenError(format!("{what}: {why}"));
-        if ifname.is_empty() || ifname.len() >= libc::IFNAMSIZ || ifname.contains(['/', ' ']) {
-            return Err(err(format!(
-                "{ifname:?} is not an interface name (1-{} characters, no '/' or space)",
-                libc::IFNAMSIZ - 1
-            )));
-        }
-        let cname =
-            CString::new(ifname).map_err(|_| err("interface name has a NUL byte".into()))?;
-        // SAFETY: a valid NUL-terminated string.
-        let ifindex = unsafe { libc::if_nametoindex(cname.as_ptr()) };
-        if ifindex == 0 {
-            return Err(err(format!(
-                "no interface {ifname:?} in this network namespace"
-            )));
-        }
+        let (cname, ifindex) = if_index(ifname).map_err(err)?;
         let lock = lock_interface(ifname).map_err(err)?;
         let max_frame = pool.max_frame();
         let frame_size = (max_frame + 128).next_power_of_two().max(2048);
@@ -510,7 +552,8 @@ impl AfPacketPort {
                 rx_idx: 0,
                 tx_idx: 0,
                 tx_pending: 0,
-                tx_max: 0,
+                // Until the interface MTU is read: what a slot holds.
+                tx_max: frame_size - TX_DATA_OFF,
                 ifname: cname.clone(),
                 pool: pool.clone(),
                 cache: PoolCache::new(),
@@ -583,7 +626,7 @@ impl Port for AfPacketPort {
             .into_iter()
             .map(|(k, v)| (k.to_string(), v.into()))
             .collect();
-        m.insert("link_up".into(), self.link_up().into());
+        m.insert("link_up".into(), u64::from(self.link_up()).into());
         Some(m.into())
     }
 }
@@ -815,7 +858,7 @@ fn ring_drops(fd: RawFd) -> u64 {
 }
 
 /// The advisory lock that makes an interface one port's: `/run/hairpin/afpacket-NETNS-IF.lock`.
-fn lock_interface(ifname: &str) -> Result<File, String> {
+pub(crate) fn lock_interface(ifname: &str) -> Result<File, String> {
     use std::os::unix::fs::MetadataExt;
     let ns = std::fs::metadata("/proc/thread-self/ns/net")
         .or_else(|_| std::fs::metadata("/proc/self/ns/net"))
