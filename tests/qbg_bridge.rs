@@ -277,13 +277,17 @@ fn hairpin_station_gets_its_vm_vlan_from_hairpin_bridge() {
     assert_eq!(up.len(), 1);
     assert_eq!(&up[0][12..16], &[0x81, 0x00, 0x00, 100]);
     assert_eq!(data(br.recv(1)).len(), 1);
-    // Keep-alives keep both sides associated over time.
+    // Keep-alives keep both sides associated over time, and an acknowledged
+    // keep-alive changes nothing on the edge: no new snapshot.
+    let snapshots = edge.ctl.applier.applied;
     let ka = hairpin::control::Timers::default().keepalive();
     for k in 1..=3 {
         cable(&mut edge, 0, &mut br, 0, S + k * ka);
     }
     assert_eq!(br.vsis().len(), 1);
     assert!(br.ctl.plane.bridge().ctr.keepalives >= 3);
+    assert_eq!(edge.vsis().len(), 1);
+    assert_eq!(edge.ctl.applier.applied, snapshots, "keep-alives republished");
 }
 
 #[test]

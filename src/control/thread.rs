@@ -188,6 +188,11 @@ pub struct ControlThread {
     vsis: Vec<(crate::config::evb::VsiCfg, [u8; 16])>,
     retry: Vec<Nanos>,
     rebase: Rebase,
+    /// Print the data path's state ([`Applier::state`]) on stderr, one
+    /// `hairpin: qbg: {json}` line per published snapshot (`hairpin run`).
+    pub log_state: bool,
+    /// The edge VMs of the last published snapshot (station role).
+    last_edge: Vec<super::apply::EdgeVm>,
 }
 
 impl ControlThread {
@@ -223,6 +228,8 @@ impl ControlThread {
                 .collect(),
             retry: vec![0; cfg.vsi.len()],
             rebase: Rebase::default(),
+            log_state: false,
+            last_edge: Vec::new(),
         }
     }
 
@@ -326,9 +333,17 @@ impl ControlThread {
             return;
         }
         let (rr, inst, edge) = (self.plane.rr(), self.plane.installed(), self.edge_vms());
-        if let Err(e) = self.applier.apply(&rr, &inst, &edge) {
-            self.ctr.apply_errors += 1;
-            self.last_error = Some(e);
+        match self.applier.apply(&rr, &inst, &edge) {
+            Ok(_) => {
+                self.last_edge = edge;
+                if self.log_state {
+                    eprintln!("hairpin: qbg: {}", self.applier.state());
+                }
+            }
+            Err(e) => {
+                self.ctr.apply_errors += 1;
+                self.last_error = Some(e);
+            }
         }
     }
 
@@ -358,7 +373,9 @@ impl ControlThread {
         }
         fx = merge(fx, self.plane.tick(now, &mut out));
         self.announce(now, &mut out);
-        if !self.plane.take_events().is_empty() {
+        // Station events: a new snapshot only when the edge VMs changed
+        // (not for each keep-alive the bridge acknowledges).
+        if !self.plane.take_events().is_empty() && self.edge_vms() != self.last_edge {
             fx.vsis_changed = true;
         }
         self.send(out);
@@ -406,6 +423,7 @@ impl ControlThread {
             "rr": p.rr(),
             "vsis": p.installed().len(),
             "snapshots": self.applier.applied,
+            "data_path": self.applier.state(),
             "plane": p.ctr,
             "thread": self.ctr,
             "vdp": p.bridge().ctr,
