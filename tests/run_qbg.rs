@@ -37,7 +37,10 @@ fn run_with_evb_ports_starts_the_control_thread() {
     assert_eq!(q["data_path"]["vsis"], serde_json::json!([]));
     // The same state on stderr at each published snapshot.
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.lines().any(|l| l.starts_with("hairpin: qbg: {")), "{err}");
+    assert!(
+        err.lines().any(|l| l.starts_with("hairpin: qbg: {")),
+        "{err}"
+    );
     assert!(q["store"].as_str().unwrap().contains("2 VSI types"), "{q}");
     // One LLDPDU at start on each EVB port (nobody answers on the ring cables).
     assert!(q["thread"]["tx_frames"].as_u64().unwrap() >= 2, "{q}");

@@ -257,12 +257,20 @@ impl ControlThread {
     }
 
     /// Station role: (re)announce each `[[vsi]]` the station does not hold
-    /// (at start, and one keep-alive period after it gave up).
+    /// (once the bridge's EVB TLV is known, and one keep-alive period after
+    /// it gave up).
     fn announce(&mut self, now: Nanos, out: &mut Vec<(PortId, Vec<u8>)>) {
         use crate::wire::vdp::{AssocRepr, FilterEntry, FilterFormat, Mode, Status, VsiId};
         let Some(sp) = self.plane.station_port() else {
             return;
         };
+        // VDP runs over the EVB exchange: nothing before the bridge's EVB
+        // TLV was heard (its timers are not known, and a bridge such as
+        // lldpad has no ECP yet, so the request would be lost and asked
+        // again only a keep-alive period later).
+        if self.plane.evb(sp).and_then(|e| e.remote()).is_none() {
+            return;
+        }
         let t = self.plane.evb(sp).map(|e| e.timers()).unwrap_or_default();
         for (i, (v, uuid)) in self.vsis.iter().enumerate() {
             let id = VsiId::uuid(*uuid);
