@@ -32,10 +32,13 @@ const VM2: &str = "02:00:00:00:02:0a";
 const UUID1: &str = "6ba7b810-9dad-11d1-80b4-00c04fd430c8";
 const UUID2: &str = "6ba7b810-9dad-11d1-80b4-00c04fd430d0";
 /// Short timers on both sides: ECP ACK 10 µs × 2^10 ≈ 10 ms, keep-alive
-/// 10 µs × 2^15 ≈ 0.33 s, bridge expiry 1.5 × (2^15 + 7 × 2^10) × 10 µs ≈ 0.6 s.
+/// 10 µs × 2^17 ≈ 1.3 s, bridge expiry 1.5 × (2^17 + 7 × 2^10) × 10 µs ≈ 2.1 s
+/// (0.8 s of slack for a keep-alive on a loaded CI machine).
 const RTE: u8 = 10;
 const RWD: u8 = 15;
-const RKA: u8 = 15;
+const RKA: u8 = 17;
+/// Longer than the bridge expiry: a VSI still there was kept alive.
+const PAST_EXPIRY: Duration = Duration::from_millis(3000);
 
 /// Why the test cannot run here, if it cannot.
 fn unavailable() -> Option<String> {
@@ -550,8 +553,8 @@ fn lldpad_station_against_hairpin_bridge() {
     //    report's `reflected` counter must show exactly these three.
     send_arp(st, ist, 3);
 
-    // 4. Keep-alives hold the VSI well past the bridge's expiry (0.6 s).
-    std::thread::sleep(Duration::from_millis(1500));
+    // 4. Keep-alives hold the VSI past the bridge's expiry (2.1 s).
+    std::thread::sleep(PAST_EXPIRY);
     let s = h.latest();
     assert!(
         s.is_none_or(|s| vsis(&s).len() == 1),
@@ -575,7 +578,7 @@ fn lldpad_station_against_hairpin_bridge() {
     h.wait(5.0, "the VSI again", |s| vsis(s).len() == 1);
     let _ = lab.stop(lldpad);
     h.wait(5.0, "rr.hv = false", |s| s["rr"]["hv"] == false);
-    h.wait(5.0, "the VSI expired", |s| vsis(s).is_empty());
+    h.wait(8.0, "the VSI expired", |s| vsis(s).is_empty());
 
     let rep = lab.report(h);
     let vdp = &rep["qbg"]["vdp"];
@@ -625,8 +628,8 @@ fn hairpin_station_against_lldpad_bridge() {
         (e.contains("bridge:rrcap,rrctr") && e.contains("station:rrreq,rrstat")).then_some(e)
     });
     assert!(evb.is_some(), "lldpad: {}", evb_show(br, ibr));
-    // Keep-alives answered by lldpad hold it (bridge expiry 0.6 s).
-    std::thread::sleep(Duration::from_millis(1500));
+    // Keep-alives answered by lldpad hold it (bridge expiry 2.1 s).
+    std::thread::sleep(PAST_EXPIRY);
     let s = h.latest();
     assert!(
         s.is_none_or(|s| vsis(&s).len() == 1),
@@ -637,11 +640,11 @@ fn hairpin_station_against_lldpad_bridge() {
     let q = &rep["qbg"];
     println!("hairpin station ECP: {}", q["ecp"][0]);
     assert_eq!(q["data_path"]["vsis"].as_array().unwrap().len(), 1, "{q}");
-    // The Associate and the keep-alives (one per 0.33 s) were ACKed by
+    // The Associate and the keep-alives (one per 1.3 s) were ACKed by
     // lldpad's ECP, and lldpad's VDP answered them.
     let ecp = &q["ecp"][0];
-    assert!(ecp["rx_acks"].as_u64().unwrap() >= 3, "{ecp}");
-    assert!(ecp["rx_delivered"].as_u64().unwrap() >= 3, "{ecp}");
+    assert!(ecp["rx_acks"].as_u64().unwrap() >= 2, "{ecp}");
+    assert!(ecp["rx_delivered"].as_u64().unwrap() >= 2, "{ecp}");
     // No request was lost: VDP waited for lldpad's EVB TLV.
     assert_eq!(ecp["tx_errors"], 0, "{ecp}");
     assert_eq!(rep["pool"]["available"], rep["pool"]["capacity"]);
