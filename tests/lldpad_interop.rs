@@ -12,6 +12,8 @@
 //!   (`evb = "station"`, `[[vsi]]`) against lldpad with `evbmode=bridge`:
 //!   EVB negotiation (lldpad sees RRREQ and hairpin's RRSTAT) and an
 //!   association lldpad answers, kept alive.
+//! - `hairpin_station_against_hairpin_bridge`: the same over veth with
+//!   hairpin on both ends (no lldpad): VID 0 gets the type's VLAN and policy.
 //!
 //! Needs root and lldpad; prints "skipped: <why>" and passes otherwise.
 //! lldpad quirks worked around here are listed in docs/qbg.md ("Interop with
@@ -40,20 +42,23 @@ const RKA: u8 = 17;
 /// Longer than the bridge expiry: a VSI still there was kept alive.
 const PAST_EXPIRY: Duration = Duration::from_millis(3000);
 
-/// Why the test cannot run here, if it cannot.
-fn unavailable() -> Option<String> {
+/// The tools of the lldpad tests.
+const LLDPAD_TOOLS: &[&str] = &[
+    "lldpad",
+    "lldptool",
+    "vdptool",
+    "ip",
+    "unshare",
+    "sysctl",
+    "mausezahn",
+];
+
+/// Why a test needing `tools` cannot run here, if it cannot.
+fn unavailable(tools: &[&str]) -> Option<String> {
     if !hairpin::port::afpacket::is_root() {
         return Some("not root (network namespaces and AF_PACKET need it)".into());
     }
-    for t in [
-        "lldpad",
-        "lldptool",
-        "vdptool",
-        "ip",
-        "unshare",
-        "sysctl",
-        "mausezahn",
-    ] {
+    for &t in tools {
         if tool(t).is_none() {
             return Some(format!(
                 "{t} not found (Debian package {})",
@@ -441,7 +446,7 @@ policy = "web"
     )
 }
 
-fn station_cfg(ifname: &str) -> String {
+fn station_cfg(ifname: &str, vlan: u16) -> String {
     format!(
         r#"
 [switch]
@@ -476,7 +481,7 @@ port = "vm1"
 type_id = 5
 type_version = 1
 uuid = "{UUID2}"
-vlan = 100
+vlan = {vlan}
 "#
     )
 }
@@ -493,7 +498,7 @@ fn timers() -> [String; 3] {
 
 #[test]
 fn lldpad_station_against_hairpin_bridge() {
-    if let Some(why) = unavailable() {
+    if let Some(why) = unavailable(LLDPAD_TOOLS) {
         println!("skipped: {why}");
         return;
     }
@@ -593,7 +598,7 @@ fn lldpad_station_against_hairpin_bridge() {
 
 #[test]
 fn hairpin_station_against_lldpad_bridge() {
-    if let Some(why) = unavailable() {
+    if let Some(why) = unavailable(LLDPAD_TOOLS) {
         println!("skipped: {why}");
         return;
     }
@@ -605,7 +610,7 @@ fn hairpin_station_against_lldpad_bridge() {
     kv.extend(t.iter().map(String::as_str));
     evb_set(br, ibr, &kv);
     evb_set(br, ibr, &["enableTx=yes"]);
-    let mut h = lab.hairpin(st, &station_cfg(ist));
+    let mut h = lab.hairpin(st, &station_cfg(ist, 100));
 
     // lldpad answers hairpin's Associate: VM a is installed behind vm1 in
     // the VLAN it asked for, and the uplink carries that VLAN.
@@ -648,4 +653,63 @@ fn hairpin_station_against_lldpad_bridge() {
     // No request was lost: VDP waited for lldpad's EVB TLV.
     assert_eq!(ecp["tx_errors"], 0, "{ecp}");
     assert_eq!(rep["pool"]["available"], rep["pool"]["capacity"]);
+}
+
+#[test]
+fn hairpin_station_against_hairpin_bridge() {
+    if let Some(why) = unavailable(&["ip", "sysctl"]) {
+        println!("skipped: {why}");
+        return;
+    }
+    let (st, br, ist, ibr) = ("hpq-hst3", "hpq-hbr3", "hpq-s3", "hpq-b3");
+    let mut lab = Lab::new("t3", st, ist, br, ibr);
+    let mut b = lab.hairpin(br, &bridge_cfg(ibr));
+    b.wait(10.0, "the first snapshot", |_| true);
+    let mut e = lab.hairpin(st, &station_cfg(ist, 0));
+    // The bridge grants RR and installs VM2 in type 5's VLAN with its policy ...
+    let s = b.wait(10.0, "VM2 on the bridge", |s| {
+        s["rr"]["hv"] == true && !vsis(s).is_empty()
+    });
+    let v = &vsis(&s)[0];
+    assert_eq!(
+        (&v["port"], &v["mac"], &v["vid"], &v["uuid"], &v["policy"]),
+        (
+            &Value::from("hv"),
+            &Value::from(VM2),
+            &Value::from(100),
+            &Value::from(UUID2),
+            &Value::from("web")
+        ),
+        "{s}"
+    );
+    // ... and the edge puts VM a in the VLAN the bridge assigned.
+    let s = e.wait(10.0, "VM a on the edge", |s| !vsis(s).is_empty());
+    let v = &vsis(&s)[0];
+    assert_eq!(
+        (&v["name"], &v["vid"]),
+        (&Value::from("a"), &Value::from(100))
+    );
+    // Keep-alives hold it on both sides past the bridge's expiry.
+    std::thread::sleep(PAST_EXPIRY);
+    for (who, h) in [("bridge", &mut b), ("edge", &mut e)] {
+        let s = h.latest();
+        assert!(
+            s.is_none_or(|s| vsis(&s).len() == 1),
+            "{who}: the VSI changed: {}",
+            h.log.join("\n")
+        );
+    }
+    // The edge stops: no more keep-alives, the bridge's VSI expires.
+    let rep = lab.report(e);
+    assert_eq!(rep["qbg"]["ecp"][0]["tx_errors"], 0, "{}", rep["qbg"]);
+    b.wait(8.0, "VM2 expired", |s| vsis(s).is_empty());
+    let rep = lab.report(b);
+    let vdp = &rep["qbg"]["vdp"];
+    assert_eq!(
+        (&vdp["accepted"], &vdp["expired"]),
+        (&Value::from(1), &Value::from(1)),
+        "{vdp}"
+    );
+    assert!(vdp["keepalives"].as_u64().unwrap() >= 1, "{vdp}");
+    assert_eq!(vdp["filter_mismatch"], 0, "{vdp}");
 }
