@@ -277,13 +277,38 @@ fn hairpin_station_gets_its_vm_vlan_from_hairpin_bridge() {
     assert_eq!(up.len(), 1);
     assert_eq!(&up[0][12..16], &[0x81, 0x00, 0x00, 100]);
     assert_eq!(data(br.recv(1)).len(), 1);
-    // Keep-alives keep both sides associated over time.
+    // Keep-alives keep both sides associated over time, and an acknowledged
+    // keep-alive changes nothing on the edge: no new snapshot.
+    let snapshots = edge.ctl.applier.applied;
     let ka = hairpin::control::Timers::default().keepalive();
     for k in 1..=3 {
         cable(&mut edge, 0, &mut br, 0, S + k * ka);
     }
     assert_eq!(br.vsis().len(), 1);
     assert!(br.ctl.plane.bridge().ctr.keepalives >= 3);
+    assert_eq!(edge.vsis().len(), 1);
+    assert_eq!(
+        edge.ctl.applier.applied, snapshots,
+        "keep-alives republished"
+    );
+}
+
+#[test]
+fn hairpin_station_waits_for_the_bridge_evb_tlv_before_vdp() {
+    let mut edge = Lab::new(&edge_cfg(5, 0));
+    edge.step(S);
+    let ecp = |fs: &[Vec<u8>]| fs.iter().filter(|f| f[12..14] == [0x89, 0x40]).count();
+    let sent = edge.recv(0);
+    assert!(!sent.is_empty(), "LLDP goes out");
+    assert_eq!(ecp(&sent), 0, "no VDP before the bridge was heard");
+    let ka = hairpin::control::Timers::default().keepalive();
+    edge.step(S + 2 * ka);
+    assert_eq!(ecp(&edge.recv(0)), 0);
+    // The bridge appears: the Associate goes out with its first answer.
+    let mut br = Lab::new(&bridge_cfg(RR, ""));
+    cable(&mut edge, 0, &mut br, 0, S + 2 * ka);
+    assert_eq!(br.vsis().len(), 1);
+    assert_eq!(edge.vsis().len(), 1);
 }
 
 #[test]

@@ -29,6 +29,18 @@ fn run_with_evb_ports_starts_the_control_thread() {
     let q = &j["qbg"];
     assert!(q["snapshots"].as_u64().unwrap() >= 1, "{q}");
     assert_eq!(q["rr"], serde_json::json!([false, false, null]));
+    // What the data path runs: RR per port name, the (empty) VSI table.
+    assert_eq!(
+        q["data_path"]["rr"],
+        serde_json::json!({"hv1": false, "hv2": false, "core": false})
+    );
+    assert_eq!(q["data_path"]["vsis"], serde_json::json!([]));
+    // The same state on stderr at each published snapshot.
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.lines().any(|l| l.starts_with("hairpin: qbg: {")),
+        "{err}"
+    );
     assert!(q["store"].as_str().unwrap().contains("2 VSI types"), "{q}");
     // One LLDPDU at start on each EVB port (nobody answers on the ring cables).
     assert!(q["thread"]["tx_frames"].as_u64().unwrap() >= 2, "{q}");

@@ -50,7 +50,10 @@ pub fn run(path: &Path, seconds: Option<f64>, eal: &[String]) -> Result<ExitCode
         .map_err(|e| format!("cannot install signal handler: {e}"))?;
     let clock = Clock::new();
     // 802.1Qbg: a control thread when any port runs EVB.
-    let control = crate::control::thread::prepare(&inst, &mut wl, &pool)?;
+    let mut control = crate::control::thread::prepare(&inst, &mut wl, &pool)?;
+    if let Some(c) = control.as_mut() {
+        c.log_state = true;
+    }
     let rebase = control.as_ref().map(|c| c.rebase_handle());
     let running = runtime::start(wl, clock, stop.clone())?;
     let control = control.map(|c| c.spawn(clock, stop.clone())).transpose()?;

@@ -173,6 +173,39 @@ impl Applier {
         &self.base
     }
 
+    /// What the data path runs now, as JSON: the snapshot generation,
+    /// reflective relay per port name, and the VSI table (name, port, MAC,
+    /// VLAN, UUID, policy name). `hairpin run` prints it on every change.
+    pub fn state(&self) -> serde_json::Value {
+        let m = self.cell.load();
+        let port = |p: PortId| {
+            m.ports
+                .get(usize::from(p.0))
+                .map_or_else(|| p.0.to_string(), |x| x.name.clone())
+        };
+        let rr: serde_json::Map<_, _> = m
+            .ports
+            .iter()
+            .map(|p| (p.name.clone(), serde_json::Value::Bool(p.rr)))
+            .collect();
+        let vsis: Vec<_> = m
+            .policy
+            .vsis
+            .iter()
+            .map(|v| {
+                serde_json::json!({
+                    "name": v.name,
+                    "port": port(v.port),
+                    "mac": v.mac.to_string(),
+                    "vid": v.vid,
+                    "uuid": v.uuid.as_ref().map(format_uuid),
+                    "policy": v.policy.and_then(|i| m.policy.policies.get(i as usize)).map(|p| p.name.clone()),
+                })
+            })
+            .collect();
+        serde_json::json!({ "generation": self.cell.generation(), "rr": rr, "vsis": vsis })
+    }
+
     /// Publish the snapshot for (`rr`, `installed`); returns its generation.
     pub fn apply(
         &mut self,

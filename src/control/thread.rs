@@ -188,6 +188,11 @@ pub struct ControlThread {
     vsis: Vec<(crate::config::evb::VsiCfg, [u8; 16])>,
     retry: Vec<Nanos>,
     rebase: Rebase,
+    /// Print the data path's state ([`Applier::state`]) on stderr, one
+    /// `hairpin: qbg: {json}` line per published snapshot (`hairpin run`).
+    pub log_state: bool,
+    /// The edge VMs of the last published snapshot (station role).
+    last_edge: Vec<super::apply::EdgeVm>,
 }
 
 impl ControlThread {
@@ -223,6 +228,8 @@ impl ControlThread {
                 .collect(),
             retry: vec![0; cfg.vsi.len()],
             rebase: Rebase::default(),
+            log_state: false,
+            last_edge: Vec::new(),
         }
     }
 
@@ -250,12 +257,20 @@ impl ControlThread {
     }
 
     /// Station role: (re)announce each `[[vsi]]` the station does not hold
-    /// (at start, and one keep-alive period after it gave up).
+    /// (once the bridge's EVB TLV is known, and one keep-alive period after
+    /// it gave up).
     fn announce(&mut self, now: Nanos, out: &mut Vec<(PortId, Vec<u8>)>) {
         use crate::wire::vdp::{AssocRepr, FilterEntry, FilterFormat, Mode, Status, VsiId};
         let Some(sp) = self.plane.station_port() else {
             return;
         };
+        // VDP runs over the EVB exchange: nothing before the bridge's EVB
+        // TLV was heard (its timers are not known, and a bridge such as
+        // lldpad has no ECP yet, so the request would be lost and asked
+        // again only a keep-alive period later).
+        if self.plane.evb(sp).and_then(|e| e.remote()).is_none() {
+            return;
+        }
         let t = self.plane.evb(sp).map(|e| e.timers()).unwrap_or_default();
         for (i, (v, uuid)) in self.vsis.iter().enumerate() {
             let id = VsiId::uuid(*uuid);
@@ -326,9 +341,17 @@ impl ControlThread {
             return;
         }
         let (rr, inst, edge) = (self.plane.rr(), self.plane.installed(), self.edge_vms());
-        if let Err(e) = self.applier.apply(&rr, &inst, &edge) {
-            self.ctr.apply_errors += 1;
-            self.last_error = Some(e);
+        match self.applier.apply(&rr, &inst, &edge) {
+            Ok(_) => {
+                self.last_edge = edge;
+                if self.log_state {
+                    eprintln!("hairpin: qbg: {}", self.applier.state());
+                }
+            }
+            Err(e) => {
+                self.ctr.apply_errors += 1;
+                self.last_error = Some(e);
+            }
         }
     }
 
@@ -358,7 +381,9 @@ impl ControlThread {
         }
         fx = merge(fx, self.plane.tick(now, &mut out));
         self.announce(now, &mut out);
-        if !self.plane.take_events().is_empty() {
+        // Station events: a new snapshot only when the edge VMs changed
+        // (not for each keep-alive the bridge acknowledges).
+        if !self.plane.take_events().is_empty() && self.edge_vms() != self.last_edge {
             fx.vsis_changed = true;
         }
         self.send(out);
@@ -406,6 +431,7 @@ impl ControlThread {
             "rr": p.rr(),
             "vsis": p.installed().len(),
             "snapshots": self.applier.applied,
+            "data_path": self.applier.state(),
             "plane": p.ctr,
             "thread": self.ctr,
             "vdp": p.bridge().ctr,

@@ -336,7 +336,11 @@ impl VdpBridge {
             };
         }
         if let Some(r) = self.vsis.get_mut(&key) {
-            if r.filter_format != req.filter_format || r.requested != req.filters {
+            // A station may repeat its request as sent (VID 0 = "assign") or,
+            // as lldpad does, with the filters the bridge answered (assigned
+            // VID, PS/PCP): both are the same VSI.
+            let same = r.requested == req.filters || r.filters == req.filters;
+            if r.filter_format != req.filter_format || !same {
                 self.ctr.filter_mismatch += 1;
                 return false;
             }
@@ -734,5 +738,69 @@ mod tests {
         assert!(b.rx(2, PortId(0), p, &de, &mut store, &mut out));
         assert!(b.installed().is_empty());
         assert_eq!(b.deadline(), None);
+    }
+
+    /// lldpad's keep-alive carries the VID the bridge assigned, not the VID
+    /// 0 it asked with: still a keep-alive (found by tests/lldpad_interop.rs,
+    /// where the VSI expired instead). Another VID stays a mismatch.
+    #[test]
+    fn keepalive_with_the_assigned_vid() {
+        let cfg = crate::config::evb::VsiTypeCfg {
+            id: 5,
+            version: 1,
+            vlan: None,
+            vlan_pool: Some("100-101".into()),
+            policy: None,
+            pcp: Some(4),
+        };
+        let mut store = StaticStore::new(&[cfg], "test").unwrap();
+        let mut b = VdpBridge::new();
+        let p = PortParams {
+            timers: Timers::default(),
+            group_ok: false,
+        };
+        let mac = Mac([2, 0, 0, 0, 0, 1]);
+        let req = AssocRepr {
+            mode: Mode::Assoc,
+            status: Status(0),
+            type_id: 5,
+            version: 1,
+            vsiid: VsiId::mac(mac),
+            filter_format: FilterFormat::MacVid,
+            filters: vec![FilterEntry::mac_vid(mac, 0)],
+        };
+        let pdu = emit_pdu(&[0; 16], std::slice::from_ref(&req)).unwrap();
+        let mut out = Vec::new();
+        assert!(b.rx(0, PortId(0), p, &pdu, &mut store, &mut out));
+        let reply = Pdu::parse(&out[0].ulpdu).unwrap();
+        let VdpTlv::Assoc(Mode::Assoc, v) = reply.tlvs().next().unwrap() else {
+            panic!()
+        };
+        let granted = AssocRepr::parse(Mode::Assoc, v).unwrap();
+        assert_eq!(granted.status, Status::ok());
+        assert_eq!(granted.filters[0].vid, 100);
+        assert_ne!(granted.filters, req.filters);
+        // The keep-alive as lldpad sends it: the answer's filters, status 0.
+        let ka = AssocRepr {
+            status: Status(0),
+            ..granted.clone()
+        };
+        let ka_pdu = emit_pdu(&[0; 16], std::slice::from_ref(&ka)).unwrap();
+        out.clear();
+        let t = Timers::default().bridge_keepalive_timeout();
+        assert!(!b.rx(t / 2, PortId(0), p, &ka_pdu, &mut store, &mut out));
+        assert_eq!((b.ctr.keepalives, b.ctr.filter_mismatch), (1, 0));
+        assert_eq!(out.len(), 1, "a keep-alive is answered");
+        // The timer restarted: alive past the first deadline.
+        assert_eq!(b.deadline(), Some(t / 2 + t));
+        // The same VSI with a VID it was not given is still a mismatch.
+        let mut other = ka.clone();
+        other.filters[0].vid = 101;
+        let o_pdu = emit_pdu(&[0; 16], std::slice::from_ref(&other)).unwrap();
+        out.clear();
+        assert!(!b.rx(t, PortId(0), p, &o_pdu, &mut store, &mut out));
+        assert_eq!((b.ctr.keepalives, b.ctr.filter_mismatch), (1, 1));
+        assert!(out.is_empty());
+        assert_eq!(b.installed().len(), 1);
     }
 }
