@@ -639,6 +639,23 @@ impl Drop for Mbuf {
 
 const MAX_BURST: usize = 256;
 
+/// Per-queue arrays the shim fills/reads (allocated once: no per-burst init).
+struct Scratch {
+    idx: [u32; MAX_BURST],
+    off: [u16; MAX_BURST],
+    len: [u16; MAX_BURST],
+}
+
+impl Scratch {
+    fn new() -> Box<Scratch> {
+        Box::new(Scratch {
+            idx: [0; MAX_BURST],
+            off: [0; MAX_BURST],
+            len: [0; MAX_BURST],
+        })
+    }
+}
+
 fn to_burst(out: &mut Burst, idx: &[u32], off: &[u16], len: &[u16]) {
     for k in 0..idx.len() {
         let b = PktBuf {
@@ -668,6 +685,7 @@ pub struct EthQueue {
     port: PortId,
     q: QueueId,
     slots: Slots,
+    sc: Box<Scratch>,
     unusable: u64,
     _pool: Arc<Pool>,
 }
@@ -680,6 +698,7 @@ impl EthQueue {
             port: p,
             q,
             slots,
+            sc: Scratch::new(),
             unusable: 0,
             _pool: pool,
         })
@@ -694,7 +713,7 @@ impl EthQueue {
         if room == 0 {
             return 0;
         }
-        let (mut idx, mut off, mut len) = ([0u32; MAX_BURST], [0u16; MAX_BURST], [0u16; MAX_BURST]);
+        let Scratch { idx, off, len } = &mut *self.sc;
         // SAFETY: arrays hold `room` entries; the port was started over this pool.
         let n = unsafe {
             sys::hp_rx(
@@ -716,8 +735,8 @@ impl EthQueue {
     /// to DPDK now (it frees them after sending). Returns how many.
     #[inline]
     pub fn tx_from(&mut self, frames: &mut Burst) -> usize {
-        let (mut idx, mut off, mut len) = ([0u32; MAX_BURST], [0u16; MAX_BURST], [0u16; MAX_BURST]);
-        let n = from_burst(frames, &mut idx, &mut off, &mut len);
+        let Scratch { idx, off, len } = &mut *self.sc;
+        let n = from_burst(frames, idx, off, len);
         if n == 0 {
             return 0;
         }
@@ -750,6 +769,7 @@ impl EthQueue {
 /// transmits comes out of `from_port`.
 pub struct RingDev {
     name: String,
+    sc: Box<Scratch>,
     to_port: Vec<NonNull<sys::rte_ring>>,
     from_port: Vec<NonNull<sys::rte_ring>>,
 }
@@ -819,6 +839,7 @@ impl RingDev {
         let name = port_name(PortId(r as u16)).unwrap_or_else(|| name.to_string());
         Ok(RingDev {
             name,
+            sc: Scratch::new(),
             to_port: rx,
             from_port: tx,
         })
@@ -836,8 +857,8 @@ impl RingDev {
         let Some(mp) = MbufPool::of(pool) else {
             return 0;
         };
-        let (mut idx, mut off, mut len) = ([0u32; MAX_BURST], [0u16; MAX_BURST], [0u16; MAX_BURST]);
-        let n = from_burst(frames, &mut idx, &mut off, &mut len);
+        let Scratch { idx, off, len } = &mut *self.sc;
+        let n = from_burst(frames, idx, off, len);
         if n == 0 {
             return 0;
         }
@@ -865,7 +886,7 @@ impl RingDev {
         if room == 0 {
             return 0;
         }
-        let (mut idx, mut off, mut len) = ([0u32; MAX_BURST], [0u16; MAX_BURST], [0u16; MAX_BURST]);
+        let Scratch { idx, off, len } = &mut *self.sc;
         // SAFETY: arrays hold `room` entries; live ring of this pool's mbufs.
         let n = unsafe {
             sys::hp_ring_get(
@@ -899,8 +920,7 @@ impl RingDev {
         let mut total = 0;
         for r in self.to_port.iter().chain(&self.from_port) {
             loop {
-                let (mut idx, mut off, mut len) =
-                    ([0u32; MAX_BURST], [0u16; MAX_BURST], [0u16; MAX_BURST]);
+                let Scratch { idx, off, len } = &mut *self.sc;
                 // SAFETY: live ring of this pool's mbufs.
                 let n = unsafe {
                     sys::hp_ring_get(

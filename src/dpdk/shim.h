@@ -26,6 +26,9 @@ struct hp_slots {
     char *base;
     size_t stride;
     size_t hdr;
+    /* floor(2^64 / stride) + 1: offset / stride as a multiply (exact for
+     * multiples of stride, which is all hp_rx accepts). */
+    uint64_t magic;
     uint32_t n;
     uint16_t room;
 };
