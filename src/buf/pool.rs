@@ -717,6 +717,89 @@ mod tests {
 }
 
 #[cfg(test)]
+mod source_tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// A stand-in for the DPDK mempool: its own memory and free list.
+    struct Fake {
+        mem: Box<[u8]>,
+        free: Mutex<Vec<u32>>,
+        bulk_calls: AtomicUsize,
+    }
+    impl SlotSource for Fake {
+        fn get(&self) -> Option<u32> {
+            self.free.lock().unwrap().pop()
+        }
+        fn put(&self, idx: u32) {
+            self.free.lock().unwrap().push(idx);
+        }
+        fn put_bulk(&self, idx: &[u32]) {
+            self.bulk_calls.fetch_add(1, Ordering::Relaxed);
+            self.free.lock().unwrap().extend_from_slice(idx);
+        }
+        fn available(&self) -> usize {
+            self.free.lock().unwrap().len()
+        }
+        fn as_any(&self) -> &dyn std::any::Any {
+            self
+        }
+    }
+
+    #[test]
+    fn pool_over_a_source_uses_its_memory_and_free_list() {
+        const N: usize = 200;
+        const STRIDE: usize = 2368;
+        const ROOM: usize = 2176;
+        let mut fake = Box::new(Fake {
+            mem: vec![0u8; N * STRIDE].into_boxed_slice(),
+            free: Mutex::new((0..N as u32).rev().collect()),
+            bulk_calls: AtomicUsize::new(0),
+        });
+        let base = fake.mem.as_mut_ptr();
+        // SAFETY: the memory lives in the source, which the pool owns.
+        let p = unsafe { Pool::with_source(base, STRIDE, ROOM, N, MemMode::Plain, fake) }.unwrap();
+        assert_eq!((p.capacity(), p.available()), (N, N));
+        assert_eq!(p.max_frame(), ROOM - HEADROOM - 8);
+        let mut b = p.alloc().unwrap();
+        assert_eq!(b.index(), 0);
+        assert!(p.fill(&mut b, &[7u8; 60]));
+        assert!(!p.set_len(&mut b, ROOM), "room, not stride, bounds a frame");
+        assert!(p.push_tag(&mut b, 0x8100, 10));
+        // Slot 0's frame is at base + HEADROOM - 4 of the source's memory.
+        let src = p.source().unwrap().as_any().downcast_ref::<Fake>().unwrap();
+        assert_eq!(
+            &src.mem[HEADROOM - 4 + 12..HEADROOM + 12],
+            &[0x81, 0, 0, 10]
+        );
+        assert_eq!(p.available(), N - 1);
+        p.free(b);
+        assert_eq!(p.available(), N);
+        // A core cache spills to the source in bulk.
+        let mut c = PoolCache::new();
+        let held: Vec<_> = (0..150).map(|_| c.alloc(&p).unwrap()).collect();
+        for x in held {
+            c.free(&p, x);
+        }
+        c.flush(&p);
+        assert_eq!(p.available(), N);
+        assert!(src.bulk_calls.load(Ordering::Relaxed) >= 2);
+    }
+
+    #[test]
+    fn source_room_must_fit_the_stride() {
+        let fake = Box::new(Fake {
+            mem: vec![0u8; 4096].into_boxed_slice(),
+            free: Mutex::new(vec![0]),
+            bulk_calls: AtomicUsize::new(0),
+        });
+        let base = std::ptr::null_mut();
+        // SAFETY: refused before any use of the memory.
+        assert!(unsafe { Pool::with_source(base, 1024, 2048, 1, MemMode::Plain, fake) }.is_err());
+    }
+}
+
+#[cfg(test)]
 mod race_tests {
     use super::*;
 
