@@ -10,6 +10,7 @@
 # the source learned, so every frame is a known-unicast hairpin turn.
 #
 #   perf/memif.sh [RUNS] [SECONDS]     (defaults: 3 runs of 5 s; no hugepages)
+#   SKIP_PEER=1: hairpin only; KEEP=1: keep the logs
 #
 # Prints, per run, the rate returned to the generator (testpmd Rx-pps over
 # SECONDS, the figure the peer script calls "returned-to-gen") and hairpin's
@@ -23,7 +24,7 @@ cargo build --release --quiet --features dpdk
 BIN=$(pwd)/target/release/hairpin
 work=$(mktemp -d /tmp/hpd-memif.XXXXXX)
 SOCK=$work/memif.sock
-cleanup() { rm -rf "$work" /var/run/dpdk/hpdmg /var/run/dpdk/hpdms; }
+cleanup() { [ "${KEEP:-0}" = 1 ] && echo "logs kept in $work" || rm -rf "$work"; rm -rf /var/run/dpdk/hpdmg /var/run/dpdk/hpdms; }
 trap cleanup EXIT
 cat >"$work/sw.toml" <<TOML
 [switch]
