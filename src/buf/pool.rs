@@ -168,6 +168,18 @@ impl FreeList {
 pub trait SlotSource: Send + Sync + 'static {
     /// Take one slot (its frame empty); `None` when exhausted.
     fn get(&self) -> Option<u32>;
+    /// Take up to `out.len()` slots at once; returns how many were written.
+    fn get_bulk(&self, out: &mut [u32]) -> usize {
+        let mut n = 0;
+        for o in out.iter_mut() {
+            match self.get() {
+                Some(i) => *o = i,
+                None => break,
+            }
+            n += 1;
+        }
+        n
+    }
     /// Give one slot back.
     fn put(&self, idx: u32);
     /// Give several slots back at once.
@@ -331,6 +343,39 @@ impl Pool {
         let ok = self.free.push(b.idx);
         debug_assert!(ok, "free list overflow: buffer freed twice?");
         self.avail.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Append up to `n` fresh buffers to `v` (one bulk call for an external
+    /// allocator). Returns how many were added.
+    pub fn alloc_batch(&self, v: &mut Vec<PktBuf>, n: usize) -> usize {
+        if let Some(x) = &self.ext {
+            let mut idx = [0u32; CACHE_BATCH];
+            let mut got = 0;
+            while got < n {
+                let k = (n - got).min(CACHE_BATCH);
+                let g = x.get_bulk(&mut idx[..k]);
+                v.extend(idx[..g].iter().map(|&i| PktBuf {
+                    idx: i,
+                    off: HEADROOM as u16,
+                    len: 0,
+                    ts: 0,
+                }));
+                got += g;
+                if g < k {
+                    break;
+                }
+            }
+            return got;
+        }
+        let mut got = 0;
+        while got < n {
+            match self.alloc() {
+                Some(b) => v.push(b),
+                None => break,
+            }
+            got += 1;
+        }
+        got
     }
 
     /// Return up to `n` buffers from the end of `v` (one bulk call for an external allocator).
@@ -556,12 +601,7 @@ impl PoolCache {
     #[inline]
     pub fn alloc(&mut self, pool: &Pool) -> Option<PktBuf> {
         if self.stash.is_empty() {
-            for _ in 0..CACHE_BATCH {
-                match pool.alloc() {
-                    Some(b) => self.stash.push(b),
-                    None => break,
-                }
-            }
+            pool.alloc_batch(&mut self.stash, CACHE_BATCH);
         }
         let mut b = self.stash.pop()?;
         b.off = HEADROOM as u16;

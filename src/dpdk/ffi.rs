@@ -584,6 +584,34 @@ impl SlotSource for MbufPool {
     fn get(&self) -> Option<u32> {
         self.alloc().map(Mbuf::into_slot)
     }
+    fn get_bulk(&self, out: &mut [u32]) -> usize {
+        let mut done = 0;
+        while done < out.len() {
+            let k = (out.len() - done).min(64);
+            // SAFETY: live mempool; `out[done..done + k]` is writable.
+            let g = unsafe {
+                sys::hp_slot_get_bulk(
+                    self.mp.as_ptr(),
+                    &self.slots.0,
+                    out[done..].as_mut_ptr(),
+                    k as u32,
+                )
+            } as usize;
+            if g == 0 {
+                // All-or-nothing failed: take what is left one by one.
+                while done < out.len() {
+                    match self.get() {
+                        Some(i) => out[done] = i,
+                        None => return done,
+                    }
+                    done += 1;
+                }
+                return done;
+            }
+            done += g;
+        }
+        done
+    }
     #[inline]
     fn put(&self, idx: u32) {
         // SAFETY: idx came from this pool (Pool checks idx < n in debug builds).

@@ -141,6 +141,20 @@ int hp_slot_get(struct rte_mempool *mp, const struct hp_slots *s, uint32_t *idx)
     return 0;
 }
 
+unsigned hp_slot_get_bulk(struct rte_mempool *mp, const struct hp_slots *s, uint32_t *idx,
+                          unsigned n)
+{
+    struct rte_mbuf *m[64];
+    unsigned i;
+    if (n > 64)
+        n = 64;
+    if (rte_pktmbuf_alloc_bulk(mp, m, n) != 0)
+        return 0;
+    for (i = 0; i < n; i++)
+        idx[i] = mbuf_slot(s, m[i]);
+    return n;
+}
+
 void hp_slot_put(const struct hp_slots *s, uint32_t idx)
 {
     rte_pktmbuf_free(slot_mbuf(s, idx));

@@ -50,6 +50,9 @@ void hp_pool_free(struct rte_mempool *mp, const struct rte_memzone *mz);
 
 /* Slots (mbufs) by index. */
 int hp_slot_get(struct rte_mempool *mp, const struct hp_slots *s, uint32_t *idx);
+/* n slots at once (rte_pktmbuf_alloc_bulk: all or none); returns n or 0. */
+unsigned hp_slot_get_bulk(struct rte_mempool *mp, const struct hp_slots *s, uint32_t *idx,
+                          unsigned n);
 void hp_slot_put(const struct hp_slots *s, uint32_t idx);
 void hp_slot_put_bulk(const struct hp_slots *s, const uint32_t *idx, unsigned n);
 
