@@ -404,3 +404,30 @@ pub fn teardown(prefix: &str) {
     let e = dpdk::eal_init(&[]).unwrap_err();
     assert!(e.text.contains("cannot start again"), "{e}");
 }
+
+/// An `Mbuf` owns one mbuf and gives it back on drop; `into_slot` hands it
+/// to hairpin's pool instead (freed there).
+pub fn mbuf_ownership(tag: &str) {
+    let mp = dpdk::MbufPool::create(&format!("hpd_own{tag}"), 256, 0, 2176, -1).expect("mempool");
+    assert_eq!((mp.size(), mp.avail()), (256, 256));
+    let m = mp.alloc().expect("one mbuf");
+    let i = m.index();
+    assert!(i < 256);
+    assert_eq!(mp.avail(), 255);
+    drop(m);
+    assert_eq!(mp.avail(), 256, "drop freed it");
+    let pool = mp.into_pool().expect("pool over the mempool");
+    let b = pool.alloc().unwrap();
+    assert_eq!(pool.available(), 255);
+    pool.free(b);
+    assert_eq!(pool.available(), 256);
+    // Too big for the EAL's memory: the error names the failing step.
+    let e = match dpdk::MbufPool::create(&format!("hpd_big{tag}"), 4_000_000, 0, 2176, -1) {
+        Ok(_) => panic!("a 9 GB mempool was created"),
+        Err(e) => e,
+    };
+    assert!(
+        e.call.contains("rte_mempool") || e.call.contains("memzone"),
+        "{e}"
+    );
+}
