@@ -43,6 +43,7 @@ mod dpdk {
             println!("cargo:rerun-if-changed={f}");
         }
         println!("cargo:rerun-if-env-changed=PKG_CONFIG_PATH");
+        println!("cargo:rerun-if-env-changed=PKG_CONFIG_LIBDIR");
         let version = pkg_config("--modversion");
         let mut it = version.split('.').map(|s| s.parse::<u32>().unwrap_or(0));
         let (maj, min) = (it.next().unwrap_or(0), it.next().unwrap_or(0));

@@ -20,8 +20,12 @@ fn dpdk_hugepages() {
     dpdk_common::null_ports("h1");
     dpdk_common::bad_input("h1");
     dpdk_common::teardown(&prefix);
-    assert!(
-        dpdk_common::free_hugepages() >= free,
-        "hugepages given back after rte_eal_cleanup"
-    );
+    // Other processes may take free pages meanwhile (shared machine), so
+    // check this process instead: no hugepage mapping is left.
+    let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+    let huge = smaps
+        .lines()
+        .filter(|l| l.starts_with("KernelPageSize:") && !l.contains(" 4 kB"))
+        .count();
+    assert_eq!(huge, 0, "hugepage mappings left after rte_eal_cleanup");
 }

@@ -168,6 +168,18 @@ impl FreeList {
 pub trait SlotSource: Send + Sync + 'static {
     /// Take one slot (its frame empty); `None` when exhausted.
     fn get(&self) -> Option<u32>;
+    /// Take up to `out.len()` slots at once; returns how many were written.
+    fn get_bulk(&self, out: &mut [u32]) -> usize {
+        let mut n = 0;
+        for o in out.iter_mut() {
+            match self.get() {
+                Some(i) => *o = i,
+                None => break,
+            }
+            n += 1;
+        }
+        n
+    }
     /// Give one slot back.
     fn put(&self, idx: u32);
     /// Give several slots back at once.
@@ -331,6 +343,39 @@ impl Pool {
         let ok = self.free.push(b.idx);
         debug_assert!(ok, "free list overflow: buffer freed twice?");
         self.avail.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Append up to `n` fresh buffers to `v` (one bulk call for an external
+    /// allocator). Returns how many were added.
+    pub fn alloc_batch(&self, v: &mut Vec<PktBuf>, n: usize) -> usize {
+        if let Some(x) = &self.ext {
+            let mut idx = [0u32; CACHE_BATCH];
+            let mut got = 0;
+            while got < n {
+                let k = (n - got).min(CACHE_BATCH);
+                let g = x.get_bulk(&mut idx[..k]);
+                v.extend(idx[..g].iter().map(|&i| PktBuf {
+                    idx: i,
+                    off: HEADROOM as u16,
+                    len: 0,
+                    ts: 0,
+                }));
+                got += g;
+                if g < k {
+                    break;
+                }
+            }
+            return got;
+        }
+        let mut got = 0;
+        while got < n {
+            match self.alloc() {
+                Some(b) => v.push(b),
+                None => break,
+            }
+            got += 1;
+        }
+        got
     }
 
     /// Return up to `n` buffers from the end of `v` (one bulk call for an external allocator).
@@ -556,12 +601,7 @@ impl PoolCache {
     #[inline]
     pub fn alloc(&mut self, pool: &Pool) -> Option<PktBuf> {
         if self.stash.is_empty() {
-            for _ in 0..CACHE_BATCH {
-                match pool.alloc() {
-                    Some(b) => self.stash.push(b),
-                    None => break,
-                }
-            }
+            pool.alloc_batch(&mut self.stash, CACHE_BATCH);
         }
         let mut b = self.stash.pop()?;
         b.off = HEADROOM as u16;
@@ -713,6 +753,89 @@ mod tests {
         assert_eq!(p.mem_mode(), MemMode::Plain);
         assert!(Pool::new(0, 1518).is_err());
         assert!(Pool::new(1, 70000).is_err());
+    }
+}
+
+#[cfg(test)]
+mod source_tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// A stand-in for the DPDK mempool: its own memory and free list.
+    struct Fake {
+        mem: Box<[u8]>,
+        free: Mutex<Vec<u32>>,
+        bulk_calls: AtomicUsize,
+    }
+    impl SlotSource for Fake {
+        fn get(&self) -> Option<u32> {
+            self.free.lock().unwrap().pop()
+        }
+        fn put(&self, idx: u32) {
+            self.free.lock().unwrap().push(idx);
+        }
+        fn put_bulk(&self, idx: &[u32]) {
+            self.bulk_calls.fetch_add(1, Ordering::Relaxed);
+            self.free.lock().unwrap().extend_from_slice(idx);
+        }
+        fn available(&self) -> usize {
+            self.free.lock().unwrap().len()
+        }
+        fn as_any(&self) -> &dyn std::any::Any {
+            self
+        }
+    }
+
+    #[test]
+    fn pool_over_a_source_uses_its_memory_and_free_list() {
+        const N: usize = 200;
+        const STRIDE: usize = 2368;
+        const ROOM: usize = 2176;
+        let mut fake = Box::new(Fake {
+            mem: vec![0u8; N * STRIDE].into_boxed_slice(),
+            free: Mutex::new((0..N as u32).rev().collect()),
+            bulk_calls: AtomicUsize::new(0),
+        });
+        let base = fake.mem.as_mut_ptr();
+        // SAFETY: the memory lives in the source, which the pool owns.
+        let p = unsafe { Pool::with_source(base, STRIDE, ROOM, N, MemMode::Plain, fake) }.unwrap();
+        assert_eq!((p.capacity(), p.available()), (N, N));
+        assert_eq!(p.max_frame(), ROOM - HEADROOM - 8);
+        let mut b = p.alloc().unwrap();
+        assert_eq!(b.index(), 0);
+        assert!(p.fill(&mut b, &[7u8; 60]));
+        assert!(!p.set_len(&mut b, ROOM), "room, not stride, bounds a frame");
+        assert!(p.push_tag(&mut b, 0x8100, 10));
+        // Slot 0's frame is at base + HEADROOM - 4 of the source's memory.
+        let src = p.source().unwrap().as_any().downcast_ref::<Fake>().unwrap();
+        assert_eq!(
+            &src.mem[HEADROOM - 4 + 12..HEADROOM + 12],
+            &[0x81, 0, 0, 10]
+        );
+        assert_eq!(p.available(), N - 1);
+        p.free(b);
+        assert_eq!(p.available(), N);
+        // A core cache spills to the source in bulk.
+        let mut c = PoolCache::new();
+        let held: Vec<_> = (0..150).map(|_| c.alloc(&p).unwrap()).collect();
+        for x in held {
+            c.free(&p, x);
+        }
+        c.flush(&p);
+        assert_eq!(p.available(), N);
+        assert!(src.bulk_calls.load(Ordering::Relaxed) >= 2);
+    }
+
+    #[test]
+    fn source_room_must_fit_the_stride() {
+        let fake = Box::new(Fake {
+            mem: vec![0u8; 4096].into_boxed_slice(),
+            free: Mutex::new(vec![0]),
+            bulk_calls: AtomicUsize::new(0),
+        });
+        let base = std::ptr::null_mut();
+        // SAFETY: refused before any use of the memory.
+        assert!(unsafe { Pool::with_source(base, 1024, 2048, 1, MemMode::Plain, fake) }.is_err());
     }
 }
 

@@ -584,6 +584,34 @@ impl SlotSource for MbufPool {
     fn get(&self) -> Option<u32> {
         self.alloc().map(Mbuf::into_slot)
     }
+    fn get_bulk(&self, out: &mut [u32]) -> usize {
+        let mut done = 0;
+        while done < out.len() {
+            let k = (out.len() - done).min(64);
+            // SAFETY: live mempool; `out[done..done + k]` is writable.
+            let g = unsafe {
+                sys::hp_slot_get_bulk(
+                    self.mp.as_ptr(),
+                    &self.slots.0,
+                    out[done..].as_mut_ptr(),
+                    k as u32,
+                )
+            } as usize;
+            if g == 0 {
+                // All-or-nothing failed: take what is left one by one.
+                while done < out.len() {
+                    match self.get() {
+                        Some(i) => out[done] = i,
+                        None => return done,
+                    }
+                    done += 1;
+                }
+                return done;
+            }
+            done += g;
+        }
+        done
+    }
     #[inline]
     fn put(&self, idx: u32) {
         // SAFETY: idx came from this pool (Pool checks idx < n in debug builds).
@@ -639,6 +667,23 @@ impl Drop for Mbuf {
 
 const MAX_BURST: usize = 256;
 
+/// Per-queue arrays the shim fills/reads (allocated once: no per-burst init).
+struct Scratch {
+    idx: [u32; MAX_BURST],
+    off: [u16; MAX_BURST],
+    len: [u16; MAX_BURST],
+}
+
+impl Scratch {
+    fn new() -> Box<Scratch> {
+        Box::new(Scratch {
+            idx: [0; MAX_BURST],
+            off: [0; MAX_BURST],
+            len: [0; MAX_BURST],
+        })
+    }
+}
+
 fn to_burst(out: &mut Burst, idx: &[u32], off: &[u16], len: &[u16]) {
     for k in 0..idx.len() {
         let b = PktBuf {
@@ -668,6 +713,7 @@ pub struct EthQueue {
     port: PortId,
     q: QueueId,
     slots: Slots,
+    sc: Box<Scratch>,
     unusable: u64,
     _pool: Arc<Pool>,
 }
@@ -680,6 +726,7 @@ impl EthQueue {
             port: p,
             q,
             slots,
+            sc: Scratch::new(),
             unusable: 0,
             _pool: pool,
         })
@@ -694,7 +741,7 @@ impl EthQueue {
         if room == 0 {
             return 0;
         }
-        let (mut idx, mut off, mut len) = ([0u32; MAX_BURST], [0u16; MAX_BURST], [0u16; MAX_BURST]);
+        let Scratch { idx, off, len } = &mut *self.sc;
         // SAFETY: arrays hold `room` entries; the port was started over this pool.
         let n = unsafe {
             sys::hp_rx(
@@ -716,8 +763,8 @@ impl EthQueue {
     /// to DPDK now (it frees them after sending). Returns how many.
     #[inline]
     pub fn tx_from(&mut self, frames: &mut Burst) -> usize {
-        let (mut idx, mut off, mut len) = ([0u32; MAX_BURST], [0u16; MAX_BURST], [0u16; MAX_BURST]);
-        let n = from_burst(frames, &mut idx, &mut off, &mut len);
+        let Scratch { idx, off, len } = &mut *self.sc;
+        let n = from_burst(frames, idx, off, len);
         if n == 0 {
             return 0;
         }
@@ -750,6 +797,7 @@ impl EthQueue {
 /// transmits comes out of `from_port`.
 pub struct RingDev {
     name: String,
+    sc: Box<Scratch>,
     to_port: Vec<NonNull<sys::rte_ring>>,
     from_port: Vec<NonNull<sys::rte_ring>>,
 }
@@ -819,6 +867,7 @@ impl RingDev {
         let name = port_name(PortId(r as u16)).unwrap_or_else(|| name.to_string());
         Ok(RingDev {
             name,
+            sc: Scratch::new(),
             to_port: rx,
             from_port: tx,
         })
@@ -836,8 +885,8 @@ impl RingDev {
         let Some(mp) = MbufPool::of(pool) else {
             return 0;
         };
-        let (mut idx, mut off, mut len) = ([0u32; MAX_BURST], [0u16; MAX_BURST], [0u16; MAX_BURST]);
-        let n = from_burst(frames, &mut idx, &mut off, &mut len);
+        let Scratch { idx, off, len } = &mut *self.sc;
+        let n = from_burst(frames, idx, off, len);
         if n == 0 {
             return 0;
         }
@@ -865,7 +914,7 @@ impl RingDev {
         if room == 0 {
             return 0;
         }
-        let (mut idx, mut off, mut len) = ([0u32; MAX_BURST], [0u16; MAX_BURST], [0u16; MAX_BURST]);
+        let Scratch { idx, off, len } = &mut *self.sc;
         // SAFETY: arrays hold `room` entries; live ring of this pool's mbufs.
         let n = unsafe {
             sys::hp_ring_get(
@@ -899,8 +948,7 @@ impl RingDev {
         let mut total = 0;
         for r in self.to_port.iter().chain(&self.from_port) {
             loop {
-                let (mut idx, mut off, mut len) =
-                    ([0u32; MAX_BURST], [0u16; MAX_BURST], [0u16; MAX_BURST]);
+                let Scratch { idx, off, len } = &mut *self.sc;
                 // SAFETY: live ring of this pool's mbufs.
                 let n = unsafe {
                     sys::hp_ring_get(

@@ -103,6 +103,7 @@ struct rte_mempool *hp_pool_create(const char *name, uint32_t n, uint32_t cache,
     s->hdr = sizeof(struct rte_mbuf) + rte_pktmbuf_priv_size(mp);
     s->base = first + s->hdr;
     s->stride = total;
+    s->magic = (uint64_t)(((unsigned __int128)1 << 64) / total) + 1;
     s->n = n;
     s->room = rte_pktmbuf_data_room_size(mp);
     *mzp = mz;
@@ -121,9 +122,14 @@ static inline struct rte_mbuf *slot_mbuf(const struct hp_slots *s, uint32_t idx)
     return (struct rte_mbuf *)(s->base + (size_t)idx * s->stride - s->hdr);
 }
 
+static inline uint64_t div_stride(const struct hp_slots *s, size_t d)
+{
+    return (uint64_t)(((unsigned __int128)d * s->magic) >> 64);
+}
+
 static inline uint32_t mbuf_slot(const struct hp_slots *s, const struct rte_mbuf *m)
 {
-    return (uint32_t)(((char *)m->buf_addr - s->base) / s->stride);
+    return (uint32_t)div_stride(s, (size_t)((char *)m->buf_addr - s->base));
 }
 
 int hp_slot_get(struct rte_mempool *mp, const struct hp_slots *s, uint32_t *idx)
@@ -133,6 +139,20 @@ int hp_slot_get(struct rte_mempool *mp, const struct hp_slots *s, uint32_t *idx)
         return -ENOBUFS;
     *idx = mbuf_slot(s, m);
     return 0;
+}
+
+unsigned hp_slot_get_bulk(struct rte_mempool *mp, const struct hp_slots *s, uint32_t *idx,
+                          unsigned n)
+{
+    struct rte_mbuf *m[64];
+    unsigned i;
+    if (n > 64)
+        n = 64;
+    if (rte_pktmbuf_alloc_bulk(mp, m, n) != 0)
+        return 0;
+    for (i = 0; i < n; i++)
+        idx[i] = mbuf_slot(s, m[i]);
+    return n;
 }
 
 void hp_slot_put(const struct hp_slots *s, uint32_t idx)
@@ -174,12 +194,13 @@ static inline int take_rx(const struct hp_slots *s, struct rte_mbuf *m, uint32_t
                           uint16_t *off, uint16_t *len)
 {
     size_t d = (size_t)((char *)m->buf_addr - s->base);
-    if (m->nb_segs != 1 || (char *)m->buf_addr < s->base || d % s->stride != 0 ||
-        d / s->stride >= s->n) {
+    uint64_t i = div_stride(s, d);
+    if (unlikely(m->nb_segs != 1 || (char *)m->buf_addr < s->base || i * s->stride != d ||
+                 i >= s->n)) {
         rte_pktmbuf_free(m);
         return 0;
     }
-    *idx = mbuf_slot(s, m);
+    *idx = (uint32_t)i;
     *off = m->data_off;
     *len = m->data_len;
     return 1;

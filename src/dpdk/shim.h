@@ -26,6 +26,9 @@ struct hp_slots {
     char *base;
     size_t stride;
     size_t hdr;
+    /* floor(2^64 / stride) + 1: offset / stride as a multiply (exact for
+     * multiples of stride, which is all hp_rx accepts). */
+    uint64_t magic;
     uint32_t n;
     uint16_t room;
 };
@@ -47,6 +50,9 @@ void hp_pool_free(struct rte_mempool *mp, const struct rte_memzone *mz);
 
 /* Slots (mbufs) by index. */
 int hp_slot_get(struct rte_mempool *mp, const struct hp_slots *s, uint32_t *idx);
+/* n slots at once (rte_pktmbuf_alloc_bulk: all or none); returns n or 0. */
+unsigned hp_slot_get_bulk(struct rte_mempool *mp, const struct hp_slots *s, uint32_t *idx,
+                          unsigned n);
 void hp_slot_put(const struct hp_slots *s, uint32_t idx);
 void hp_slot_put_bulk(const struct hp_slots *s, const uint32_t *idx, unsigned n);
 

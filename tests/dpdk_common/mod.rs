@@ -161,9 +161,10 @@ fn untag(f: &[u8]) -> Vec<u8> {
 /// Bridge with a reflective-relay trunk `hv` (VMs A and B, VLAN 10; A's
 /// policy denies UDP to port 9999) and an access port `acc` (VLAN 10), both
 /// ring ethdevs. Checks: VLAN push (acc → hv), VLAN pop (hv → acc), hairpin
-/// reflection A → B out of hv in the very mbuf that came in (zero copy), the
-/// ACL deny counted, rte_eth_stats next to hairpin's counters, and the
-/// mempool level after stop.
+/// reflection A → B out of hv in the very mbuf that came in (zero copy), a
+/// broadcast flooded to both (one copy from the mbuf pool), the ACL deny
+/// counted, rte_eth_stats next to hairpin's counters, and the mempool level
+/// after stop.
 pub fn ring_forwarding(tag: &str) {
     let mut hv = RingDev::create(&format!("hv{tag}"), 1, 1024).expect("ring ethdev hv");
     let mut acc = RingDev::create(&format!("acc{tag}"), 1, 1024).expect("ring ethdev acc");
@@ -244,16 +245,31 @@ dst_port = "9999"
     assert_eq!(out_acc.len(), 1, "A→X left acc");
     assert_eq!(out_acc[0].1, untag(&a_to_x), "untagged on the access port");
 
+    // A broadcast from A: back out of hv (reflective relay) and out of acc
+    // untagged; one of the two is a copy made from the mbuf pool.
+    let bcast = udp_frame(hairpin::types::Mac::BROADCAST, a, Some(10), 5);
+    put(&mut hv, &pool, std::slice::from_ref(&bcast));
+    let b_hv = collect(&mut hv, &pool, 1);
+    let b_acc = collect(&mut acc, &pool, 1);
+    assert_eq!(b_hv.len(), 1, "broadcast reflected on hv");
+    assert_eq!(b_hv[0].1, bcast);
+    assert_eq!(b_acc.len(), 1, "broadcast on acc");
+    assert_eq!(b_acc[0].1, untag(&bcast));
+
     let (ctr, stats) = sw.finish();
     assert_eq!(ctr["drops"]["acl_deny"], 1, "{ctr}");
-    assert_eq!(ctr["reflected"], 1, "{ctr}");
-    assert_eq!(ctr["rx_pkts"], 4);
-    assert_eq!(ctr["tx_pkts"], 3);
+    assert_eq!(
+        ctr["reflected"], 2,
+        "A→B and the broadcast's own copy: {ctr}"
+    );
+    assert_eq!(ctr["rx_pkts"], 5);
+    assert_eq!(ctr["tx_pkts"], 5);
+    assert_eq!(ctr["flood_copies"], 1, "{ctr}");
     assert_eq!(stats.len(), 2);
-    assert_eq!(stats[0]["eth"]["ipackets"], 3, "{}", stats[0]);
-    assert_eq!(stats[0]["eth"]["opackets"], 2, "{}", stats[0]);
+    assert_eq!(stats[0]["eth"]["ipackets"], 4, "{}", stats[0]);
+    assert_eq!(stats[0]["eth"]["opackets"], 3, "{}", stats[0]);
     assert_eq!(stats[1]["eth"]["ipackets"], 1);
-    assert_eq!(stats[1]["eth"]["opackets"], 1);
+    assert_eq!(stats[1]["eth"]["opackets"], 2);
     assert_eq!(stats[0]["eth"]["rx_nombuf"], 0);
     assert_eq!(
         hv.drain(&pool) + acc.drain(&pool),
@@ -387,4 +403,31 @@ pub fn teardown(prefix: &str) {
     }
     let e = dpdk::eal_init(&[]).unwrap_err();
     assert!(e.text.contains("cannot start again"), "{e}");
+}
+
+/// An `Mbuf` owns one mbuf and gives it back on drop; `into_slot` hands it
+/// to hairpin's pool instead (freed there).
+pub fn mbuf_ownership(tag: &str) {
+    let mp = dpdk::MbufPool::create(&format!("hpd_own{tag}"), 256, 0, 2176, -1).expect("mempool");
+    assert_eq!((mp.size(), mp.avail()), (256, 256));
+    let m = mp.alloc().expect("one mbuf");
+    let i = m.index();
+    assert!(i < 256);
+    assert_eq!(mp.avail(), 255);
+    drop(m);
+    assert_eq!(mp.avail(), 256, "drop freed it");
+    let pool = mp.into_pool().expect("pool over the mempool");
+    let b = pool.alloc().unwrap();
+    assert_eq!(pool.available(), 255);
+    pool.free(b);
+    assert_eq!(pool.available(), 256);
+    // Too big for the EAL's memory: the error names the failing step.
+    let e = match dpdk::MbufPool::create(&format!("hpd_big{tag}"), 4_000_000, 0, 2176, -1) {
+        Ok(_) => panic!("a 9 GB mempool was created"),
+        Err(e) => e,
+    };
+    assert!(
+        e.call.contains("rte_mempool") || e.call.contains("memzone"),
+        "{e}"
+    );
 }
