@@ -6,6 +6,7 @@
 
 pub mod dpdk;
 pub mod policy;
+pub mod telemetry;
 
 use crate::types::{Mac, MAX_PORTS};
 use policy::{EgressCfg, MeterCfg, PolicyCfg};
@@ -395,6 +396,9 @@ pub struct Config {
     /// `[dpdk]`: EAL and ethdev settings for `dpdk:` ports.
     #[serde(default)]
     pub dpdk: dpdk::DpdkCfg,
+    /// `[telemetry]`: control socket and Prometheus endpoint of `hairpin run`.
+    #[serde(default)]
+    pub telemetry: telemetry::TelemetryCfg,
     /// Directory relative file names (pcap_in, pcap_out) are taken from: the config file's.
     #[serde(skip)]
     pub base_dir: Option<std::path::PathBuf>,
@@ -979,6 +983,7 @@ impl Config {
             }
         }
         self.dpdk.check().map_err(|(k, r)| e(k, r))?;
+        self.telemetry.check().map_err(|(k, r)| e(k, r))?;
         self.validate_policy()?;
         Ok(())
     }

@@ -1,0 +1,74 @@
+//! `[telemetry]`: the control socket and the Prometheus endpoint of `hairpin run`.
+
+use serde::{Deserialize, Serialize};
+
+/// Default path of the control socket.
+pub const DEFAULT_SOCKET: &str = "/run/hairpin/hairpin.sock";
+
+/// `[telemetry]`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetryCfg {
+    /// Path of the Unix control socket (`hairpin run --control-socket` overrides it).
+    #[serde(default = "d_socket")]
+    pub control_socket: String,
+    /// Group (name or numeric gid) that owns the socket; mode is 0660 either way.
+    #[serde(default)]
+    pub socket_group: Option<String>,
+    /// `ADDR:PORT` for the Prometheus text endpoint (off when absent).
+    #[serde(default)]
+    pub prometheus: Option<String>,
+    /// A client that sends nothing, or does not read its replies, for this
+    /// long is disconnected (milliseconds).
+    #[serde(default = "d_timeout")]
+    pub client_timeout_ms: u64,
+}
+
+fn d_socket() -> String {
+    DEFAULT_SOCKET.into()
+}
+
+fn d_timeout() -> u64 {
+    5000
+}
+
+impl Default for TelemetryCfg {
+    fn default() -> Self {
+        TelemetryCfg {
+            control_socket: d_socket(),
+            socket_group: None,
+            prometheus: None,
+            client_timeout_ms: d_timeout(),
+        }
+    }
+}
+
+impl TelemetryCfg {
+    /// Check the values; errors are `(key, reason)`.
+    pub fn check(&self) -> Result<(), (String, String)> {
+        let k = |s: &str| format!("telemetry.{s}");
+        if self.control_socket.is_empty() {
+            return Err((k("control_socket"), "must not be empty".into()));
+        }
+        if let Some(p) = &self.prometheus {
+            p.parse::<std::net::SocketAddr>().map_err(|e| {
+                (
+                    k("prometheus"),
+                    format!("{p:?} is not ADDR:PORT (e.g. \"127.0.0.1:9550\"): {e}"),
+                )
+            })?;
+        }
+        if let Some(g) = &self.socket_group {
+            if g.is_empty() {
+                return Err((k("socket_group"), "must not be empty".into()));
+            }
+        }
+        if !(10..=3_600_000).contains(&self.client_timeout_ms) {
+            return Err((
+                k("client_timeout_ms"),
+                format!("{} is outside 10..=3600000", self.client_timeout_ms),
+            ));
+        }
+        Ok(())
+    }
+}
