@@ -28,6 +28,10 @@ enum Cmd {
         /// After `--`: DPDK EAL arguments, appended to `[dpdk] eal_args`.
         #[arg(last = true, value_name = "EAL_ARGS")]
         eal: Vec<String>,
+        /// Serve the control socket here (default: `[telemetry] control_socket`,
+        /// else /run/hairpin/hairpin.sock).
+        #[arg(long, value_name = "PATH")]
+        control_socket: Option<PathBuf>,
     },
     /// Run the pipeline on pcap input; egress to OUT/PORT.pcap, counters as JSON on stdout.
     Replay {
@@ -221,7 +225,8 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             config,
             seconds,
             eal,
-        } => run::run(&config, seconds, &eal),
+            control_socket,
+        } => run::run(&config, seconds, &eal, control_socket.as_deref()),
         Cmd::Lab { cmd } => lab::run(cmd),
         Cmd::Counters => {
             print!("{}", crate::stats::counters_markdown());

@@ -1,6 +1,7 @@
 //! `hairpin run`: the switch until SIGINT/SIGTERM; SIGHUP reloads the config.
 
 use crate::config::Config;
+use crate::telemetry::{self, HostJob};
 use crate::runtime::{self, make_pool, Instance};
 use crate::util::Clock;
 use crate::worker::WorkerCfg;
@@ -12,7 +13,13 @@ use std::time::{Duration, Instant};
 
 /// Run a config until a signal (or `seconds`). Prints the final counters as JSON.
 /// `eal` (after `--` on the command line) is appended to `[dpdk] eal_args`.
-pub fn run(path: &Path, seconds: Option<f64>, eal: &[String]) -> Result<ExitCode, String> {
+/// `control_socket` overrides `[telemetry] control_socket` (see `docs/operations.md`).
+pub fn run(
+    path: &Path,
+    seconds: Option<f64>,
+    eal: &[String],
+    control_socket: Option<&Path>,
+) -> Result<ExitCode, String> {
     let mut cfg = Config::load(path).map_err(|e| format!("{}: {e}", path.display()))?;
     if !eal.is_empty() {
         if !cfg.port.iter().any(|p| p.backend.starts_with("dpdk:")) {
@@ -50,6 +57,24 @@ pub fn run(path: &Path, seconds: Option<f64>, eal: &[String]) -> Result<ExitCode
         .map_err(|e| format!("cannot install signal handler: {e}"))?;
     let clock = Clock::new();
     let running = runtime::start(wl, clock, stop.clone())?;
+    let (host_tx, host_rx) = std::sync::mpsc::channel();
+    let tele_stop = Arc::new(AtomicBool::new(false));
+    let tele = telemetry_start(
+        &inst,
+        &running,
+        clock,
+        host_tx,
+        control_socket,
+        tele_stop.clone(),
+    );
+    let tele = match tele {
+        Ok(t) => t,
+        Err(e) => {
+            stop.store(true, Ordering::Relaxed);
+            running.join();
+            return Err(e);
+        }
+    };
     eprintln!(
         "hairpin: running {} ({} ports, {} workers on cores {:?}, pool {} buffers on {}); SIGINT/SIGTERM stops, SIGHUP reloads",
         inst.cfg.switch.role.name(),
@@ -65,18 +90,15 @@ pub fn run(path: &Path, seconds: Option<f64>, eal: &[String]) -> Result<ExitCode
     let mut last_sweep = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         if hup.swap(false, Ordering::Relaxed) {
-            match Config::load(path).and_then(|c| {
-                inst.reload(c).map_err(|r| crate::config::ConfigError {
-                    path: String::new(),
-                    reason: r,
-                })
-            }) {
-                Ok(gen) => eprintln!(
-                    "hairpin: SIGHUP: {} reloaded (snapshot generation {gen})",
-                    path.display()
-                ),
-                Err(e) => {
-                    eprintln!("hairpin: SIGHUP: reload refused, the running config stays: {e}")
+            let _ = reload(path, &mut inst, "SIGHUP");
+        }
+        while let Ok(job) = host_rx.try_recv() {
+            match job {
+                HostJob::BackendStats(tx) => {
+                    let _ = tx.send(inst.ports.iter().map(|p| p.backend_stats()).collect());
+                }
+                HostJob::Reload(tx) => {
+                    let _ = tx.send(reload(path, &mut inst, "control socket"));
                 }
             }
         }
@@ -101,6 +123,8 @@ pub fn run(path: &Path, seconds: Option<f64>, eal: &[String]) -> Result<ExitCode
             std::thread::sleep(Duration::from_millis(1));
         }
     }
+    tele_stop.store(true, Ordering::Relaxed);
+    tele.join();
     let tasks = running.join();
     for p in punts.iter_mut() {
         while let Some(b) = p.pop() {
@@ -151,4 +175,108 @@ pub fn run(path: &Path, seconds: Option<f64>, eal: &[String]) -> Result<ExitCode
         return Ok(ExitCode::from(3));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Re-read the config file and apply it (SIGHUP, or `reload` on the socket).
+fn reload(path: &Path, inst: &mut Instance, why: &str) -> Result<u64, String> {
+    let r = Config::load(path)
+        .map_err(|e| e.to_string())
+        .and_then(|c| inst.reload(c));
+    match &r {
+        Ok(gen) => eprintln!(
+            "hairpin: {why}: {} reloaded (snapshot generation {gen})",
+            path.display()
+        ),
+        Err(e) => eprintln!("hairpin: {why}: reload refused, the running config stays: {e}"),
+    }
+    r
+}
+
+/// The telemetry threads of a run.
+struct Telemetry {
+    socket: Option<telemetry::server::SocketServer>,
+    prom: Option<telemetry::prom::PromServer>,
+}
+
+impl Telemetry {
+    fn join(self) {
+        if let Some(s) = self.socket {
+            s.join();
+        }
+        if let Some(p) = self.prom {
+            p.join();
+        }
+    }
+}
+
+/// Start the control socket and (if configured) the Prometheus endpoint.
+/// A socket path given on the command line or in the config must work; the
+/// default path is only tried (a warning when it cannot be served).
+fn telemetry_start(
+    inst: &Instance,
+    running: &runtime::Running,
+    clock: Clock,
+    host: std::sync::mpsc::Sender<HostJob>,
+    cli_socket: Option<&Path>,
+    stop: Arc<AtomicBool>,
+) -> Result<Telemetry, String> {
+    let t = &inst.cfg.telemetry;
+    let cores = inst.cfg.switch.workers.clone();
+    let workers = running
+        .shared
+        .iter()
+        .zip(&cores)
+        .map(|(s, &c)| telemetry::WorkerView {
+            core: Some(c),
+            shared: s[0].clone(),
+        })
+        .collect();
+    let view = Arc::new(telemetry::View {
+        ports: inst.ports.iter().map(|p| p.name().to_string()).collect(),
+        workers,
+        fdb: inst.switch.fdb.clone(),
+        cell: inst.switch.cell.clone(),
+        clock,
+        host: std::sync::Mutex::new(host),
+        started: Instant::now(),
+    });
+    let (path, explicit) = match (cli_socket, &t.control_socket) {
+        (Some(p), _) => (p.to_path_buf(), true),
+        (None, Some(p)) => (inst.cfg.resolve(p), true),
+        (None, None) => (telemetry::DEFAULT_SOCKET.into(), false),
+    };
+    let opts = telemetry::server::SocketOpts {
+        path: path.clone(),
+        group: t.socket_group.clone(),
+        client_timeout: Duration::from_millis(t.client_timeout_ms),
+        worker_cores: cores.clone(),
+    };
+    let socket = match telemetry::server::serve(view.clone(), opts, stop.clone()) {
+        Ok(s) => {
+            eprintln!("hairpin: control socket {}", path.display());
+            Some(s)
+        }
+        Err(e) if !explicit => {
+            eprintln!("hairpin: warning: {e}; running without a control socket (set --control-socket or [telemetry] control_socket)");
+            None
+        }
+        Err(e) => return Err(e),
+    };
+    let prom = match &t.prometheus {
+        Some(addr) => match telemetry::prom::serve(view, addr, cores, stop.clone()) {
+            Ok(p) => {
+                eprintln!("hairpin: prometheus endpoint http://{}/metrics", p.addr);
+                Some(p)
+            }
+            Err(e) => {
+                stop.store(true, Ordering::Relaxed);
+                if let Some(s) = socket {
+                    s.join();
+                }
+                return Err(e);
+            }
+        },
+        None => None,
+    };
+    Ok(Telemetry { socket, prom })
 }

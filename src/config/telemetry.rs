@@ -9,9 +9,11 @@ pub const DEFAULT_SOCKET: &str = "/run/hairpin/hairpin.sock";
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct TelemetryCfg {
-    /// Path of the Unix control socket (`hairpin run --control-socket` overrides it).
-    #[serde(default = "d_socket")]
-    pub control_socket: String,
+    /// Path of the Unix control socket (`hairpin run --control-socket` overrides
+    /// it). When neither is given, [`DEFAULT_SOCKET`] is tried and a failure to
+    /// serve it is only a warning; a path that was asked for must work.
+    #[serde(default)]
+    pub control_socket: Option<String>,
     /// Group (name or numeric gid) that owns the socket; mode is 0660 either way.
     #[serde(default)]
     pub socket_group: Option<String>,
@@ -24,10 +26,6 @@ pub struct TelemetryCfg {
     pub client_timeout_ms: u64,
 }
 
-fn d_socket() -> String {
-    DEFAULT_SOCKET.into()
-}
-
 fn d_timeout() -> u64 {
     5000
 }
@@ -35,7 +33,7 @@ fn d_timeout() -> u64 {
 impl Default for TelemetryCfg {
     fn default() -> Self {
         TelemetryCfg {
-            control_socket: d_socket(),
+            control_socket: None,
             socket_group: None,
             prometheus: None,
             client_timeout_ms: d_timeout(),
@@ -47,7 +45,7 @@ impl TelemetryCfg {
     /// Check the values; errors are `(key, reason)`.
     pub fn check(&self) -> Result<(), (String, String)> {
         let k = |s: &str| format!("telemetry.{s}");
-        if self.control_socket.is_empty() {
+        if self.control_socket.as_deref() == Some("") {
             return Err((k("control_socket"), "must not be empty".into()));
         }
         if let Some(p) = &self.prometheus {
