@@ -1,8 +1,8 @@
 //! `hairpin run`: the switch until SIGINT/SIGTERM; SIGHUP reloads the config.
 
 use crate::config::Config;
-use crate::telemetry::{self, HostJob};
 use crate::runtime::{self, make_pool, Instance};
+use crate::telemetry::{self, HostJob};
 use crate::util::Clock;
 use crate::worker::WorkerCfg;
 use std::path::Path;

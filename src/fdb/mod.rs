@@ -531,7 +531,10 @@ mod tests {
     fn for_each_live_matches_dump() {
         let f = Fdb::new(64, 64, 1000);
         for i in 1..20u64 {
-            assert_eq!(f.learn(m(i), Vid(10), PortId((i % 3) as u16), 5), Learn::New);
+            assert_eq!(
+                f.learn(m(i), Vid(10), PortId((i % 3) as u16), 5),
+                Learn::New
+            );
         }
         assert!(f.insert_static(m(99), Vid(20), PortId(1)));
         let mut rows = Vec::new();

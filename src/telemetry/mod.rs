@@ -319,7 +319,10 @@ impl View {
     }
 
     fn published(&self) -> Vec<crate::stats::policy::Published> {
-        self.workers.iter().map(|w| w.shared.policy.read()).collect()
+        self.workers
+            .iter()
+            .map(|w| w.shared.policy.read())
+            .collect()
     }
 
     /// ACL rule hits (packets, bytes) by rule name, summed over workers.
@@ -429,9 +432,7 @@ impl View {
             .map_err(|_| "reload: the switch is shutting down".to_string())?;
         match rx.recv_timeout(HOST_TIMEOUT) {
             Ok(Ok(gen)) => Ok(json!({"generation": gen})),
-            Ok(Err(why)) => Err(format!(
-                "reload refused, the running config stays: {why}"
-            )),
+            Ok(Err(why)) => Err(format!("reload refused, the running config stays: {why}")),
             Err(_) => Err("reload: the switch did not answer in time".into()),
         }
     }

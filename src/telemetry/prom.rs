@@ -80,7 +80,11 @@ fn handle(mut s: TcpStream, view: &View) {
             Err(_) => return,
         }
         if head.len() > MAX_HEAD {
-            let _ = respond(&mut s, "431 Request Header Fields Too Large", "request head too large\n");
+            let _ = respond(
+                &mut s,
+                "431 Request Header Fields Too Large",
+                "request head too large\n",
+            );
             return;
         }
     }
@@ -94,7 +98,11 @@ fn handle(mut s: TcpStream, view: &View) {
         let _ = respond(&mut s, "404 Not Found", "see /metrics\n");
     } else {
         let body = render(view);
-        let body = if method == "HEAD" { String::new() } else { body };
+        let body = if method == "HEAD" {
+            String::new()
+        } else {
+            body
+        };
         let _ = respond(&mut s, "200 OK", &body);
     }
 }
@@ -148,18 +156,41 @@ pub fn core_metric(scalar: &str) -> String {
     format!("hairpin_core_{}_total", scalar.replace("pkts", "frames"))
 }
 
+type PortField = fn(&crate::stats::PortCounters) -> u64;
+type ClassField = fn(&crate::qos::sched::ClassStats) -> u64;
+
 /// The whole exposition text.
 pub fn render(view: &View) -> String {
     let mut o = Out(String::new());
     // Ports.
     let pc = view.port_counters();
     let be = view.backend_stats();
-    let port_fams: [(&str, &str, fn(&crate::stats::PortCounters) -> u64); 5] = [
-        ("hairpin_port_rx_frames_total", "Frames received on the port.", |c| c.rx_pkts),
-        ("hairpin_port_rx_bytes_total", "Bytes received on the port.", |c| c.rx_bytes),
-        ("hairpin_port_tx_frames_total", "Frames the port accepted for transmission.", |c| c.tx_pkts),
-        ("hairpin_port_tx_bytes_total", "Bytes the port accepted for transmission.", |c| c.tx_bytes),
-        ("hairpin_port_tx_full_total", "Frames the port refused, TX queue full.", |c| c.tx_full),
+    let port_fams: [(&str, &str, PortField); 5] = [
+        (
+            "hairpin_port_rx_frames_total",
+            "Frames received on the port.",
+            |c| c.rx_pkts,
+        ),
+        (
+            "hairpin_port_rx_bytes_total",
+            "Bytes received on the port.",
+            |c| c.rx_bytes,
+        ),
+        (
+            "hairpin_port_tx_frames_total",
+            "Frames the port accepted for transmission.",
+            |c| c.tx_pkts,
+        ),
+        (
+            "hairpin_port_tx_bytes_total",
+            "Bytes the port accepted for transmission.",
+            |c| c.tx_bytes,
+        ),
+        (
+            "hairpin_port_tx_full_total",
+            "Frames the port refused, TX queue full.",
+            |c| c.tx_full,
+        ),
     ];
     for (name, help, f) in port_fams {
         o.family(name, "counter", help);
@@ -167,7 +198,11 @@ pub fn render(view: &View) -> String {
             o.sample(name, &[("port", p)], f(c));
         }
     }
-    o.family("hairpin_port_link_up", "gauge", "1 while the port's link is up.");
+    o.family(
+        "hairpin_port_link_up",
+        "gauge",
+        "1 while the port's link is up.",
+    );
     for (i, p) in view.ports.iter().enumerate() {
         let up = be
             .get(i)
@@ -194,9 +229,17 @@ pub fn render(view: &View) -> String {
     }
     // Drops.
     let d = view.drops();
-    o.family("hairpin_drops_total", "counter", "Dropped frames by reason (docs/counters.md).");
+    o.family(
+        "hairpin_drops_total",
+        "counter",
+        "Dropped frames by reason (docs/counters.md).",
+    );
     for r in DropReason::ALL {
-        o.sample("hairpin_drops_total", &[("reason", r.name())], d[*r as usize]);
+        o.sample(
+            "hairpin_drops_total",
+            &[("reason", r.name())],
+            d[*r as usize],
+        );
     }
     // Cores.
     let cc = view.core_counters();
@@ -204,7 +247,12 @@ pub fn render(view: &View) -> String {
         .workers
         .iter()
         .enumerate()
-        .map(|(i, w)| (i.to_string(), w.core.map(|c| c.to_string()).unwrap_or_default()))
+        .map(|(i, w)| {
+            (
+                i.to_string(),
+                w.core.map(|c| c.to_string()).unwrap_or_default(),
+            )
+        })
         .collect();
     for (si, (s, help)) in CoreCounters::SCALARS
         .iter()
@@ -222,34 +270,92 @@ pub fn render(view: &View) -> String {
     o.sample("hairpin_fdb_entries", &[], view.fdb.len());
     o.family("hairpin_fdb_capacity", "gauge", "FDB capacity.");
     o.sample("hairpin_fdb_capacity", &[], view.fdb.capacity());
-    o.family("hairpin_snapshot_generation", "gauge", "Generation of the policy snapshot in use (each reload +1).");
+    o.family(
+        "hairpin_snapshot_generation",
+        "gauge",
+        "Generation of the policy snapshot in use (each reload +1).",
+    );
     o.sample("hairpin_snapshot_generation", &[], view.cell.generation());
-    o.family("hairpin_uptime_seconds", "gauge", "Seconds since the switch started.");
-    o.sample("hairpin_uptime_seconds", &[], view.started.elapsed().as_secs_f64());
+    o.family(
+        "hairpin_uptime_seconds",
+        "gauge",
+        "Seconds since the switch started.",
+    );
+    o.sample(
+        "hairpin_uptime_seconds",
+        &[],
+        view.started.elapsed().as_secs_f64(),
+    );
     // Policy.
     let hits = view.rule_hits();
-    o.family("hairpin_acl_rule_hits_total", "counter", "Frames that matched an ACL rule or named counter.");
+    o.family(
+        "hairpin_acl_rule_hits_total",
+        "counter",
+        "Frames that matched an ACL rule or named counter.",
+    );
     for (r, h) in &hits {
         o.sample("hairpin_acl_rule_hits_total", &[("rule", r)], h[0]);
     }
-    o.family("hairpin_acl_rule_bytes_total", "counter", "Bytes of the frames that matched an ACL rule or named counter.");
+    o.family(
+        "hairpin_acl_rule_bytes_total",
+        "counter",
+        "Bytes of the frames that matched an ACL rule or named counter.",
+    );
     for (r, h) in &hits {
         o.sample("hairpin_acl_rule_bytes_total", &[("rule", r)], h[1]);
     }
-    o.family("hairpin_meter_frames_total", "counter", "Frames a meter coloured, by colour.");
+    o.family(
+        "hairpin_meter_frames_total",
+        "counter",
+        "Frames a meter coloured, by colour.",
+    );
     for (m, c) in view.meter_counts() {
         for (i, colour) in ["green", "yellow", "red"].iter().enumerate() {
-            o.sample("hairpin_meter_frames_total", &[("meter", &m), ("color", colour)], c[i]);
+            o.sample(
+                "hairpin_meter_frames_total",
+                &[("meter", &m), ("color", colour)],
+                c[i],
+            );
         }
     }
     let qs = view.queue_stats();
-    let qfams: [(&str, &str, &str, fn(&crate::qos::sched::ClassStats) -> u64); 6] = [
-        ("hairpin_queue_depth", "gauge", "Frames queued in the egress class now.", |s| s.depth),
-        ("hairpin_queue_enqueued_frames_total", "counter", "Frames accepted by the egress class.", |s| s.enqueued),
-        ("hairpin_queue_dequeued_frames_total", "counter", "Frames sent by the egress class.", |s| s.dequeued),
-        ("hairpin_queue_dequeued_bytes_total", "counter", "Bytes sent by the egress class.", |s| s.bytes),
-        ("hairpin_queue_tail_drops_total", "counter", "Frames refused at the class's depth limit.", |s| s.tail_drops),
-        ("hairpin_queue_drained_total", "counter", "Frames removed unsent (reload or stop).", |s| s.drained),
+    let qfams: [(&str, &str, &str, ClassField); 6] = [
+        (
+            "hairpin_queue_depth",
+            "gauge",
+            "Frames queued in the egress class now.",
+            |s| s.depth,
+        ),
+        (
+            "hairpin_queue_enqueued_frames_total",
+            "counter",
+            "Frames accepted by the egress class.",
+            |s| s.enqueued,
+        ),
+        (
+            "hairpin_queue_dequeued_frames_total",
+            "counter",
+            "Frames sent by the egress class.",
+            |s| s.dequeued,
+        ),
+        (
+            "hairpin_queue_dequeued_bytes_total",
+            "counter",
+            "Bytes sent by the egress class.",
+            |s| s.bytes,
+        ),
+        (
+            "hairpin_queue_tail_drops_total",
+            "counter",
+            "Frames refused at the class's depth limit.",
+            |s| s.tail_drops,
+        ),
+        (
+            "hairpin_queue_drained_total",
+            "counter",
+            "Frames removed unsent (reload or stop).",
+            |s| s.drained,
+        ),
     ];
     for (name, kind, help, f) in qfams {
         o.family(name, kind, help);

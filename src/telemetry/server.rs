@@ -124,9 +124,7 @@ pub fn serve(
 
 pub(super) fn pin_or_warn(workers: &[usize], what: &str) {
     if super::pin_off_workers(workers).is_none() {
-        eprintln!(
-            "hairpin: {what}: every core runs a worker; its thread is not pinned"
-        );
+        eprintln!("hairpin: {what}: every core runs a worker; its thread is not pinned");
     }
 }
 
@@ -144,7 +142,12 @@ fn accept_loop(l: &UnixListener, view: &Arc<View>, opts: &SocketOpts, stop: &Arc
                     continue;
                 }
                 active.fetch_add(1, Ordering::Relaxed);
-                let (v, a, st, t) = (view.clone(), active.clone(), stop.clone(), opts.client_timeout);
+                let (v, a, st, t) = (
+                    view.clone(),
+                    active.clone(),
+                    stop.clone(),
+                    opts.client_timeout,
+                );
                 let h = std::thread::Builder::new()
                     .name("hp-ctlclient".into())
                     .spawn(move || {
@@ -159,7 +162,9 @@ fn accept_loop(l: &UnixListener, view: &Arc<View>, opts: &SocketOpts, stop: &Arc
                 }
                 clients.retain(|h| !h.is_finished());
             }
-            Err(e) if e.kind() == ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(20))
+            }
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
             Err(e) => {
                 eprintln!("hairpin: control socket: accept: {e}");
@@ -208,7 +213,12 @@ fn client(mut s: UnixStream, view: &View, timeout: Duration, stop: &AtomicBool) 
                 buf.extend_from_slice(&chunk[..n]);
                 last = Instant::now();
             }
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                ) =>
+            {
                 if last.elapsed() >= timeout {
                     return;
                 }
