@@ -621,3 +621,110 @@ fn cli_socket_path_overrides_and_must_work() {
     assert!(err.contains(&*bad.to_string_lossy()), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+fn cli(args: &[&str], sock: &Path) -> (Option<i32>, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_hairpin"))
+        .args(args)
+        .arg("--control-socket")
+        .arg(sock)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn stats_and_show_commands() {
+    let mut run = Run::start("cli", &[]);
+    let sock = run.sock();
+    let mut c = Client::connect(&sock);
+    c.until(json!({"cmd": "ports"}), |p| {
+        port(p, "hv1")["rx_frames"] == 6
+    });
+    c.until(json!({"cmd": "acl"}), |a| {
+        a.as_object().is_some_and(|m| !m.is_empty())
+    });
+
+    // --json gives the socket's data.
+    let (code, out, err) = cli(&["show", "drops", "--json"], &sock);
+    assert_eq!(code, Some(0), "{err}");
+    let d: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(d, c.ok(json!({"cmd": "drops"})));
+    assert_eq!(d["by_reason"]["acl_deny"], 2);
+
+    // Tables: one row per entry, filters passed through.
+    let (code, out, err) = cli(&["show", "fdb", "--port", "core"], &sock);
+    assert_eq!(code, Some(0), "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "== fdb");
+    assert!(lines[1].starts_with("mac"), "{out}");
+    assert!(lines[2].starts_with(&OUTSIDE.to_string()), "{out}");
+    assert!(lines[2].contains(" core "), "{out}");
+    assert_eq!(lines.iter().filter(|l| !l.is_empty()).count(), 3, "{out}");
+
+    let (code, out, _) = cli(&["stats"], &sock);
+    assert_eq!(code, Some(0));
+    for t in ["== ports", "== cores", "== drops"] {
+        assert!(out.contains(t), "{out}");
+    }
+    let hv1 = out.lines().find(|l| l.starts_with("hv1 ")).unwrap();
+    let cells: Vec<&str> = hv1.split_whitespace().collect();
+    assert_eq!(cells[..3], ["hv1", "up", "6"], "{hv1}");
+    assert!(out
+        .lines()
+        .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["runt", "1"]));
+
+    for (what, needle) in [
+        ("vsi", "6ba7b810-9dad-11d1-80b4-00c04fd43001"),
+        ("acl", "counter.discard"),
+        ("meters", "vm web1"),
+        ("queues", "core"),
+        ("cores", "frames/burst"),
+    ] {
+        let (code, out, err) = cli(&["show", what], &sock);
+        assert_eq!(code, Some(0), "{what}: {err}");
+        assert!(out.contains(needle), "{what}: {out}");
+    }
+
+    // --watch with --count: N refreshes, rates from the second on (all 0/s: the inputs are done).
+    let (code, out, err) = cli(
+        &["show", "ports", "--json", "--watch", "0.2", "--count", "2"],
+        &sock,
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let samples: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(samples.len(), 2);
+    assert_eq!(samples[0]["ports"]["rates"], json!({}));
+    assert_eq!(samples[1]["ports"]["rates"]["hv1"]["rx_frames"], 0.0);
+    let (code, out, _) = cli(&["show", "drops", "--watch", "0.1", "--count", "2"], &sock);
+    assert_eq!(code, Some(0));
+    assert_eq!(out.matches("== drops").count(), 2);
+    assert!(out.contains("frames/s"), "{out}");
+
+    // Errors: filters on the wrong table, --count without --watch, refused reload, no switch.
+    let (code, _, err) = cli(&["show", "vsi", "--vlan", "10"], &sock);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("show fdb"), "{err}");
+    let (code, _, err) = cli(&["show", "ports", "--count", "2"], &sock);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("--watch"), "{err}");
+    std::fs::write(run.dir.join("hs.toml"), cfg("hv9", true)).unwrap();
+    let (code, _, err) = cli(&["reload"], &sock);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("refused"), "{err}");
+    std::fs::write(run.dir.join("hs.toml"), cfg("hv1", true)).unwrap();
+    let (code, out, err) = cli(&["reload"], &sock);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("generation 1"), "{out}");
+    let (code, _, err) = cli(&["stats"], &run.dir.join("none.sock"));
+    assert_eq!(code, Some(1));
+    assert!(err.contains("none.sock"), "{err}");
+    let (code, _) = run.stop();
+    assert_eq!(code, Some(0));
+}

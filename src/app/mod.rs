@@ -33,6 +33,26 @@ enum Cmd {
         #[arg(long, value_name = "PATH")]
         control_socket: Option<PathBuf>,
     },
+    /// A running switch's ports, cores and drops (over its control socket).
+    Stats {
+        #[command(flatten)]
+        opts: show::ClientOpts,
+    },
+    /// One table of a running switch (over its control socket).
+    Show {
+        /// What to show.
+        #[arg(value_enum)]
+        what: show::What,
+        #[command(flatten)]
+        filter: show::FdbFilter,
+        #[command(flatten)]
+        opts: show::ClientOpts,
+    },
+    /// Reload a running switch's config file (as SIGHUP); refused changes exit 1 with the reason.
+    Reload {
+        #[command(flatten)]
+        opts: show::ClientOpts,
+    },
     /// Run the pipeline on pcap input; egress to OUT/PORT.pcap, counters as JSON on stdout.
     Replay {
         /// The TOML config (port backends are ignored).
@@ -149,6 +169,7 @@ enum Mem {
 
 mod lab;
 mod run;
+pub mod show;
 
 fn load(path: &std::path::Path) -> Result<Config, String> {
     Config::load(path).map_err(|e| format!("{}: {e}", path.display()))
@@ -228,6 +249,20 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             control_socket,
         } => run::run(&config, seconds, &eal, control_socket.as_deref()),
         Cmd::Lab { cmd } => lab::run(cmd),
+        Cmd::Stats { opts } => show::show(
+            &[show::What::Ports, show::What::Cores, show::What::Drops],
+            &show::FdbFilter::default(),
+            &opts,
+        ),
+        Cmd::Show { what, filter, opts } => {
+            if what != show::What::Fdb
+                && (filter.port.is_some() || filter.vlan.is_some() || filter.mac.is_some())
+            {
+                return Err("--port, --vlan and --mac filter `show fdb` only".into());
+            }
+            show::show(&[what], &filter, &opts)
+        }
+        Cmd::Reload { opts } => show::reload(&opts),
         Cmd::Counters => {
             print!("{}", crate::stats::counters_markdown());
             Ok(ExitCode::SUCCESS)
