@@ -728,3 +728,28 @@ fn stats_and_show_commands() {
     let (code, _) = run.stop();
     assert_eq!(code, Some(0));
 }
+
+#[test]
+fn prometheus_refuses_what_it_does_not_serve() {
+    let mut run = Run::start("prom", &[]);
+    let ask = |req: &[u8]| {
+        let mut s = std::net::TcpStream::connect(&run.prom).unwrap();
+        s.set_read_timeout(Some(BOUND)).unwrap();
+        let _ = s.write_all(req);
+        let mut r = Vec::new();
+        let _ = s.read_to_end(&mut r);
+        String::from_utf8_lossy(&r).into_owned()
+    };
+    assert!(ask(b"POST /metrics HTTP/1.0\r\n\r\n").starts_with("HTTP/1.0 405"));
+    let mut huge = b"GET /metrics HTTP/1.0\r\nX: ".to_vec();
+    huge.extend(vec![b'a'; 10_000]);
+    assert!(ask(&huge).starts_with("HTTP/1.0 431"));
+    // A scraper that connects and says nothing is dropped after the timeout; scrapes go on.
+    let idle = std::net::TcpStream::connect(&run.prom).unwrap();
+    let r = ask(b"GET /metrics?x=1 HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert!(r.starts_with("HTTP/1.0 200"), "{r}");
+    assert!(r.contains("# TYPE hairpin_drops_total counter"), "{r}");
+    drop(idle);
+    let (code, _) = run.stop();
+    assert_eq!(code, Some(0));
+}

@@ -1,8 +1,8 @@
 //! The Prometheus endpoint: a tiny HTTP/1.0 responder on `std::net` serving
 //! the counters of [`View`] in the text exposition format (version 0.0.4) at
 //! `GET /metrics` (and `/`). One thread, pinned off the worker cores; every
-//! read and write has a timeout, so a stalled scraper holds it up at most
-//! [`IO_TIMEOUT`] twice.
+//! read and write has a timeout and the request head must arrive within
+//! [`IO_TIMEOUT`], so a stalled scraper holds it up at most about twice that.
 
 use super::View;
 use crate::stats::{CoreCounters, DropReason};
@@ -73,11 +73,15 @@ fn handle(mut s: TcpStream, view: &View) {
     let _ = s.set_write_timeout(Some(IO_TIMEOUT));
     let mut head = Vec::new();
     let mut chunk = [0u8; 1024];
+    let deadline = std::time::Instant::now() + IO_TIMEOUT;
     while !head.windows(4).any(|w| w == b"\r\n\r\n") && !head.windows(2).any(|w| w == b"\n\n") {
         match s.read(&mut chunk) {
             Ok(0) => break,
             Ok(n) => head.extend_from_slice(&chunk[..n]),
             Err(_) => return,
+        }
+        if std::time::Instant::now() >= deadline {
+            return; // a head trickling in byte by byte
         }
         if head.len() > MAX_HEAD {
             let _ = respond(
@@ -366,4 +370,26 @@ pub fn render(view: &View) -> String {
         }
     }
     o.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_escaping() {
+        assert_eq!(
+            label(
+                r#"a"b\c
+d"#
+            ),
+            r#"a\"b\\c\nd"#
+        );
+        assert_eq!(core_metric("rx_pkts"), "hairpin_core_rx_frames_total");
+        assert_eq!(core_metric("busy_cycles"), "hairpin_core_busy_cycles_total");
+        let mut o = Out(String::new());
+        o.sample("m", &[("port", "hv1"), ("class", "3")], 5);
+        o.sample("n", &[], 1.5);
+        assert_eq!(o.0, "m{port=\"hv1\",class=\"3\"} 5\nn 1.5\n");
+    }
 }
