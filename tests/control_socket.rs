@@ -753,3 +753,63 @@ fn prometheus_refuses_what_it_does_not_serve() {
     let (code, _) = run.stop();
     assert_eq!(code, Some(0));
 }
+
+#[test]
+fn metric_names_are_documented() {
+    use hairpin::buf::Pool;
+    use hairpin::config::Config;
+    use hairpin::runtime::Instance;
+    use hairpin::stats::SharedCounters;
+    use hairpin::telemetry::{prom, View, WorkerView};
+    use std::sync::{Arc, Mutex};
+    let cfg = Config::parse(
+        "[switch]\nworkers = [0]\npool_size = 64\nhugepages = \"off\"\n[[port]]\nname = \"a\"\n[[port]]\nname = \"b\"\n",
+    )
+    .unwrap();
+    let pool = Arc::new(Pool::new(64, 2048).unwrap());
+    let inst = Instance::new(cfg, pool).unwrap();
+    let (host, _) = mpsc::channel();
+    let view = View {
+        ports: vec!["a".into(), "b".into()],
+        workers: vec![WorkerView {
+            core: Some(0),
+            shared: Arc::new(SharedCounters::new(2)),
+        }],
+        fdb: inst.switch.fdb.clone(),
+        cell: inst.switch.cell.clone(),
+        clock: hairpin::util::Clock::new(),
+        host: Mutex::new(host),
+        started: Instant::now(),
+    };
+    let text = prom::render(&view);
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/operations.md"))
+        .unwrap();
+    let mut n = 0;
+    for l in text.lines() {
+        if let Some(rest) = l.strip_prefix("# TYPE ") {
+            let name = rest.split_whitespace().next().unwrap();
+            assert!(
+                doc.contains(&format!("`{name}`")),
+                "{name} is not in docs/operations.md"
+            );
+            n += 1;
+        }
+    }
+    assert!(n > 30, "{n} families");
+    // Without published counters every port and reason is still there, at 0.
+    assert_eq!(
+        metric(&text, "hairpin_port_rx_frames_total{port=\"b\"}"),
+        Some(0.0)
+    );
+    assert_eq!(
+        metric(&text, "hairpin_drops_total{reason=\"queue_full\"}"),
+        Some(0.0)
+    );
+    // Every command of the socket is documented too.
+    for c in hairpin::telemetry::COMMANDS {
+        assert!(
+            doc.contains(&format!("| `{c}` |")),
+            "command {c} is not in docs/operations.md"
+        );
+    }
+}

@@ -70,3 +70,43 @@ impl TelemetryCfg {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    fn err(extra: &str) -> String {
+        let s = format!("[switch]\nworkers = [0]\n[[port]]\nname = \"a\"\n[telemetry]\n{extra}\n");
+        Config::parse(&s).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let e = err("prometheus = \"localhost\"");
+        assert!(
+            e.contains("telemetry.prometheus") && e.contains("ADDR:PORT"),
+            "{e}"
+        );
+        let e = err("control_socket = \"\"");
+        assert!(e.contains("telemetry.control_socket"), "{e}");
+        let e = err("socket_group = \"\"");
+        assert!(e.contains("telemetry.socket_group"), "{e}");
+        let e = err("client_timeout_ms = 1");
+        assert!(e.contains("telemetry.client_timeout_ms"), "{e}");
+        let e = err("sokcet = 1");
+        assert!(e.contains("sokcet"), "{e}");
+    }
+
+    #[test]
+    fn defaults_and_values() {
+        let c = Config::parse("[switch]\nworkers = [0]\n[[port]]\nname = \"a\"\n").unwrap();
+        assert_eq!(c.telemetry, Default::default());
+        assert_eq!(c.telemetry.client_timeout_ms, 5000);
+        let c = Config::parse(
+            "[switch]\nworkers = [0]\n[[port]]\nname = \"a\"\n[telemetry]\ncontrol_socket = \"x.sock\"\nsocket_group = \"adm\"\nprometheus = \"[::1]:9550\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.telemetry.control_socket.as_deref(), Some("x.sock"));
+        assert_eq!(c.telemetry.prometheus.as_deref(), Some("[::1]:9550"));
+    }
+}
