@@ -56,22 +56,23 @@ pub fn run(
     signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone())
         .map_err(|e| format!("cannot install signal handler: {e}"))?;
     let clock = Clock::new();
-    let running = runtime::start(wl, clock, stop.clone())?;
+    // Telemetry first: when its socket or address cannot be served, no worker ran.
+    let shared: Vec<_> = wl.iter().map(|(_, t)| t[0].shared.clone()).collect();
     let (host_tx, host_rx) = std::sync::mpsc::channel();
     let tele_stop = Arc::new(AtomicBool::new(false));
     let tele = telemetry_start(
         &inst,
-        &running,
+        shared,
         clock,
         host_tx,
         control_socket,
         tele_stop.clone(),
-    );
-    let tele = match tele {
-        Ok(t) => t,
+    )?;
+    let running = match runtime::start(wl, clock, stop.clone()) {
+        Ok(r) => r,
         Err(e) => {
-            stop.store(true, Ordering::Relaxed);
-            running.join();
+            tele_stop.store(true, Ordering::Relaxed);
+            tele.join();
             return Err(e);
         }
     };
@@ -214,7 +215,7 @@ impl Telemetry {
 /// default path is only tried (a warning when it cannot be served).
 fn telemetry_start(
     inst: &Instance,
-    running: &runtime::Running,
+    shared: Vec<Arc<crate::stats::SharedCounters>>,
     clock: Clock,
     host: std::sync::mpsc::Sender<HostJob>,
     cli_socket: Option<&Path>,
@@ -222,13 +223,12 @@ fn telemetry_start(
 ) -> Result<Telemetry, String> {
     let t = &inst.cfg.telemetry;
     let cores = inst.cfg.switch.workers.clone();
-    let workers = running
-        .shared
-        .iter()
+    let workers = shared
+        .into_iter()
         .zip(&cores)
         .map(|(s, &c)| telemetry::WorkerView {
             core: Some(c),
-            shared: s[0].clone(),
+            shared: s,
         })
         .collect();
     let view = Arc::new(telemetry::View {
