@@ -133,3 +133,78 @@ impl PolicySlot {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::harness::Harness;
+    use crate::types::Mac;
+    use crate::wire::build::FrameBuilder;
+
+    const CFG: &str = r#"
+[switch]
+workers = [0]
+[[port]]
+name = "hv1"
+reflective_relay = true
+pvid = 10
+[[port]]
+name = "core"
+pvid = 10
+[port.egress]
+strict = 2
+[policy.p]
+default = "permit"
+[[policy.p.rule]]
+action = "deny"
+proto = "udp"
+dst_port = "9"
+[[vm]]
+name = "v"
+mac = "02:00:00:00:00:01"
+vlan = 10
+port = "hv1"
+policy = "p"
+"#;
+
+    fn frame(dport: u16) -> Vec<u8> {
+        FrameBuilder::new()
+            .src(Mac([2, 0, 0, 0, 0, 1]))
+            .dst(Mac::BROADCAST)
+            .udp4([10, 0, 0, 1].into(), [10, 0, 0, 2].into(), 1, dport)
+    }
+
+    #[test]
+    fn worker_skips_instead_of_waiting_and_reloads_keep_totals() {
+        let mut h = Harness::new(Config::parse(CFG).unwrap(), false).unwrap();
+        let slot = PolicySlot::default();
+        assert!(slot.read().model.is_none());
+        assert!(slot.read().rule_hits().is_empty());
+        h.run(0, &[&frame(9), &frame(53)], 1);
+        {
+            // A reader holding the slot: the worker's publication is skipped, not blocked.
+            let _g = slot.inner.lock().unwrap();
+            assert!(!slot.publish(h.pipeline().policy_view()));
+        }
+        assert!(slot.read().model.is_none());
+        assert!(slot.publish(h.pipeline().policy_view()));
+        let p = slot.read();
+        assert_eq!(p.rule_hits(), h.rule_hits());
+        assert_eq!(p.rule_hits()["policy.p.rule[0] (from-vm)"][0], 1);
+        assert_eq!(p.queue_stats()[0].0, "core");
+        assert_eq!(
+            p.queue_stats()[0].1.iter().map(|c| c.dequeued).sum::<u64>(),
+            1
+        );
+        // New snapshot: the old one's hits stay, by name.
+        let text = CFG.replace("dst_port = \"9\"", "dst_port = \"7\"");
+        assert_eq!(h.reload(Config::parse(&text).unwrap()).unwrap(), 1);
+        h.run(0, &[&frame(7)], 1);
+        assert!(slot.publish(h.pipeline().policy_view()));
+        let p = slot.read();
+        assert_eq!(p.model.as_ref().unwrap().gen, 1);
+        assert_eq!(p.rule_hits(), h.rule_hits());
+        assert_eq!(p.rule_hits()["policy.p.rule[0] (from-vm)"][0], 2);
+    }
+}
