@@ -813,3 +813,196 @@ fn metric_names_are_documented() {
         );
     }
 }
+
+#[test]
+fn queries_while_forwarding_in_the_library_runtime() {
+    use hairpin::buf::{Burst, Pool};
+    use hairpin::config::Config;
+    use hairpin::port::ring::RingQueue;
+    use hairpin::runtime::{self, Instance};
+    use hairpin::telemetry::{server, View, WorkerView};
+    use hairpin::worker::WorkerCfg;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    const N: u64 = 50_000;
+    let cfg = Config::parse(
+        "[switch]\nworkers = [0]\nidle_sleep_us = 100\npool_size = 2048\nring_depth = 256\nhugepages = \"off\"\n\
+         [[port]]\nname = \"a\"\n[[port]]\nname = \"b\"\n",
+    )
+    .unwrap();
+    let pool = Arc::new(Pool::new(2048, 2048).unwrap());
+    let mut inst = Instance::new(cfg, pool.clone()).unwrap();
+    let (task, _punt) = inst.task(0).unwrap();
+    let peers: Vec<RingQueue> = inst
+        .peers
+        .iter_mut()
+        .map(|p| p.as_mut().unwrap().take(0).unwrap())
+        .collect();
+    let (host, _) = mpsc::channel();
+    let view = Arc::new(View {
+        ports: vec!["a".into(), "b".into()],
+        workers: vec![WorkerView {
+            core: None,
+            shared: task.shared.clone(),
+        }],
+        fdb: inst.switch.fdb.clone(),
+        cell: inst.switch.cell.clone(),
+        clock: hairpin::util::Clock::new(),
+        host: Mutex::new(host),
+        started: Instant::now(),
+    });
+    let dir = std::env::temp_dir().join(format!("hairpin-ctlsock-{}-lib", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let sock = dir.join("s.sock");
+    let tstop = Arc::new(AtomicBool::new(false));
+    let srv = server::serve(
+        view,
+        server::SocketOpts {
+            path: sock.clone(),
+            group: None,
+            client_timeout: Duration::from_secs(5),
+            worker_cores: vec![],
+        },
+        tstop.clone(),
+    )
+    .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let running = runtime::start(
+        vec![(
+            WorkerCfg {
+                core: None,
+                burst: 32,
+                idle_sleep_us: 100,
+            },
+            vec![task],
+        )],
+        hairpin::util::Clock::new(),
+        stop.clone(),
+    )
+    .unwrap();
+
+    // Queries of every command, as fast as they are answered, while frames flow.
+    let qstop = Arc::new(AtomicBool::new(false));
+    let answered = Arc::new(AtomicU64::new(0));
+    let (qs, qa, qsock) = (qstop.clone(), answered.clone(), sock.clone());
+    let querier = std::thread::spawn(move || {
+        let mut c = Client::connect(&qsock);
+        let mut last = 0u64;
+        while !qs.load(Ordering::Relaxed) {
+            for cmd in [
+                "ports", "cores", "drops", "fdb", "vsi", "acl", "meters", "queues",
+            ] {
+                let d = c.ok(json!({"cmd": cmd}));
+                if cmd == "ports" {
+                    let rx = port(&d, "a")["rx_frames"].as_u64().unwrap();
+                    assert!(rx >= last, "rx_frames went back from {last} to {rx}");
+                    last = rx;
+                }
+                qa.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    });
+
+    // B speaks once (learned), then N unicast frames A → B.
+    let (a, b) = (Mac([2, 0, 0, 0, 0, 1]), Mac([2, 0, 0, 0, 0, 2]));
+    let first = udp(b, Mac::BROADCAST, 53);
+    let uni = udp(a, b, 53);
+    let mut g = Gen {
+        peers,
+        pool: pool.clone(),
+        out: Burst::new(32),
+        got: [0; 2],
+    };
+    g.send(1, &first);
+    let t0 = Instant::now();
+    while g.got[0] < 1 {
+        assert!(t0.elapsed() < BOUND);
+        g.drain();
+    }
+    for _ in 0..N {
+        g.send(0, &uni);
+    }
+    // Wait until the socket shows every frame in, and each one out or dropped.
+    let mut c = Client::connect(&sock);
+    let t0 = Instant::now();
+    let (ports, drops) = loop {
+        g.drain();
+        let p = c.ok(json!({"cmd": "ports"}));
+        let d = c.ok(json!({"cmd": "drops"}));
+        let tx_b = port(&p, "b")["tx_frames"].as_u64().unwrap();
+        if port(&p, "a")["rx_frames"] == N && tx_b + d["total"].as_u64().unwrap() == N {
+            break (p, d);
+        }
+        assert!(
+            t0.elapsed() < BOUND,
+            "socket never showed all frames: {p} {d}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    qstop.store(true, Ordering::Relaxed);
+    querier.join().unwrap();
+    assert!(
+        answered.load(Ordering::Relaxed) >= 8,
+        "the querier was answered"
+    );
+    stop.store(true, Ordering::Relaxed);
+    let tasks = running.join();
+    let t = runtime::totals(tasks.iter().flatten());
+    // What the socket said is what the worker counted.
+    assert_eq!(t.ports[0].rx_pkts, N);
+    assert_eq!(
+        t.ports[1].tx_pkts,
+        port(&ports, "b")["tx_frames"].as_u64().unwrap()
+    );
+    assert_eq!(t.core.total_drops(), drops["total"].as_u64().unwrap());
+    assert_eq!(
+        t.core.tx_pkts + t.core.total_drops(),
+        t.core.rx_pkts + t.core.flood_copies
+    );
+    let fdb = c.ok(json!({"cmd": "fdb", "mac": b.to_string()}));
+    assert_eq!(fdb["entries"][0]["port"], "b");
+    tstop.store(true, Ordering::Relaxed);
+    srv.join();
+    assert!(!sock.exists());
+    g.drain();
+    drop(tasks);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The far ends of ring cables: sends (retrying while the ring is full) and
+/// reads everything back, counting per port.
+struct Gen {
+    peers: Vec<hairpin::port::ring::RingQueue>,
+    pool: std::sync::Arc<hairpin::buf::Pool>,
+    out: hairpin::buf::Burst,
+    got: [u64; 2],
+}
+
+impl Gen {
+    fn drain(&mut self) {
+        for (i, q) in self.peers.iter_mut().enumerate() {
+            q.rx(&mut self.out);
+            self.got[i] += self.out.len() as u64;
+            for x in self.out.drain() {
+                self.pool.free(x);
+            }
+        }
+    }
+    fn send(&mut self, p: usize, f: &[u8]) {
+        let t0 = Instant::now();
+        loop {
+            if let Some(mut b) = self.pool.alloc() {
+                assert!(self.pool.fill(&mut b, f));
+                match self.peers[p].tx_one(b) {
+                    Ok(()) => return,
+                    Err(b) => self.pool.free(b),
+                }
+            }
+            assert!(t0.elapsed() < BOUND, "port {p} never took a frame");
+            self.drain();
+            std::thread::yield_now();
+        }
+    }
+}
