@@ -1006,3 +1006,67 @@ impl Gen {
         }
     }
 }
+
+/// CPUs a thread may run on, from /proc (`Cpus_allowed_list`, e.g. "1-3,5").
+fn allowed_cpus(status: &str) -> Vec<usize> {
+    let l = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .unwrap()
+        .trim();
+    let mut v = Vec::new();
+    for part in l.split(',') {
+        match part.split_once('-') {
+            Some((a, b)) => v.extend(a.parse::<usize>().unwrap()..=b.parse::<usize>().unwrap()),
+            None => v.push(part.parse().unwrap()),
+        }
+    }
+    v
+}
+
+#[test]
+fn telemetry_threads_avoid_the_worker_core() {
+    let cores = core_affinity::get_core_ids().unwrap_or_default();
+    if cores.len() < 2 || !cores.iter().any(|c| c.id == 0) {
+        println!("skipped: needs core 0 and at least one other core");
+        return;
+    }
+    let mut run = Run::start("pin", &[]);
+    let mut c = Client::connect(&run.sock()); // a client thread exists while connected
+    let pid = run.child.id();
+    let names = [
+        "hp-worker0",
+        "hp-ctlsock",
+        "hp-ctlclient",
+        "hp-prometheus",
+        "hairpin",
+    ];
+    let mut seen = std::collections::BTreeMap::new();
+    let t0 = Instant::now();
+    while !names.iter().all(|n| seen.contains_key(*n)) && t0.elapsed() < BOUND {
+        c.ok(json!({"cmd": "drops"})); // keeps the client's thread alive
+        for e in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+            let p = e.unwrap().path();
+            let name = std::fs::read_to_string(p.join("comm")).unwrap_or_default();
+            let Ok(status) = std::fs::read_to_string(p.join("status")) else {
+                continue;
+            };
+            seen.insert(name.trim().to_string(), allowed_cpus(&status));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(seen["hp-worker0"], vec![0], "{seen:?}");
+    // The telemetry threads and the run thread (which answers their device-counter
+    // and reload jobs).
+    for t in ["hp-ctlsock", "hp-ctlclient", "hp-prometheus", "hairpin"] {
+        let cpus = seen
+            .get(t)
+            .unwrap_or_else(|| panic!("no thread {t} in {seen:?}"));
+        assert!(
+            !cpus.contains(&0),
+            "{t} may run on the worker core: {cpus:?}"
+        );
+    }
+    let (code, _) = run.stop();
+    assert_eq!(code, Some(0));
+}

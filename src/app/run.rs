@@ -76,6 +76,9 @@ pub fn run(
             return Err(e);
         }
     };
+    // This thread (punts, FDB ageing, reloads, device counters for telemetry)
+    // keeps off the worker cores too.
+    telemetry::pin_off_workers(&workers);
     eprintln!(
         "hairpin: running {} ({} ports, {} workers on cores {:?}, pool {} buffers on {}); SIGINT/SIGTERM stops, SIGHUP reloads",
         inst.cfg.switch.role.name(),
