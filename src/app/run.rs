@@ -214,8 +214,9 @@ impl Telemetry {
 }
 
 /// Start the control socket and (if configured) the Prometheus endpoint.
-/// A socket path given on the command line or in the config must work; the
-/// default path is only tried (a warning when it cannot be served).
+/// A socket path given on the command line or in the config (or a
+/// `socket_group` for the default path) must work; otherwise the default
+/// path is only tried (a warning when it cannot be served).
 fn telemetry_start(
     inst: &Instance,
     shared: Vec<Arc<crate::stats::SharedCounters>>,
@@ -246,7 +247,7 @@ fn telemetry_start(
     let (path, explicit) = match (cli_socket, &t.control_socket) {
         (Some(p), _) => (p.to_path_buf(), true),
         (None, Some(p)) => (inst.cfg.resolve(p), true),
-        (None, None) => (telemetry::DEFAULT_SOCKET.into(), false),
+        (None, None) => (telemetry::DEFAULT_SOCKET.into(), t.socket_group.is_some()),
     };
     let opts = telemetry::server::SocketOpts {
         path: path.clone(),

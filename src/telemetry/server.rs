@@ -227,3 +227,47 @@ fn client(mut s: UnixStream, view: &View, timeout: Duration, stop: &AtomicBool) 
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_by_name_or_number() {
+        assert_eq!(resolve_group("4242").unwrap(), 4242);
+        if let Ok(text) = std::fs::read_to_string("/etc/group") {
+            if let Some(l) = text.lines().find(|l| l.starts_with("root:")) {
+                let gid: u32 = l.split(':').nth(2).unwrap().parse().unwrap();
+                assert_eq!(resolve_group("root").unwrap(), gid);
+            }
+        }
+        let e = resolve_group("no-such-group-hp").unwrap_err();
+        assert!(
+            e.contains("telemetry.socket_group") && e.contains("no-such-group-hp"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn refuses_a_path_that_is_not_a_socket() {
+        let dir = std::env::temp_dir().join(format!("hp-srv-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("plain");
+        std::fs::write(&f, b"keep me").unwrap();
+        let e = bind(&f, None).unwrap_err();
+        assert!(e.contains("not a socket"), "{e}");
+        assert_eq!(std::fs::read(&f).unwrap(), b"keep me");
+        // A stale socket (nobody listening) is replaced; the group is applied.
+        let s = dir.join("s.sock");
+        drop(UnixListener::bind(&s).unwrap());
+        let gid = std::fs::metadata(&dir)
+            .map(|m| std::os::unix::fs::MetadataExt::gid(&m))
+            .unwrap();
+        let l = bind(&s, Some(&gid.to_string())).unwrap();
+        let md = std::fs::metadata(&s).unwrap();
+        assert_eq!(md.permissions().mode() & 0o777, 0o660);
+        assert_eq!(std::os::unix::fs::MetadataExt::gid(&md), gid);
+        drop(l);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
