@@ -7,6 +7,7 @@
 pub mod dpdk;
 pub mod evb;
 pub mod policy;
+pub mod telemetry;
 
 use crate::types::{Mac, MAX_PORTS};
 use evb::{EvbCfg, EvbPortCfg, RrCfg, VsiCfg, VsiTypeCfg};
@@ -410,6 +411,9 @@ pub struct Config {
     /// `[[vsi]]`: VSIs an edge announces to its bridge (EVB station role).
     #[serde(default)]
     pub vsi: Vec<VsiCfg>,
+    /// `[telemetry]`: control socket and Prometheus endpoint of `hairpin run`.
+    #[serde(default)]
+    pub telemetry: telemetry::TelemetryCfg,
     /// Directory relative file names (pcap_in, pcap_out) are taken from: the config file's.
     #[serde(skip)]
     pub base_dir: Option<std::path::PathBuf>,
@@ -997,6 +1001,7 @@ impl Config {
             }
         }
         self.dpdk.check().map_err(|(k, r)| e(k, r))?;
+        self.telemetry.check().map_err(|(k, r)| e(k, r))?;
         self.validate_policy()?;
         self.validate_evb()?;
         Ok(())

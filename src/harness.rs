@@ -147,6 +147,11 @@ impl Harness {
         self.inst.reload(cfg)
     }
 
+    /// The pipeline (its counters and [`Pipeline::policy_view`]).
+    pub fn pipeline(&self) -> &Pipeline {
+        &self.pipe
+    }
+
     /// Rule hits so far by name (see [`Pipeline::rule_hits`]).
     pub fn rule_hits(&self) -> std::collections::BTreeMap<String, [u64; 2]> {
         self.pipe.rule_hits()

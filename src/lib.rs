@@ -39,6 +39,7 @@ pub mod qos;
 pub mod replay;
 pub mod runtime;
 pub mod stats;
+pub mod telemetry;
 pub mod trace;
 pub mod types;
 pub mod util;

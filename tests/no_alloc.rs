@@ -367,3 +367,44 @@ fn policy_path_does_not_allocate() {
     assert_eq!(n, 0, "{n} heap allocations on the policy path");
     h.check().unwrap();
 }
+
+#[test]
+fn policy_counter_publication_does_not_allocate() {
+    use hairpin::harness::Harness;
+    use hairpin::stats::policy::PolicySlot;
+    // Rule hits, a VM meter and 8-class egress: what a worker copies into its
+    // PolicySlot every POLICY_PUBLISH_EVERY loops.
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/configs/policy-isolated-tenants.toml"
+    );
+    let text = std::fs::read_to_string(path).unwrap().replace(
+        "reflective_relay = true\n",
+        "reflective_relay = true\negress = { strict = 2 }\n",
+    );
+    let mut h = Harness::new(Config::parse(&text).unwrap(), false).unwrap();
+    let a = Mac([2, 0, 0, 0, 0x30, 1]);
+    let b = Mac([2, 0, 0, 0, 0x30, 2]);
+    let f = FrameBuilder::new().src(a).dst(b).vlan(30).udp4(
+        [10, 3, 0, 1].into(),
+        [10, 3, 0, 2].into(),
+        1,
+        2,
+    );
+    let slot = PolicySlot::default();
+    h.run(0, &[&f], 1);
+    assert!(slot.publish(h.pipeline().policy_view()));
+    let n = allocations_in(|| {
+        for _ in 0..500 {
+            h.run(0, &[&f], 1);
+            assert!(slot.publish(h.pipeline().policy_view()));
+        }
+    });
+    assert_eq!(n, 0, "{n} heap allocations publishing policy counters");
+    let p = slot.read();
+    assert_eq!(p.rule_hits(), h.rule_hits());
+    assert!(p.rule_hits().values().any(|v| v[0] >= 501));
+    assert_eq!(p.meter_counts(), h.pipeline().meter_counts());
+    assert_eq!(p.queue_stats(), h.pipeline().queue_stats());
+    assert!(!p.queue_stats().is_empty());
+}

@@ -28,6 +28,30 @@ enum Cmd {
         /// After `--`: DPDK EAL arguments, appended to `[dpdk] eal_args`.
         #[arg(last = true, value_name = "EAL_ARGS")]
         eal: Vec<String>,
+        /// Serve the control socket here (default: `[telemetry] control_socket`,
+        /// else /run/hairpin/hairpin.sock).
+        #[arg(long, value_name = "PATH")]
+        control_socket: Option<PathBuf>,
+    },
+    /// A running switch's ports, cores and drops (over its control socket).
+    Stats {
+        #[command(flatten)]
+        opts: show::ClientOpts,
+    },
+    /// One table of a running switch (over its control socket).
+    Show {
+        /// What to show.
+        #[arg(value_enum)]
+        what: show::What,
+        #[command(flatten)]
+        filter: show::FdbFilter,
+        #[command(flatten)]
+        opts: show::ClientOpts,
+    },
+    /// Reload a running switch's config file (as SIGHUP); refused changes exit 1 with the reason.
+    Reload {
+        #[command(flatten)]
+        opts: show::ClientOpts,
     },
     /// Run the pipeline on pcap input; egress to OUT/PORT.pcap, counters as JSON on stdout.
     Replay {
@@ -145,6 +169,7 @@ enum Mem {
 
 mod lab;
 mod run;
+pub mod show;
 
 fn load(path: &std::path::Path) -> Result<Config, String> {
     Config::load(path).map_err(|e| format!("{}: {e}", path.display()))
@@ -221,8 +246,23 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             config,
             seconds,
             eal,
-        } => run::run(&config, seconds, &eal),
+            control_socket,
+        } => run::run(&config, seconds, &eal, control_socket.as_deref()),
         Cmd::Lab { cmd } => lab::run(cmd),
+        Cmd::Stats { opts } => show::show(
+            &[show::What::Ports, show::What::Cores, show::What::Drops],
+            &show::FdbFilter::default(),
+            &opts,
+        ),
+        Cmd::Show { what, filter, opts } => {
+            if what != show::What::Fdb
+                && (filter.port.is_some() || filter.vlan.is_some() || filter.mac.is_some())
+            {
+                return Err("--port, --vlan and --mac filter `show fdb` only".into());
+            }
+            show::show(&[what], &filter, &opts)
+        }
+        Cmd::Reload { opts } => show::reload(&opts),
         Cmd::Counters => {
             print!("{}", crate::stats::counters_markdown());
             Ok(ExitCode::SUCCESS)

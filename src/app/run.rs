@@ -2,6 +2,7 @@
 
 use crate::config::Config;
 use crate::runtime::{self, make_pool, Instance};
+use crate::telemetry::{self, HostJob};
 use crate::util::Clock;
 use crate::worker::WorkerCfg;
 use std::path::Path;
@@ -12,7 +13,13 @@ use std::time::{Duration, Instant};
 
 /// Run a config until a signal (or `seconds`). Prints the final counters as JSON.
 /// `eal` (after `--` on the command line) is appended to `[dpdk] eal_args`.
-pub fn run(path: &Path, seconds: Option<f64>, eal: &[String]) -> Result<ExitCode, String> {
+/// `control_socket` overrides `[telemetry] control_socket` (see `docs/operations.md`).
+pub fn run(
+    path: &Path,
+    seconds: Option<f64>,
+    eal: &[String],
+    control_socket: Option<&Path>,
+) -> Result<ExitCode, String> {
     let mut cfg = Config::load(path).map_err(|e| format!("{}: {e}", path.display()))?;
     if !eal.is_empty() {
         if !cfg.port.iter().any(|p| p.backend.starts_with("dpdk:")) {
@@ -49,14 +56,36 @@ pub fn run(path: &Path, seconds: Option<f64>, eal: &[String]) -> Result<ExitCode
     signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone())
         .map_err(|e| format!("cannot install signal handler: {e}"))?;
     let clock = Clock::new();
-    // 802.1Qbg: a control thread when any port runs EVB.
+    // 802.1Qbg: a control thread when any port runs EVB (it takes over the EVB ports' punts).
     let mut control = crate::control::thread::prepare(&inst, &mut wl, &pool)?;
     if let Some(c) = control.as_mut() {
         c.log_state = true;
     }
     let rebase = control.as_ref().map(|c| c.rebase_handle());
-    let running = runtime::start(wl, clock, stop.clone())?;
+    // Telemetry first: when its socket or address cannot be served, no worker ran.
+    let shared: Vec<_> = wl.iter().map(|(_, t)| t[0].shared.clone()).collect();
+    let (host_tx, host_rx) = std::sync::mpsc::channel();
+    let tele_stop = Arc::new(AtomicBool::new(false));
+    let tele = telemetry_start(
+        &inst,
+        shared,
+        clock,
+        host_tx,
+        control_socket,
+        tele_stop.clone(),
+    )?;
+    let running = match runtime::start(wl, clock, stop.clone()) {
+        Ok(r) => r,
+        Err(e) => {
+            tele_stop.store(true, Ordering::Relaxed);
+            tele.join();
+            return Err(e);
+        }
+    };
     let control = control.map(|c| c.spawn(clock, stop.clone())).transpose()?;
+    // This thread (punts, FDB ageing, reloads, device counters for telemetry)
+    // keeps off the worker cores too.
+    telemetry::pin_off_workers(&workers);
     eprintln!(
         "hairpin: running {} ({} ports, {} workers on cores {:?}, pool {} buffers on {}); SIGINT/SIGTERM stops, SIGHUP reloads",
         inst.cfg.switch.role.name(),
@@ -72,23 +101,15 @@ pub fn run(path: &Path, seconds: Option<f64>, eal: &[String]) -> Result<ExitCode
     let mut last_sweep = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         if hup.swap(false, Ordering::Relaxed) {
-            match Config::load(path).and_then(|c| {
-                inst.reload(c).map_err(|r| crate::config::ConfigError {
-                    path: String::new(),
-                    reason: r,
-                })
-            }) {
-                Ok(gen) => {
-                    eprintln!(
-                        "hairpin: SIGHUP: {} reloaded (snapshot generation {gen})",
-                        path.display()
-                    );
-                    if let Some(r) = &rebase {
-                        r.rebase(inst.cfg.clone());
-                    }
+            let _ = reload(path, &mut inst, "SIGHUP", rebase.as_ref());
+        }
+        while let Ok(job) = host_rx.try_recv() {
+            match job {
+                HostJob::BackendStats(tx) => {
+                    let _ = tx.send(inst.ports.iter().map(|p| p.backend_stats()).collect());
                 }
-                Err(e) => {
-                    eprintln!("hairpin: SIGHUP: reload refused, the running config stays: {e}")
+                HostJob::Reload(tx) => {
+                    let _ = tx.send(reload(path, &mut inst, "control socket", rebase.as_ref()));
                 }
             }
         }
@@ -113,6 +134,8 @@ pub fn run(path: &Path, seconds: Option<f64>, eal: &[String]) -> Result<ExitCode
             std::thread::sleep(Duration::from_millis(1));
         }
     }
+    tele_stop.store(true, Ordering::Relaxed);
+    tele.join();
     let tasks = running.join();
     let control = match control {
         Some(h) => {
@@ -172,4 +195,120 @@ pub fn run(path: &Path, seconds: Option<f64>, eal: &[String]) -> Result<ExitCode
         return Ok(ExitCode::from(3));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Re-read the config file and apply it (SIGHUP, or `reload` on the socket);
+/// the 802.1Qbg control thread, if any, then puts its RR state and VSIs back
+/// on top of the new config.
+fn reload(
+    path: &Path,
+    inst: &mut Instance,
+    why: &str,
+    rebase: Option<&crate::control::thread::Rebase>,
+) -> Result<u64, String> {
+    let r = Config::load(path)
+        .map_err(|e| e.to_string())
+        .and_then(|c| inst.reload(c));
+    match &r {
+        Ok(gen) => {
+            eprintln!(
+                "hairpin: {why}: {} reloaded (snapshot generation {gen})",
+                path.display()
+            );
+            if let Some(h) = rebase {
+                h.rebase(inst.cfg.clone());
+            }
+        }
+        Err(e) => eprintln!("hairpin: {why}: reload refused, the running config stays: {e}"),
+    }
+    r
+}
+
+/// The telemetry threads of a run.
+struct Telemetry {
+    socket: Option<telemetry::server::SocketServer>,
+    prom: Option<telemetry::prom::PromServer>,
+}
+
+impl Telemetry {
+    fn join(self) {
+        if let Some(s) = self.socket {
+            s.join();
+        }
+        if let Some(p) = self.prom {
+            p.join();
+        }
+    }
+}
+
+/// Start the control socket and (if configured) the Prometheus endpoint.
+/// A socket path given on the command line or in the config (or a
+/// `socket_group` for the default path) must work; otherwise the default
+/// path is only tried (a warning when it cannot be served).
+fn telemetry_start(
+    inst: &Instance,
+    shared: Vec<Arc<crate::stats::SharedCounters>>,
+    clock: Clock,
+    host: std::sync::mpsc::Sender<HostJob>,
+    cli_socket: Option<&Path>,
+    stop: Arc<AtomicBool>,
+) -> Result<Telemetry, String> {
+    let t = &inst.cfg.telemetry;
+    let cores = inst.cfg.switch.workers.clone();
+    let workers = shared
+        .into_iter()
+        .zip(&cores)
+        .map(|(s, &c)| telemetry::WorkerView {
+            core: Some(c),
+            shared: s,
+        })
+        .collect();
+    let view = Arc::new(telemetry::View {
+        ports: inst.ports.iter().map(|p| p.name().to_string()).collect(),
+        workers,
+        fdb: inst.switch.fdb.clone(),
+        cell: inst.switch.cell.clone(),
+        clock,
+        host: std::sync::Mutex::new(host),
+        started: Instant::now(),
+    });
+    let (path, explicit) = match (cli_socket, &t.control_socket) {
+        (Some(p), _) => (p.to_path_buf(), true),
+        (None, Some(p)) => (inst.cfg.resolve(p), true),
+        (None, None) => (telemetry::DEFAULT_SOCKET.into(), t.socket_group.is_some()),
+    };
+    let opts = telemetry::server::SocketOpts {
+        path: path.clone(),
+        group: t.socket_group.clone(),
+        client_timeout: Duration::from_millis(t.client_timeout_ms),
+        worker_cores: cores.clone(),
+    };
+    let socket = match telemetry::server::serve(view.clone(), opts, stop.clone()) {
+        Ok(s) => {
+            eprintln!("hairpin: control socket {}", path.display());
+            Some(s)
+        }
+        Err(e) if !explicit => {
+            eprintln!("hairpin: warning: {e}; running without a control socket (set --control-socket or [telemetry] control_socket)");
+            None
+        }
+        Err(e) => return Err(e),
+    };
+    let prom = match &t.prometheus {
+        Some(addr) => match telemetry::prom::serve(view, addr, cores, stop.clone()) {
+            Ok(p) => {
+                eprintln!("hairpin: prometheus endpoint http://{}/metrics", p.addr);
+                Some(p)
+            }
+            Err(e) => {
+                stop.store(true, Ordering::Relaxed);
+                if let Some(s) = socket {
+                    s.join();
+                }
+                return Err(e);
+            }
+        },
+        None => None,
+    };
+    Ok(Telemetry { socket, prom })
 }

@@ -309,6 +309,24 @@ impl Switch {
     }
 }
 
+/// Borrowed view of one pipeline's policy counters (see [`Pipeline::policy_view`]).
+pub struct PolicyView<'a> {
+    /// The snapshot the current counters are indexed by.
+    pub model: &'a Arc<Model>,
+    /// Rule hits (packets, bytes) by `model.policy.hit_names`.
+    pub hits: &'a [[u64; 2]],
+    /// Named counters by `model.policy.counter_names`.
+    pub named: &'a [[u64; 2]],
+    /// Hits of earlier snapshots, by name.
+    pub hits_before: &'a std::collections::BTreeMap<String, [u64; 2]>,
+    /// Meter colour counts of earlier snapshots, by meter instance name.
+    pub meter_before: &'a std::collections::BTreeMap<String, [u64; 3]>,
+    /// This core's meter leases, by `model.policy.meter_instances`.
+    pub meters: &'a [crate::qos::meter::MeterCache],
+    /// Egress schedulers by port.
+    pub sched: &'a [Option<crate::qos::sched::Sched>],
+}
+
 /// One worker's pipeline for one switch instance.
 pub struct Pipeline {
     model: Arc<Model>,
@@ -1534,6 +1552,20 @@ impl Pipeline {
                     .map(|s| (self.model.ports[p].name.clone(), s.all_stats()))
             })
             .collect()
+    }
+
+    /// Telemetry publication hook: this core's policy counters in place (no
+    /// copy, no allocation), for [`crate::stats::policy::PolicySlot::publish`].
+    pub fn policy_view(&self) -> PolicyView<'_> {
+        PolicyView {
+            model: &self.model,
+            hits: &self.hits,
+            named: &self.named,
+            hits_before: &self.hits_before,
+            meter_before: &self.meter_before,
+            meters: &self.meters,
+            sched: &self.sched,
+        }
     }
 
     /// Give every cached buffer back to the pool (at stop). Frames still held

@@ -5,6 +5,8 @@
 //! one worker; every few hundred loops the worker publishes them into its
 //! [`SharedCounters`] slots with relaxed stores, and readers sum the cores.
 
+pub mod policy;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 
 macro_rules! drop_reasons {
@@ -309,6 +311,8 @@ impl PortCounters {
 pub struct SharedCounters {
     core: Vec<AtomicU64>,
     ports: Vec<[AtomicU64; 5]>,
+    /// The core's ACL hits, meter colours and egress queues (published less often).
+    pub policy: policy::PolicySlot,
 }
 
 impl SharedCounters {
@@ -319,6 +323,7 @@ impl SharedCounters {
                 .map(|_| AtomicU64::new(0))
                 .collect(),
             ports: (0..nports).map(|_| Default::default()).collect(),
+            policy: Default::default(),
         }
     }
     /// Single writer: copy the worker's counters in (relaxed stores, no RMW).

@@ -19,6 +19,9 @@ use std::time::Duration;
 
 /// Loops between counter publications.
 pub const PUBLISH_EVERY: u64 = 256;
+/// Loops between publications of the policy counters (ACL hits, meters,
+/// queues) into [`SharedCounters::policy`]: a multiple of [`PUBLISH_EVERY`].
+pub const POLICY_PUBLISH_EVERY: u64 = PUBLISH_EVERY * 16;
 /// Empty passes before an idle worker may sleep.
 pub const IDLE_PASSES: u32 = 64;
 
@@ -69,8 +72,12 @@ pub fn run(tasks: &mut [Task], cfg: &WorkerCfg, clock: &Clock, stop: &AtomicBool
         }
         loops += 1;
         if loops % PUBLISH_EVERY == 0 {
+            let policy = loops % POLICY_PUBLISH_EVERY == 0;
             for t in tasks.iter() {
                 t.shared.publish(&t.pipe.ctr, &t.pipe.port_ctr);
+                if policy {
+                    t.shared.policy.publish(t.pipe.policy_view());
+                }
             }
         }
         if got == 0 {
@@ -110,6 +117,9 @@ pub fn run(tasks: &mut [Task], cfg: &WorkerCfg, clock: &Clock, stop: &AtomicBool
         }
         t.pipe.release();
         t.shared.publish(&t.pipe.ctr, &t.pipe.port_ctr);
+        while !t.shared.policy.publish(t.pipe.policy_view()) {
+            std::thread::yield_now();
+        }
     }
 }
 
