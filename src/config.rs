@@ -1057,7 +1057,7 @@ pvid = 10
         assert_eq!(e.path, "port[2].name");
         let e = err("[[port]]\nname='t'\nmode='trunk'\nvlans=[10,4095]\n");
         assert_eq!(e.path, "port[2].vlans[1]");
-        let e = err("[[port]]\nname='t'\nbackend='dpdk:net_null0'\n");
+        let e = err("[[port]]\nname='t'\nbackend='tap:eth0'\n");
         assert_eq!(e.path, "port[2].backend");
         let e = Config::parse("[switch]\nmtu = 'big'\n").unwrap_err();
         assert_eq!(e.path, "switch.mtu");

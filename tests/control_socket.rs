@@ -554,18 +554,29 @@ fn bad_requests_and_bad_clients_never_stick() {
         "the server read {sent} requests without a stop"
     );
     // Its socket is closed by the server: reading drains what was written, then EOF.
+    // (How many replies made it into the socket buffers before the cut
+    // depends on the machine's load, so only the cut itself is checked.)
     deaf.set_read_timeout(Some(BOUND)).unwrap();
     let mut replies = 0usize;
     let mut rd = BufReader::new(deaf);
     let mut l = String::new();
-    loop {
+    let t_read = Instant::now();
+    let closed = loop {
         l.clear();
         match rd.read_line(&mut l) {
-            Ok(0) | Err(_) => break,
+            Ok(0) => break true,
+            Err(e) => {
+                break e.kind() != std::io::ErrorKind::WouldBlock
+                    && e.kind() != std::io::ErrorKind::TimedOut
+            }
             Ok(_) => replies += 1,
         }
-    }
-    assert!(replies < sent, "{replies} replies to {sent} requests");
+    };
+    assert!(
+        closed && t_read.elapsed() < BOUND,
+        "the deaf client was not cut off ({replies} replies to {sent} requests)"
+    );
+    assert!(replies <= sent, "{replies} replies to {sent} requests");
     // A client that connects and sends nothing is closed after the timeout.
     let mut idle = UnixStream::connect(run.sock()).unwrap();
     idle.set_read_timeout(Some(BOUND)).unwrap();
