@@ -23,6 +23,7 @@ pub mod harness;
 pub mod macvid;
 pub mod pcap;
 pub mod pipeline;
+pub mod pktgen;
 pub mod policy;
 pub mod port;
 pub mod qos;
