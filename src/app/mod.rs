@@ -74,6 +74,9 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Traffic generator: streams between VMs with loss, reordering and latency
+    /// per stream; RFC 2544 methods; the hairpin vs local switching harness.
+    Pktgen(pktgen::PktgenArgs),
     /// Validate a config file; errors name the key and the reason.
     CheckConfig {
         /// The TOML file.
@@ -129,7 +132,9 @@ enum Mem {
     Plain,
 }
 
+mod pktgen;
 mod run;
+pub use pktgen::utc_now;
 
 fn load(path: &std::path::Path) -> Result<Config, String> {
     Config::load(path).map_err(|e| format!("{}: {e}", path.display()))
@@ -203,6 +208,7 @@ pub fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<ExitCode, String> {
     match cli.cmd {
         Cmd::Run { config, seconds } => run::run(&config, seconds),
+        Cmd::Pktgen(a) => pktgen::main(a),
         Cmd::Counters => {
             print!("{}", crate::stats::counters_markdown());
             Ok(ExitCode::SUCCESS)

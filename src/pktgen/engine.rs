@@ -214,6 +214,11 @@ impl Engine {
         }
     }
 
+    /// The line rate `%` rates refer to (bit/s).
+    pub fn line_bps(&self) -> f64 {
+        self.cfg.line_bps
+    }
+
     /// Set the run length (seconds) for the next run.
     pub fn set_duration(&mut self, secs: Option<f64>) {
         self.cfg.duration = secs;

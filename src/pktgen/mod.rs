@@ -16,17 +16,17 @@
 
 pub mod engine;
 pub mod pace;
-// pub mod report;
-// pub mod rfc2544;
+pub mod report;
+pub mod rfc2544;
 pub mod rx;
 pub mod sig;
 pub mod stream;
-// pub mod topo;
+pub mod topo;
 
 use crate::config::Config;
 use crate::port::PortQueue;
 use crate::runtime::{self, Instance};
-use crate::stats::DropReason;
+use crate::stats::{CoreCounters, DropReason, PortCounters, SharedCounters};
 use crate::util::Clock;
 use crate::worker::{self, WorkerCfg};
 use engine::{Engine, EngineCfg, RunResult};
@@ -54,27 +54,166 @@ pub struct SwitchStats {
     pub reflected: u64,
 }
 
-/// Summarise the tasks of one switch after its workers stopped.
-pub fn switch_stats(cfg: &Config, tasks: &[&crate::worker::Task]) -> SwitchStats {
-    let t = runtime::totals(tasks.iter().copied());
+/// Counters of one switch between two snapshots of its published counters.
+pub fn switch_stats(
+    cfg: &Config,
+    before: &(CoreCounters, Vec<PortCounters>),
+    after: &(CoreCounters, Vec<PortCounters>),
+) -> SwitchStats {
+    let (a, b) = (before.0.to_array(), after.0.to_array());
+    let mut d = [0u64; CoreCounters::SLOTS];
+    for i in 0..d.len() {
+        d[i] = b[i].wrapping_sub(a[i]);
+    }
+    let c = CoreCounters::from_array(&d);
     let drops = DropReason::ALL
         .iter()
-        .filter(|r| t.core.drops[**r as usize] > 0)
-        .map(|r| (r.name().to_string(), t.core.drops[*r as usize]))
+        .filter(|r| c.drops[**r as usize] > 0)
+        .map(|r| (r.name().to_string(), c.drops[*r as usize]))
         .collect();
+    let zero = PortCounters::default();
     SwitchStats {
         role: cfg.switch.role.name().into(),
-        rx_frames: t.core.rx_pkts,
-        tx_frames: t.core.tx_pkts,
-        cycles_per_frame: t.core.busy_cycles as f64 / t.core.rx_pkts.max(1) as f64,
+        rx_frames: c.rx_pkts,
+        tx_frames: c.tx_pkts,
+        cycles_per_frame: c.busy_cycles as f64 / c.rx_pkts.max(1) as f64,
         drops,
         port_frames: cfg
             .port
             .iter()
-            .zip(&t.ports)
-            .map(|(p, c)| (p.name.clone(), c.rx_pkts + c.tx_pkts))
+            .enumerate()
+            .map(|(i, p)| {
+                let x = after.1.get(i).unwrap_or(&zero);
+                let y = before.1.get(i).unwrap_or(&zero);
+                (
+                    p.name.clone(),
+                    (x.rx_pkts + x.tx_pkts).wrapping_sub(y.rx_pkts + y.tx_pkts),
+                )
+            })
             .collect(),
-        reflected: t.core.reflected,
+        reflected: c.reflected,
+    }
+}
+
+/// Published counters of one switch (summed over its workers' tasks).
+fn snapshot(shared: &[Arc<SharedCounters>]) -> (CoreCounters, Vec<PortCounters>) {
+    let mut c = CoreCounters::default();
+    let mut p: Vec<PortCounters> = Vec::new();
+    for s in shared {
+        c.add(&s.load());
+        let ps = s.load_ports();
+        if p.len() < ps.len() {
+            p.resize(ps.len(), PortCounters::default());
+        }
+        for (a, b) in p.iter_mut().zip(&ps) {
+            a.add(b);
+        }
+    }
+    (c, p)
+}
+
+/// Running switches with the generator attached: trials run one after the
+/// other on the calling thread, the switches keep running (and learning)
+/// between them.
+pub struct Rig {
+    /// The generator/receiver.
+    pub engine: Engine,
+    running: Option<runtime::Running>,
+    sw_stop: Arc<AtomicBool>,
+    pool: Arc<crate::buf::Pool>,
+    /// Each switch's config and its published counters.
+    switches: Vec<(Config, Vec<Arc<SharedCounters>>)>,
+    _instances: Vec<Instance>,
+}
+
+impl Rig {
+    /// Start `workers` (tasks of the switches in `switches`, by switch) and
+    /// attach `engine`. `instances` are kept alive for the run.
+    pub fn start(
+        engine: Engine,
+        workers: Vec<(WorkerCfg, Vec<crate::worker::Task>)>,
+        switches: Vec<(Config, Vec<Arc<SharedCounters>>)>,
+        instances: Vec<Instance>,
+        pool: Arc<crate::buf::Pool>,
+    ) -> Result<Rig, String> {
+        let sw_stop = Arc::new(AtomicBool::new(false));
+        let running = runtime::start(workers, Clock::new(), sw_stop.clone())?;
+        Ok(Rig {
+            engine,
+            running: Some(running),
+            sw_stop,
+            pool,
+            switches,
+            _instances: instances,
+        })
+    }
+
+    /// One trial with the engine's current rates and length; returns the
+    /// generator's figures and each switch's counters over the trial.
+    pub fn trial(&mut self, stop: &AtomicBool) -> (RunResult, Vec<SwitchStats>) {
+        let before: Vec<_> = self.switches.iter().map(|(_, s)| snapshot(s)).collect();
+        let r = self.engine.run(stop);
+        // Counters are published every few hundred worker loops: let them settle.
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        let stats = self
+            .switches
+            .iter()
+            .zip(&before)
+            .map(|((c, s), b)| switch_stats(c, b, &snapshot(s)))
+            .collect();
+        (r, stats)
+    }
+
+    /// Stop the switches and return every buffer to the pool.
+    pub fn finish(mut self) {
+        self.sw_stop.store(true, Ordering::Relaxed);
+        if let Some(r) = self.running.take() {
+            drop(r.join());
+        }
+        let Rig { engine, pool, .. } = self;
+        drain_into_pool(engine.into_queues(), &pool);
+    }
+}
+
+/// Build the switch of `cfg` on ring ports with the streams of `file` on
+/// the far ends of the VM ports' cables.
+pub fn rig_for_config(cfg: Config, file: &PktgenFile) -> Result<Rig, String> {
+    let pool = runtime::make_pool(&cfg, 16384)?;
+    let streams = stream::compile(&file.stream, &cfg, pool.max_frame())?;
+    let mut inst = Instance::new(cfg.clone(), pool.clone())?;
+    let nq = cfg.switch.workers.len();
+    let queue_of: Vec<usize> = (0..streams.len()).map(|i| i % nq).collect();
+    let queues = take_queues(&mut inst, &streams, &queue_of, &file.stream, &cfg)?;
+    let mut workers = Vec::new();
+    let mut shared = Vec::new();
+    for (q, &core) in cfg.switch.workers.iter().enumerate() {
+        let (task, _punt) = inst.task(q)?;
+        shared.push(task.shared.clone());
+        workers.push((
+            WorkerCfg {
+                core: Some(core),
+                burst: cfg.switch.burst,
+                idle_sleep_us: cfg.switch.idle_sleep_us,
+            },
+            vec![task],
+        ));
+    }
+    let ecfg = EngineCfg {
+        burst: file.pktgen.burst,
+        timestamps: file.pktgen.timestamps,
+        duration: file.pktgen.duration,
+        line_bps: stream::parse_bps(&file.pktgen.line_rate)?,
+        hz: tsc_hz(),
+        drain_ms: 100,
+    };
+    let engine = Engine::new(streams, queues, queue_of, pool.clone(), ecfg)?;
+    Rig::start(engine, workers, vec![(cfg, shared)], vec![inst], pool)
+}
+
+/// Pin the calling thread to a core the switch workers do not use, if there is one.
+pub fn pin_generator(workers: &[usize]) {
+    if let Some(c) = gen_core(workers) {
+        let _ = worker::pin(c);
     }
 }
 
@@ -159,56 +298,22 @@ pub fn gen_core(workers: &[usize]) -> Option<usize> {
 /// Build the switch of `cfg` on ring ports, run the streams of `file`
 /// through it from the far ends of the VM ports, stop it, and return both
 /// sides' figures. `stop` (set by SIGINT) interrupts: the result is then partial.
-pub fn run_switch(
-    cfg: Config,
-    file: &PktgenFile,
-    stop: Arc<AtomicBool>,
-) -> Result<SwitchRun, String> {
-    let pool = runtime::make_pool(&cfg, 16384)?;
-    let streams = stream::compile(&file.stream, &cfg, pool.max_frame())?;
-    let mut inst = Instance::new(cfg.clone(), pool.clone())?;
-    let nq = cfg.switch.workers.len();
-    let queue_of: Vec<usize> = (0..streams.len()).map(|i| i % nq).collect();
-    let queues = take_queues(&mut inst, &streams, &queue_of, &file.stream, &cfg)?;
-    let mut workers = Vec::new();
-    for (q, &core) in cfg.switch.workers.iter().enumerate() {
-        let (task, _punt) = inst.task(q)?;
-        workers.push((
-            WorkerCfg {
-                core: Some(core),
-                burst: cfg.switch.burst,
-                idle_sleep_us: cfg.switch.idle_sleep_us,
-            },
-            vec![task],
-        ));
-    }
-    let sw_stop = Arc::new(AtomicBool::new(false));
-    let running = runtime::start(workers, Clock::new(), sw_stop.clone())?;
-    let ecfg = EngineCfg {
-        burst: file.pktgen.burst,
-        timestamps: file.pktgen.timestamps,
-        duration: file.pktgen.duration,
-        line_bps: stream::parse_bps(&file.pktgen.line_rate)?,
-        hz: tsc_hz(),
-        drain_ms: 100,
-    };
-    let mut eng = Engine::new(streams, queues, queue_of, pool.clone(), ecfg)?;
-    let core = gen_core(&cfg.switch.workers);
-    let gen = std::thread::spawn(move || {
-        if let Some(c) = core {
-            let _ = worker::pin(c);
-        }
-        let r = eng.run(&stop);
-        (r, eng)
-    });
-    let joined = gen.join();
-    sw_stop.store(true, Ordering::Relaxed);
-    let tasks = running.join();
-    let (run, eng) = joined.map_err(|_| "the generator thread panicked".to_string())?;
-    drain_into_pool(eng.into_queues(), &pool);
-    let refs: Vec<&crate::worker::Task> = tasks.iter().flatten().collect();
-    let switch = switch_stats(&cfg, &refs);
-    Ok(SwitchRun { run, switch })
+pub fn run_switch(cfg: Config, file: &PktgenFile, stop: Arc<AtomicBool>) -> Result<SwitchRun, String> {
+    let workers = cfg.switch.workers.clone();
+    let mut rig = rig_for_config(cfg, file)?;
+    let (run, mut sw) = std::thread::scope(|sc| {
+        sc.spawn(|| {
+            pin_generator(&workers);
+            rig.trial(&stop)
+        })
+        .join()
+    })
+    .map_err(|_| "the generator thread panicked".to_string())?;
+    rig.finish();
+    Ok(SwitchRun {
+        run,
+        switch: sw.remove(0),
+    })
 }
 
 /// Take the peer queues the streams use from a ring-port instance.
