@@ -76,7 +76,7 @@ enum Cmd {
     },
     /// Traffic generator: streams between VMs with loss, reordering and latency
     /// per stream; RFC 2544 methods; the hairpin vs local switching harness.
-    Pktgen(pktgen::PktgenArgs),
+    Pktgen(Box<pktgen::PktgenArgs>),
     /// Validate a config file; errors name the key and the reason.
     CheckConfig {
         /// The TOML file.
@@ -208,7 +208,7 @@ pub fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<ExitCode, String> {
     match cli.cmd {
         Cmd::Run { config, seconds } => run::run(&config, seconds),
-        Cmd::Pktgen(a) => pktgen::main(a),
+        Cmd::Pktgen(a) => pktgen::main(*a),
         Cmd::Counters => {
             print!("{}", crate::stats::counters_markdown());
             Ok(ExitCode::SUCCESS)

@@ -83,6 +83,16 @@ enum Method {
     },
     /// The hairpin vs local switching comparison (see docs/performance.md).
     Harness(crate::pktgen::topo::HarnessArgs),
+    /// The generator alone, ring port to ring port, unpaced (no switch).
+    GenAlone {
+        /// Seconds.
+        #[arg(long, default_value_t = 2.0)]
+        seconds: f64,
+        /// Receive and account every frame on the generator's core too
+        /// (default: a sink thread on another core frees them).
+        #[arg(long)]
+        same_core: bool,
+    },
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq)]
@@ -206,11 +216,26 @@ fn print_run(r: &pg::SwitchRun) {
         "hairpin pktgen: {} streams, {:.2} s{}",
         run.streams.len(),
         run.seconds,
-        if run.partial { " (PARTIAL: interrupted)" } else { "" }
+        if run.partial {
+            " (PARTIAL: interrupted)"
+        } else {
+            ""
+        }
     );
     println!(
         "{:<20} {:>6} {:>12} {:>12} {:>10} {:>8} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9}",
-        "stream", "size", "offered", "received", "loss %", "dup", "reord", "Mpps", "min", "p50", "p99", "max"
+        "stream",
+        "size",
+        "offered",
+        "received",
+        "loss %",
+        "dup",
+        "reord",
+        "Mpps",
+        "min",
+        "p50",
+        "p99",
+        "max"
     );
     for s in &run.streams {
         let l = s.latency.as_ref();
@@ -252,6 +277,45 @@ fn print_run(r: &pg::SwitchRun) {
 pub fn main(a: PktgenArgs) -> Result<ExitCode, String> {
     if let Some(Method::Harness(h)) = &a.method {
         return crate::pktgen::topo::harness_main(h, a.quiet, a.json, a.out.as_deref());
+    }
+    if let Some(Method::GenAlone { seconds, same_core }) = &a.method {
+        if !(*seconds > 0.0 && *seconds <= 600.0) {
+            return Err("--seconds: between 0 and 600".into());
+        }
+        let size = a.size.clone().unwrap_or_else(|| "64".into());
+        let n = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        let (g, k) = (Some(0), (n > 1).then_some(1));
+        let r = crate::pktgen::topo::generator_alone(
+            &size,
+            *seconds,
+            !a.no_timestamps,
+            *same_core,
+            g,
+            k,
+        )?;
+        if !a.json {
+            println!(
+                "generator alone, {} B, timestamps {}, receiver {}: TX {:.2} Mpps{} over {:.2} s",
+                r.size,
+                if r.timestamps { "on" } else { "off" },
+                if r.same_core_rx {
+                    "on the same core"
+                } else {
+                    "a sink thread on core 1"
+                },
+                r.tx_mpps,
+                if r.same_core_rx {
+                    format!(", RX {:.2} Mpps", r.rx_mpps)
+                } else {
+                    String::new()
+                },
+                r.seconds
+            );
+        }
+        emit(&a, &serde_json::to_value(&r).expect("serialisable"))?;
+        return Ok(ExitCode::SUCCESS);
     }
     let path = a
         .config
@@ -363,7 +427,7 @@ pub fn main(a: PktgenArgs) -> Result<ExitCode, String> {
                 ExitCode::SUCCESS
             })
         }
-        Some(Method::Harness(_)) => unreachable!("handled above"),
+        Some(Method::Harness(_) | Method::GenAlone { .. }) => unreachable!("handled above"),
     }
 }
 
@@ -373,7 +437,11 @@ fn print_rfc2544(doc: &serde_json::Value) {
         "RFC 2544 on {} (line rate {}){}",
         doc["config"].as_str().unwrap_or(""),
         doc["line_rate"].as_str().unwrap_or(""),
-        if doc["partial"] == true { " PARTIAL: interrupted" } else { "" }
+        if doc["partial"] == true {
+            " PARTIAL: interrupted"
+        } else {
+            ""
+        }
     );
     if let Some(t) = r.get("throughput") {
         println!(
@@ -381,7 +449,11 @@ fn print_rfc2544(doc: &serde_json::Value) {
             t["load_pct"].as_f64().unwrap_or(0.0),
             t["mpps"].as_f64().unwrap_or(0.0),
             t["gbps"].as_f64().unwrap_or(0.0),
-            if t["generator_limited"] == true { " [generator-limited]" } else { "" },
+            if t["generator_limited"] == true {
+                " [generator-limited]"
+            } else {
+                ""
+            },
             t["trials"].as_array().map(|x| x.len()).unwrap_or(0)
         );
     }
@@ -412,7 +484,11 @@ fn print_rfc2544(doc: &serde_json::Value) {
         println!(
             "back-to-back   longest loss-free burst {:.0} frames per stream{}",
             b["mean_burst"].as_f64().unwrap_or(0.0),
-            if b["line_rate_reached"] == false { " [line rate not reached by the generator]" } else { "" }
+            if b["line_rate_reached"] == false {
+                " [line rate not reached by the generator]"
+            } else {
+                ""
+            }
         );
     }
 }

@@ -17,6 +17,9 @@ use crate::util::tsc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+/// The generator's queues, each with its (port index, queue number).
+pub type GenQueues = Vec<((usize, usize), Box<dyn PortQueue>)>;
+
 /// How one run goes.
 #[derive(Clone, Debug)]
 pub struct EngineCfg {
@@ -158,7 +161,7 @@ struct StreamState {
 pub struct Engine {
     streams: Vec<Stream>,
     /// Queues by (port index, queue number).
-    queues: Vec<((usize, usize), Box<dyn PortQueue>)>,
+    queues: GenQueues,
     queue_of: Vec<usize>,
     pool: Arc<Pool>,
     cfg: EngineCfg,
@@ -170,7 +173,7 @@ impl Engine {
     /// `queues` must hold every (port, queue) the streams use.
     pub fn new(
         streams: Vec<Stream>,
-        queues: Vec<((usize, usize), Box<dyn PortQueue>)>,
+        queues: GenQueues,
         queue_of: Vec<usize>,
         pool: Arc<Pool>,
         cfg: EngineCfg,
@@ -195,7 +198,7 @@ impl Engine {
     }
 
     /// Give the queues back (e.g. to drain them).
-    pub fn into_queues(self) -> Vec<((usize, usize), Box<dyn PortQueue>)> {
+    pub fn into_queues(self) -> GenQueues {
         self.queues
     }
 
@@ -244,7 +247,7 @@ impl Engine {
             .duration
             .map(|d| t0.saturating_add((d * hz) as u64))
             .unwrap_or(u64::MAX);
-        let idx = |qs: &[((usize, usize), Box<dyn PortQueue>)], k: (usize, usize)| {
+        let idx = |qs: &GenQueues, k: (usize, usize)| {
             qs.iter()
                 .position(|(x, _)| *x == k)
                 .expect("checked in new")
@@ -285,50 +288,49 @@ impl Engine {
         let nstreams = self.streams.len();
         let ts_on = self.cfg.timestamps;
 
-        let mut receive = |queues: &mut Vec<((usize, usize), Box<dyn PortQueue>)>,
-                           st: &mut Vec<StreamState>,
-                           cache: &mut PoolCache|
-         -> u64 {
-            let mut got = 0u64;
-            for &qi in &rxqs {
-                let port = queues[qi].0 .0;
-                loop {
-                    let n = queues[qi].1.rx_burst(&mut rxb);
-                    if n == 0 {
-                        break;
-                    }
-                    got += n as u64;
-                    let now = tsc();
-                    for f in rxb.drain() {
-                        let d = pool.data(&f);
-                        match sig::read(d) {
-                            Some(s) if (s.stream as usize) < nstreams => {
-                                let x = &mut st[s.stream as usize];
-                                let before = x.seq.received;
-                                x.seq.record(s.seq);
-                                if x.seq.received > before {
-                                    x.rx_bytes += (d.len() + FCS) as u64;
-                                    if ts_on {
-                                        x.lat.record(
-                                            (sig::elapsed(s.ts, now) as f64 * ns_per_tick) as u64,
-                                        );
+        let mut receive =
+            |queues: &mut GenQueues, st: &mut Vec<StreamState>, cache: &mut PoolCache| -> u64 {
+                let mut got = 0u64;
+                for &qi in &rxqs {
+                    let port = queues[qi].0 .0;
+                    loop {
+                        let n = queues[qi].1.rx_burst(&mut rxb);
+                        if n == 0 {
+                            break;
+                        }
+                        got += n as u64;
+                        let now = tsc();
+                        for f in rxb.drain() {
+                            let d = pool.data(&f);
+                            match sig::read(d) {
+                                Some(s) if (s.stream as usize) < nstreams => {
+                                    let x = &mut st[s.stream as usize];
+                                    let before = x.seq.received;
+                                    x.seq.record(s.seq);
+                                    if x.seq.received > before {
+                                        x.rx_bytes += (d.len() + FCS) as u64;
+                                        if ts_on {
+                                            x.lat.record(
+                                                (sig::elapsed(s.ts, now) as f64 * ns_per_tick)
+                                                    as u64,
+                                            );
+                                        }
+                                    }
+                                    if self.streams[s.stream as usize].rx_port != port {
+                                        x.wrong_port += 1;
                                     }
                                 }
-                                if self.streams[s.stream as usize].rx_port != port {
-                                    x.wrong_port += 1;
-                                }
+                                _ => foreign += 1,
                             }
-                            _ => foreign += 1,
+                            cache.free(&pool, f);
                         }
-                        cache.free(&pool, f);
-                    }
-                    if n < rxb.capacity() {
-                        break;
+                        if n < rxb.capacity() {
+                            break;
+                        }
                     }
                 }
-            }
-            got
-        };
+                got
+            };
 
         // Send phase.
         loop {

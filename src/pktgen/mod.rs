@@ -24,12 +24,11 @@ pub mod stream;
 pub mod topo;
 
 use crate::config::Config;
-use crate::port::PortQueue;
 use crate::runtime::{self, Instance};
 use crate::stats::{CoreCounters, DropReason, PortCounters, SharedCounters};
 use crate::util::Clock;
 use crate::worker::{self, WorkerCfg};
-use engine::{Engine, EngineCfg, RunResult};
+use engine::{Engine, EngineCfg, GenQueues, RunResult};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -298,7 +297,11 @@ pub fn gen_core(workers: &[usize]) -> Option<usize> {
 /// Build the switch of `cfg` on ring ports, run the streams of `file`
 /// through it from the far ends of the VM ports, stop it, and return both
 /// sides' figures. `stop` (set by SIGINT) interrupts: the result is then partial.
-pub fn run_switch(cfg: Config, file: &PktgenFile, stop: Arc<AtomicBool>) -> Result<SwitchRun, String> {
+pub fn run_switch(
+    cfg: Config,
+    file: &PktgenFile,
+    stop: Arc<AtomicBool>,
+) -> Result<SwitchRun, String> {
     let workers = cfg.switch.workers.clone();
     let mut rig = rig_for_config(cfg, file)?;
     let (run, mut sw) = std::thread::scope(|sc| {
@@ -323,8 +326,8 @@ pub fn take_queues(
     queue_of: &[usize],
     specs: &[stream::StreamSpec],
     cfg: &Config,
-) -> Result<Vec<((usize, usize), Box<dyn PortQueue>)>, String> {
-    let mut queues: Vec<((usize, usize), Box<dyn PortQueue>)> = Vec::new();
+) -> Result<GenQueues, String> {
+    let mut queues: GenQueues = Vec::new();
     for (i, s) in streams.iter().enumerate() {
         let q = queue_of[i];
         for (what, p, vm) in [
@@ -353,7 +356,7 @@ pub fn take_queues(
 }
 
 /// Receive what is still queued for the generator and free it.
-pub fn drain_into_pool(mut qs: Vec<((usize, usize), Box<dyn PortQueue>)>, pool: &crate::buf::Pool) {
+pub fn drain_into_pool(mut qs: GenQueues, pool: &crate::buf::Pool) {
     let mut b = crate::buf::Burst::new(64);
     for (_, q) in qs.iter_mut() {
         while q.rx_burst(&mut b) > 0 {

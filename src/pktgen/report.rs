@@ -37,7 +37,11 @@ fn rows(s: &mut String, pts: &[Point]) {
             p.rules,
             p.vms,
             p.mpps,
-            if p.generator_limited { " (gen-limited)" } else { "" },
+            if p.generator_limited {
+                " (gen-limited)"
+            } else {
+                ""
+            },
             p.gbps,
             p.spread_pct,
             if p.flagged { " ⚠" } else { "" },
@@ -68,7 +72,12 @@ pub fn table(r: &HarnessResult) -> String {
     s
 }
 
-const COLORS: [RGBColor; 4] = [RGBColor(200, 40, 40), RGBColor(30, 90, 200), RGBColor(30, 150, 60), RGBColor(140, 60, 160)];
+const COLORS: [RGBColor; 4] = [
+    RGBColor(200, 40, 40),
+    RGBColor(30, 90, 200),
+    RGBColor(30, 150, 60),
+    RGBColor(140, 60, 160),
+];
 
 type Series = (String, Vec<(f64, f64)>);
 
@@ -159,8 +168,14 @@ pub fn write(r: &HarnessResult, dir: &Path) -> Result<(), String> {
         ("local, no ACL".into(), by(Topology::Local, 0)),
     ];
     if max_rules > 0 {
-        s1.push((format!("hairpin, {max_rules} rules"), by(Topology::Hairpin, max_rules)));
-        s1.push((format!("local-acl, {max_rules} rules"), by(Topology::LocalAcl, max_rules)));
+        s1.push((
+            format!("hairpin, {max_rules} rules"),
+            by(Topology::Hairpin, max_rules),
+        ));
+        s1.push((
+            format!("local-acl, {max_rules} rules"),
+            by(Topology::LocalAcl, max_rules),
+        ));
     }
     line_plot(
         &dir.join("throughput.svg"),
@@ -226,15 +241,29 @@ pub fn write(r: &HarnessResult, dir: &Path) -> Result<(), String> {
         "ACL rules",
         "Mpps",
         &[
-            ("hairpin (ACLs on the bridge)".into(), rules_of(Topology::Hairpin)),
-            ("local-acl (ACLs at the edge)".into(), rules_of(Topology::LocalAcl)),
+            (
+                "hairpin (ACLs on the bridge)".into(),
+                rules_of(Topology::Hairpin),
+            ),
+            (
+                "local-acl (ACLs at the edge)".into(),
+                rules_of(Topology::LocalAcl),
+            ),
         ],
         true,
     )?;
     let mut md = String::new();
     let _ = writeln!(md, "# hairpin vs local switching: {}\n", r.date);
     let _ = writeln!(md, "- date (UTC): {}", r.date);
-    let _ = writeln!(md, "- commit: {}", if r.commit.is_empty() { "(not given)" } else { &r.commit });
+    let _ = writeln!(
+        md,
+        "- commit: {}",
+        if r.commit.is_empty() {
+            "(not given)"
+        } else {
+            &r.commit
+        }
+    );
     let _ = writeln!(md, "- command: `{}`", r.command);
     let _ = writeln!(md, "- machine: {}", r.machine);
     let _ = writeln!(
@@ -246,7 +275,10 @@ pub fn write(r: &HarnessResult, dir: &Path) -> Result<(), String> {
         md,
         "- all switches on ring ports in one process: every switch task on one worker core, the generator and receiver on the other. \"gen-limited\" marks points where the generator, not the switch, was the limit. \"uplink frames per delivered frame\" counts both directions of the edge's uplink: 2 for hairpin (up and back), 0 for local switching.\n"
     );
-    let _ = writeln!(md, "![throughput](throughput.svg)\n\n![latency](latency-cdf.svg)\n\n![rules](rules.svg)\n");
+    let _ = writeln!(
+        md,
+        "![throughput](throughput.svg)\n\n![latency](latency-cdf.svg)\n\n![rules](rules.svg)\n"
+    );
     md += &table(r);
     std::fs::write(dir.join("report.md"), md).map_err(|e| e.to_string())?;
     Ok(())

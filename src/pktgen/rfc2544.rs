@@ -133,7 +133,10 @@ pub fn trial_at(
     let line = rig.engine_line_bps();
     let sizes = mean_sizes(rig);
     let n = sizes.len() as f64;
-    let rates: Vec<Option<f64>> = sizes.iter().map(|&m| Some(load * line_pps(m, line) / n)).collect();
+    let rates: Vec<Option<f64>> = sizes
+        .iter()
+        .map(|&m| Some(load * line_pps(m, line) / n))
+        .collect();
     let target: f64 = rates.iter().flatten().sum();
     rig.engine.set_rates(&rates);
     rig.engine.set_counts(None);
@@ -188,8 +191,17 @@ pub fn throughput(rig: &mut Rig, p: &Params, stop: &AtomicBool, pr: &Progress) -
     let mut load = 1.0;
     let mut partial = false;
     for i in 0..p.max_trials {
-        let left = ((hi - lo) / (p.resolution_pct / 100.0)).log2().ceil().max(0.0) as u32;
-        pr.update("throughput", i + 1, load * 100.0, 0.0, left.min(p.max_trials - i));
+        let left = ((hi - lo) / (p.resolution_pct / 100.0))
+            .log2()
+            .ceil()
+            .max(0.0) as u32;
+        pr.update(
+            "throughput",
+            i + 1,
+            load * 100.0,
+            0.0,
+            left.min(p.max_trials - i),
+        );
         let (t, _r, sw) = trial_at(rig, load, p.trial_s, p.loss_tolerance_pct, stop);
         partial |= t.partial;
         let pass = t.pass;
@@ -209,7 +221,13 @@ pub fn throughput(rig: &mut Rig, p: &Params, stop: &AtomicBool, pr: &Progress) -
     }
     pr.done();
     let (load_pct, mpps, gbps, gl, switches) = match best {
-        Some((t, sw)) => (t.load_pct, t.received_mpps, t.received_gbps, t.generator_limited, sw),
+        Some((t, sw)) => (
+            t.load_pct,
+            t.received_mpps,
+            t.received_gbps,
+            t.generator_limited,
+            sw,
+        ),
         None => (0.0, 0.0, 0.0, false, vec![]),
     };
     Throughput {
@@ -241,7 +259,13 @@ pub struct LatencyResult {
 }
 
 /// Latency at `load` (fraction of line rate), `p.repeat` times.
-pub fn latency(rig: &mut Rig, load: f64, p: &Params, stop: &AtomicBool, pr: &Progress) -> LatencyResult {
+pub fn latency(
+    rig: &mut Rig,
+    load: f64,
+    p: &Params,
+    stop: &AtomicBool,
+    pr: &Progress,
+) -> LatencyResult {
     let mut all = super::rx::Latency::default();
     let mut runs = Vec::new();
     let mut trials = Vec::new();
@@ -285,7 +309,13 @@ pub fn frame_loss(rig: &mut Rig, p: &Params, stop: &AtomicBool, pr: &Progress) -
     let mut clean = 0;
     let mut partial = false;
     for (i, &l) in p.loss_steps_pct.iter().enumerate() {
-        pr.update("frame-loss", i as u32 + 1, l, 0.0, (p.loss_steps_pct.len() - i) as u32);
+        pr.update(
+            "frame-loss",
+            i as u32 + 1,
+            l,
+            0.0,
+            (p.loss_steps_pct.len() - i) as u32,
+        );
         let (t, _, _) = trial_at(rig, l / 100.0, p.trial_s, p.loss_tolerance_pct, stop);
         partial |= t.partial;
         clean = if t.loss_pct == 0.0 { clean + 1 } else { 0 };
@@ -331,7 +361,13 @@ pub fn back_to_back(rig: &mut Rig, p: &Params, stop: &AtomicBool, pr: &Progress)
         let mut len = hi;
         loop {
             k += 1;
-            pr.update("back-to-back", k, 100.0, 0.0, (64 - (hi - lo).leading_zeros()).min(p.max_trials));
+            pr.update(
+                "back-to-back",
+                k,
+                100.0,
+                0.0,
+                (64 - (hi - lo).leading_zeros()).min(p.max_trials),
+            );
             rig.engine.set_counts(Some(len));
             let (r, _) = rig.trial(stop);
             if r.partial {

@@ -25,7 +25,7 @@ use crate::buf::Pool;
 use crate::config::Config;
 use crate::gen::vm_mac;
 use crate::port::ring::RingPort;
-use crate::port::{Port, PortQueue};
+use crate::port::Port;
 use crate::runtime::Instance;
 use crate::worker::WorkerCfg;
 use clap::Args;
@@ -67,7 +67,11 @@ pub struct HarnessArgs {
     #[arg(long)]
     pub quick: bool,
     /// Frame sizes (with FCS) and/or imix.
-    #[arg(long, value_delimiter = ',', default_value = "64,128,256,512,1024,1518,imix")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "64,128,256,512,1024,1518,imix"
+    )]
     pub sizes: Vec<String>,
     /// ACL rule counts.
     #[arg(long, value_delimiter = ',', default_value = "0,100,1000")]
@@ -237,8 +241,10 @@ pub fn build(
     };
     let acl_edge = topo == Topology::LocalAcl && rules > 0;
     let acl_bridge = topo == Topology::Hairpin && rules > 0;
-    let ecfg = Config::parse(&(edge_toml(topo != Topology::Hairpin, vms, core, acl_edge)
-        + if acl_edge { &policy } else { "" }))
+    let ecfg = Config::parse(
+        &(edge_toml(topo != Topology::Hairpin, vms, core, acl_edge)
+            + if acl_edge { &policy } else { "" }),
+    )
     .map_err(|e| format!("built-in edge config: {e}"))?;
     let pool = Arc::new(
         Pool::new(16384 + 2048 * (vms as usize + 2), ecfg.switch.mtu + 8)
@@ -264,7 +270,7 @@ pub fn build(
     let streams = stream::compile(&specs, &ecfg, pool.max_frame())?;
     let depth = ecfg.switch.ring_depth;
     let mut eports: Vec<Box<dyn Port>> = Vec::new();
-    let mut queues: Vec<((usize, usize), Box<dyn PortQueue>)> = Vec::new();
+    let mut queues: super::engine::GenQueues = Vec::new();
     for v in 0..vms as usize {
         let (a, mut b) = RingPort::pair(&format!("vm{}", v + 1), 1, depth);
         eports.push(Box::new(a));
@@ -279,8 +285,9 @@ pub fn build(
     let mut instances = vec![edge];
     let mut far_ends = Vec::new();
     if topo == Topology::Hairpin {
-        let bcfg = Config::parse(&(bridge_toml(vms, core, acl_bridge)
-            + if acl_bridge { &policy } else { "" }))
+        let bcfg = Config::parse(
+            &(bridge_toml(vms, core, acl_bridge) + if acl_bridge { &policy } else { "" }),
+        )
         .map_err(|e| format!("built-in bridge config: {e}"))?;
         let (out_a, out_b) = RingPort::pair("outside", 1, depth);
         let bports: Vec<Box<dyn Port>> = vec![Box::new(up_far), Box::new(out_a)];
@@ -378,7 +385,15 @@ pub fn point(
     for _ in 0..repeats.max(1) {
         let mut rig = build(topo, vms, size, rules, core, line_rate)?;
         mean_size = rig.engine.streams()[0].mean_size;
-        let (r, part) = one_run(&mut rig, p, stop);
+        // The generator gets its own core; the workers were started before it was pinned.
+        let (r, part) = std::thread::scope(|sc| {
+            sc.spawn(|| {
+                super::pin_generator(&[core]);
+                one_run(&mut rig, p, stop)
+            })
+            .join()
+        })
+        .map_err(|_| "the generator thread panicked".to_string())?;
         rig.finish();
         runs.push(r);
         partial |= part;
@@ -456,8 +471,6 @@ pub fn harness(a: &HarnessArgs, quiet: bool, stop: &AtomicBool) -> Result<Harnes
         max_trials: if a.quick { 6 } else { 12 },
         ..Params::default()
     };
-    // The generator runs on this thread: give it its own core.
-    super::pin_generator(&[core]);
     let mut jobs: Vec<(u8, Topology, u32, String, usize)> = Vec::new();
     for size in &a.sizes {
         for &r in &a.rules {
@@ -541,5 +554,114 @@ pub fn harness_main(
         ExitCode::from(130)
     } else {
         ExitCode::SUCCESS
+    })
+}
+
+/// Result of [`generator_alone`].
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct GenAlone {
+    /// Frame size.
+    pub size: String,
+    /// Timestamps written (and latency recorded when receiving).
+    pub timestamps: bool,
+    /// The receiver ran on the generator's core (else a sink thread freed the frames).
+    pub same_core_rx: bool,
+    /// Frames sent per second, millions.
+    pub tx_mpps: f64,
+    /// Frames received and accounted per second, millions (same-core mode).
+    pub rx_mpps: f64,
+    /// Seconds.
+    pub seconds: f64,
+}
+
+/// The generator alone, ring port to ring port, unpaced: with `same_core_rx`
+/// the engine also receives and accounts every frame on its own core; else
+/// a sink thread on `sink_core` takes the frames off the ring and frees them.
+pub fn generator_alone(
+    size: &str,
+    secs: f64,
+    timestamps: bool,
+    same_core_rx: bool,
+    gen_core: Option<usize>,
+    sink_core: Option<usize>,
+) -> Result<GenAlone, String> {
+    let cfg = Config::parse(
+        "[switch]\nworkers = [0]\n[[port]]\nname = \"tx\"\nmode = \"access\"\npvid = 10\n[[port]]\nname = \"rx\"\nmode = \"access\"\npvid = 10\n[[vm]]\nname = \"a\"\nmac = \"02:00:00:00:00:01\"\nvlan = 10\nport = \"tx\"\n[[vm]]\nname = \"b\"\nmac = \"02:00:00:00:00:02\"\nvlan = 10\nport = \"rx\"\n",
+    )
+    .map_err(|e| e.to_string())?;
+    let pool = Arc::new(Pool::new(65536, cfg.switch.mtu + 8).map_err(|e| e.to_string())?);
+    let spec = stream::parse_stream_flag(&format!("src=a,dst=b,size={size}"))?;
+    let streams = stream::compile(&[spec], &cfg, pool.max_frame())?;
+    // One cable: the generator sends on one end; the frames appear on the other.
+    let (mut near, mut far) = RingPort::pair("loop", 1, 4096);
+    let txq = far.take(0).ok_or("ring queue")?;
+    let mut rxq = near.take(0).ok_or("ring queue")?;
+    let stop_sink = Arc::new(AtomicBool::new(false));
+    let mut queues: super::engine::GenQueues = vec![((0, 0), Box::new(txq))];
+    let mut sink = None;
+    if same_core_rx {
+        queues.push(((1, 0), Box::new(rxq)));
+    } else {
+        // An empty queue stands for the RX port: the sink thread takes the frames.
+        let (mut x, _y) = RingPort::pair("none", 1, 2);
+        queues.push(((1, 0), Box::new(x.take(0).ok_or("ring queue")?)));
+        let (p, s) = (pool.clone(), stop_sink.clone());
+        sink = Some(std::thread::spawn(move || {
+            if let Some(c) = sink_core {
+                let _ = crate::worker::pin(c);
+            }
+            let mut cache = crate::buf::PoolCache::new();
+            let mut b = crate::buf::Burst::new(64);
+            while !s.load(std::sync::atomic::Ordering::Relaxed) {
+                rxq.rx(&mut b);
+                for f in b.drain() {
+                    cache.free(&p, f);
+                }
+            }
+            while rxq.rx(&mut b) > 0 {
+                for f in b.drain() {
+                    cache.free(&p, f);
+                }
+            }
+            cache.flush(&p);
+        }));
+    }
+    let mut eng = Engine::new(
+        streams,
+        queues,
+        vec![0],
+        pool.clone(),
+        EngineCfg {
+            burst: 32,
+            timestamps,
+            duration: Some(secs),
+            line_bps: 1e11,
+            hz: super::tsc_hz(),
+            drain_ms: 20,
+        },
+    )?;
+    let never = AtomicBool::new(false);
+    let r = std::thread::scope(|sc| {
+        sc.spawn(|| {
+            if let Some(c) = gen_core {
+                let _ = crate::worker::pin(c);
+            }
+            eng.run(&never)
+        })
+        .join()
+    })
+    .map_err(|_| "the generator thread panicked".to_string())?;
+    stop_sink.store(true, std::sync::atomic::Ordering::Relaxed);
+    if let Some(h) = sink {
+        let _ = h.join();
+    }
+    super::drain_into_pool(eng.into_queues(), &pool);
+    Ok(GenAlone {
+        size: size.into(),
+        timestamps,
+        same_core_rx,
+        tx_mpps: r.offered as f64 / r.seconds / 1e6,
+        rx_mpps: r.received as f64 / r.seconds / 1e6,
+        seconds: r.seconds,
     })
 }
