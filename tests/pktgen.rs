@@ -210,6 +210,7 @@ fn harness_smoke_shows_the_uplink_doubling() {
         repeats: 1,
         trial: 0.05,
         resolution: 10.0,
+        tolerance: 0.0,
         line_rate: "50M".into(),
         vm_sweep: vec![],
         rule_sweep: vec![],

@@ -268,8 +268,8 @@ pub fn write(r: &HarnessResult, dir: &Path) -> Result<(), String> {
     let _ = writeln!(md, "- machine: {}", r.machine);
     let _ = writeln!(
         md,
-        "- method: RFC 2544 binary search for the zero-loss rate ({} s trials, load as a share of one {} line), latency at 90 % of it; {} runs per point, median shown, spread = (max − min) / median, ⚠ above 10 %.",
-        r.trial_s, r.line_rate, r.repeats
+        "- method: RFC 2544 binary search for the highest rate with at most {} % loss ({} s trials, load as a share of one {} line), latency at 90 % of it; {} runs per point, median shown, spread = (max − min) / median, ⚠ above 10 %.",
+        r.tolerance_pct, r.trial_s, r.line_rate, r.repeats
     );
     let _ = writeln!(
         md,

@@ -88,6 +88,9 @@ pub struct HarnessArgs {
     /// Throughput search resolution, percent of line rate.
     #[arg(long, default_value_t = 1.0)]
     pub resolution: f64,
+    /// Loss a passing trial may have, percent (RFC 2544: 0).
+    #[arg(long, default_value_t = 0.0)]
+    pub tolerance: f64,
     /// Line rate the loads refer to.
     #[arg(long, default_value = "10G")]
     pub line_rate: String,
@@ -176,6 +179,8 @@ pub struct HarnessResult {
     pub line_rate: String,
     /// Trial seconds.
     pub trial_s: f64,
+    /// Loss a passing trial may have, percent.
+    pub tolerance_pct: f64,
     /// Repeats per point.
     pub repeats: u32,
     /// Machine: cores and CPU model.
@@ -458,6 +463,9 @@ pub fn harness(a: &HarnessArgs, quiet: bool, stop: &AtomicBool) -> Result<Harnes
     if !(a.trial > 0.0 && a.trial <= 60.0) {
         return Err("--trial: between 0 and 60 seconds".into());
     }
+    if !(0.0..=100.0).contains(&a.tolerance) {
+        return Err("--tolerance: a loss percentage in 0..=100".into());
+    }
     if !(2..=256).contains(&a.vms) {
         return Err("--vms: between 2 and 256".into());
     }
@@ -468,6 +476,7 @@ pub fn harness(a: &HarnessArgs, quiet: bool, stop: &AtomicBool) -> Result<Harnes
     let p = Params {
         trial_s: a.trial,
         resolution_pct: a.resolution,
+        loss_tolerance_pct: a.tolerance,
         max_trials: if a.quick { 6 } else { 12 },
         ..Params::default()
     };
@@ -520,6 +529,7 @@ pub fn harness(a: &HarnessArgs, quiet: bool, stop: &AtomicBool) -> Result<Harnes
         command: a.command.clone(),
         line_rate: a.line_rate.clone(),
         trial_s: a.trial,
+        tolerance_pct: a.tolerance,
         repeats: a.repeats,
         machine: machine(),
         points,
