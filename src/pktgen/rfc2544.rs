@@ -185,6 +185,18 @@ pub struct Throughput {
 
 /// Binary search for the highest load with loss within the tolerance.
 pub fn throughput(rig: &mut Rig, p: &Params, stop: &AtomicBool, pr: &Progress) -> Throughput {
+    search(p, pr, |load| {
+        let (t, _r, sw) = trial_at(rig, load, p.trial_s, p.loss_tolerance_pct, stop);
+        (t, sw)
+    })
+}
+
+/// The throughput search over any trial function (`load` → verdict).
+pub fn search(
+    p: &Params,
+    pr: &Progress,
+    mut trial: impl FnMut(f64) -> (Trial, Vec<SwitchStats>),
+) -> Throughput {
     let (mut lo, mut hi) = (0.0f64, 1.0f64);
     let mut trials = Vec::new();
     let mut best: Option<(Trial, Vec<SwitchStats>)> = None;
@@ -202,7 +214,7 @@ pub fn throughput(rig: &mut Rig, p: &Params, stop: &AtomicBool, pr: &Progress) -
             0.0,
             left.min(p.max_trials - i),
         );
-        let (t, _r, sw) = trial_at(rig, load, p.trial_s, p.loss_tolerance_pct, stop);
+        let (t, sw) = trial(load);
         partial |= t.partial;
         let pass = t.pass;
         if pass {
@@ -426,6 +438,49 @@ mod tests {
             pool_empty: 0,
             hists: vec![],
         }
+    }
+
+    /// A simulated device that loses frames above 37.3 % of line rate.
+    #[test]
+    fn throughput_search_converges_on_a_simulated_device() {
+        let p = Params {
+            resolution_pct: 0.5,
+            max_trials: 20,
+            ..Params::default()
+        };
+        let mut loads = vec![];
+        let t = search(&p, &Progress::off(), |load| {
+            loads.push(load);
+            let offered = 1_000_000u64;
+            let lost = if load > 0.373 { 10 } else { 0 };
+            let mut r = run(lost, offered, 1.0, false);
+            r.received = offered - lost;
+            (summarize(load, offered as f64, &r, 0.0), vec![])
+        });
+        assert_eq!(loads[0], 1.0, "starts at line rate");
+        assert!(
+            t.load_pct <= 37.3 && t.load_pct > 37.3 - 0.5,
+            "{}",
+            t.load_pct
+        );
+        assert!(t.trials.len() <= 9, "{} trials", t.trials.len());
+        assert!(!t.partial);
+        // A device that passes at line rate needs one trial.
+        let t = search(&p, &Progress::off(), |load| {
+            (
+                summarize(load, 1e6, &run(0, 1_000_000, 1.0, false), 0.0),
+                vec![],
+            )
+        });
+        assert_eq!((t.trials.len(), t.load_pct), (1, 100.0));
+        // Nothing passes: 0 %.
+        let t = search(&p, &Progress::off(), |load| {
+            (
+                summarize(load, 1e6, &run(5, 1_000_000, 1.0, false), 0.0),
+                vec![],
+            )
+        });
+        assert_eq!(t.load_pct, 0.0);
     }
 
     #[test]
