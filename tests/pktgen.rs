@@ -218,6 +218,8 @@ fn harness_smoke_shows_the_uplink_doubling() {
         out_dir: None,
         command: "test".into(),
         commit: "test".into(),
+        note: String::new(),
+        from: None,
     };
     let r = topo::harness(&a, true, &AtomicBool::new(false)).unwrap();
     let names: Vec<_> = r.points.iter().map(|p| (p.topology, p.rules)).collect();

@@ -266,6 +266,9 @@ pub fn write(r: &HarnessResult, dir: &Path) -> Result<(), String> {
     );
     let _ = writeln!(md, "- command: `{}`", r.command);
     let _ = writeln!(md, "- machine: {}", r.machine);
+    if !r.note.is_empty() {
+        let _ = writeln!(md, "- **note:** {}", r.note);
+    }
     let _ = writeln!(
         md,
         "- method: RFC 2544 binary search for the highest rate with at most {} % loss ({} s trials, load as a share of one {} line), latency at 90 % of it; {} runs per point, median shown, spread = (max − min) / median, ⚠ above 10 %.",

@@ -112,6 +112,12 @@ pub struct HarnessArgs {
     /// The commit to record in the report.
     #[arg(long, default_value = "")]
     pub commit: String,
+    /// A note for the report (e.g. the machine's load while measuring).
+    #[arg(long, default_value = "")]
+    pub note: String,
+    /// Do not measure: rewrite the report and plots from this results.json (with --out-dir).
+    #[arg(long)]
+    pub from: Option<std::path::PathBuf>,
 }
 
 /// One run of one point.
@@ -191,13 +197,20 @@ pub struct HarnessResult {
     pub vm_sweep: Vec<Point>,
     /// Rule-count sweep points.
     pub rule_sweep: Vec<Point>,
+    /// Note recorded with the run.
+    #[serde(default)]
+    pub note: String,
     /// Interrupted.
     pub partial: bool,
 }
 
+/// Depth of every ring in the topologies (as a NIC's 4096-descriptor rings):
+/// it absorbs a few milliseconds of a descheduled core at 1 Mpps.
+pub const RING_DEPTH: usize = 4096;
+
 fn edge_toml(veb: bool, vms: u32, core: usize, policy: bool) -> String {
     let mut s = format!(
-        "[switch]\nrole = \"{}\"\nworkers = [{core}]\nring_depth = 1024\n[switch.fdb]\ncapacity = 4096\nper_port_limit = 4096\n",
+        "[switch]\nrole = \"{}\"\nworkers = [{core}]\nring_depth = {RING_DEPTH}\n[switch.fdb]\ncapacity = 4096\nper_port_limit = 4096\n",
         if veb { "edge-veb" } else { "edge-vepa" }
     );
     for v in 1..=vms {
@@ -216,7 +229,7 @@ fn edge_toml(veb: bool, vms: u32, core: usize, policy: bool) -> String {
 
 fn bridge_toml(vms: u32, core: usize, policy: bool) -> String {
     let mut s = format!(
-        "[switch]\nrole = \"bridge\"\nworkers = [{core}]\nring_depth = 1024\n[[port]]\nname = \"hv1\"\nmode = \"trunk\"\nvlans = [10]\nreflective_relay = true\n[[port]]\nname = \"outside\"\nmode = \"trunk\"\nvlans = [10]\n"
+        "[switch]\nrole = \"bridge\"\nworkers = [{core}]\nring_depth = {RING_DEPTH}\n[[port]]\nname = \"hv1\"\nmode = \"trunk\"\nvlans = [10]\nreflective_relay = true\n[[port]]\nname = \"outside\"\nmode = \"trunk\"\nvlans = [10]\n"
     );
     for v in 1..=vms {
         s += &format!(
@@ -252,7 +265,7 @@ pub fn build(
     )
     .map_err(|e| format!("built-in edge config: {e}"))?;
     let pool = Arc::new(
-        Pool::new(16384 + 2048 * (vms as usize + 2), ecfg.switch.mtu + 8)
+        Pool::new(16384 + RING_DEPTH * (vms as usize + 2), ecfg.switch.mtu + 8)
             .map_err(|e| e.to_string())?,
     );
     // Streams carry UDP 5-tuples of the rule set.
@@ -535,6 +548,7 @@ pub fn harness(a: &HarnessArgs, quiet: bool, stop: &AtomicBool) -> Result<Harnes
         points,
         vm_sweep,
         rule_sweep,
+        note: a.note.clone(),
         partial,
     })
 }
@@ -547,7 +561,18 @@ pub fn harness_main(
     out: Option<&Path>,
 ) -> Result<ExitCode, String> {
     let stop = super::interrupt_flag()?;
-    let r = harness(a, quiet, &stop)?;
+    let r = match &a.from {
+        Some(f) => {
+            let t = std::fs::read_to_string(f).map_err(|e| format!("--from {}: {e}", f.display()))?;
+            let mut r: HarnessResult =
+                serde_json::from_str(&t).map_err(|e| format!("--from {}: {e}", f.display()))?;
+            if !a.note.is_empty() {
+                r.note = a.note.clone();
+            }
+            r
+        }
+        None => harness(a, quiet, &stop)?,
+    };
     let text = serde_json::to_string_pretty(&r).expect("serialisable");
     if let Some(p) = out {
         std::fs::write(p, &text).map_err(|e| format!("--out {}: {e}", p.display()))?;
