@@ -271,3 +271,23 @@ fn harness_smoke_shows_the_uplink_doubling() {
     assert!(md.contains("| hairpin | 64 | 10 | 2 |"), "{md}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn the_example_streams_file_compiles_against_the_example_config() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let cfg = Config::load(std::path::Path::new(&format!(
+        "{root}/docs/configs/pktgen-bridge.toml"
+    )))
+    .unwrap();
+    let f = PktgenFile::parse(
+        &std::fs::read_to_string(format!("{root}/perf/pktgen-streams.toml")).unwrap(),
+    )
+    .unwrap();
+    let s = hairpin::pktgen::stream::compile(&f.stream, &cfg, 1526).unwrap();
+    assert_eq!(s.len(), 3);
+    assert_eq!(s[1].size_label, "imix");
+    assert_eq!(f.pktgen.duration, Some(3.0));
+    assert!(PktgenFile::parse("[pktgen]\nburst = \"x\"\n")
+        .unwrap_err()
+        .starts_with("pktgen.burst:"));
+}

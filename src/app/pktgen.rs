@@ -82,7 +82,7 @@ enum Method {
         max_burst: u64,
     },
     /// The hairpin vs local switching comparison (see docs/performance.md).
-    Harness(crate::pktgen::topo::HarnessArgs),
+    Harness(Box<crate::pktgen::topo::HarnessArgs>),
     /// The generator alone, ring port to ring port, unpaced (no switch).
     GenAlone {
         /// Seconds.

@@ -563,7 +563,8 @@ pub fn harness_main(
     let stop = super::interrupt_flag()?;
     let r = match &a.from {
         Some(f) => {
-            let t = std::fs::read_to_string(f).map_err(|e| format!("--from {}: {e}", f.display()))?;
+            let t =
+                std::fs::read_to_string(f).map_err(|e| format!("--from {}: {e}", f.display()))?;
             let mut r: HarnessResult =
                 serde_json::from_str(&t).map_err(|e| format!("--from {}: {e}", f.display()))?;
             if !a.note.is_empty() {
