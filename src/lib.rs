@@ -8,6 +8,7 @@
 //! - [`worker`]: the pinned poll loop; [`stats`]: drop reasons and counters;
 //! - [`qos`]: meters, remarking and the per-port egress scheduler;
 //! - [`config`]: the TOML configuration; [`pcap`]: classic pcap files; [`gen`]: the built-in traffic generator;
+//! - [`pktgen`]: streams with loss/latency accounting, RFC 2544 methods, the hairpin vs local harness;
 //! - [`app`]: the commands behind the `hairpin` binary.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]

@@ -149,7 +149,7 @@ fn line_plot(
 /// Write `report.md`, `results.json` and the plots into `dir`.
 pub fn write(r: &HarnessResult, dir: &Path) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let j = serde_json::to_string_pretty(r).expect("serialisable");
+    let j = serde_json::to_string(r).expect("serialisable");
     std::fs::write(dir.join("results.json"), j).map_err(|e| e.to_string())?;
     let max_rules = r.points.iter().map(|p| p.rules).max().unwrap_or(0);
     // Throughput vs frame size: no ACLs (hairpin, local) and the most rules (hairpin, local-acl).
