@@ -291,3 +291,48 @@ fn the_example_streams_file_compiles_against_the_example_config() {
         .unwrap_err()
         .starts_with("pktgen.burst:"));
 }
+
+#[test]
+fn a_pool_that_stays_empty_ends_the_run_with_an_error() {
+    use hairpin::buf::Pool;
+    use hairpin::pktgen::engine::{Engine, EngineCfg, GenQueues};
+    use hairpin::port::ring::RingPort;
+    let cfg = Config::parse(&bridge("")).unwrap();
+    let pool = Arc::new(Pool::new(64, 1526).unwrap());
+    let mut spec = parse_stream_flag("src=a,dst=c").unwrap();
+    spec.count = Some(1000);
+    let streams = hairpin::pktgen::stream::compile(&[spec], &cfg, pool.max_frame()).unwrap();
+    // Nobody reads the far end: the 64 buffers end up in the ring and stay there.
+    let (mut near, mut far) = RingPort::pair("x", 1, 4096);
+    let (mut n2, _f2) = RingPort::pair("y", 1, 16);
+    let qs: GenQueues = vec![
+        ((0, 0), Box::new(far.take(0).unwrap())),
+        ((1, 0), Box::new(n2.take(0).unwrap())),
+    ];
+    let mut e = Engine::new(
+        streams,
+        qs,
+        vec![0],
+        pool.clone(),
+        EngineCfg {
+            burst: 32,
+            timestamps: true,
+            duration: None,
+            line_bps: 1e10,
+            hz: pktgen::tsc_hz(),
+            drain_ms: 10,
+        },
+    )
+    .unwrap();
+    let r = e.run(&AtomicBool::new(false));
+    assert_eq!(r.offered, 64);
+    assert!(r.pool_empty > 0);
+    let err = r.streams[0].error.as_deref().unwrap();
+    assert!(err.contains("raise switch.pool_size"), "{err}");
+    let mut b = hairpin::buf::Burst::new(64);
+    let mut q = near.take(0).unwrap();
+    assert_eq!(q.rx(&mut b), 64);
+    for f in b.drain() {
+        pool.free(f);
+    }
+}

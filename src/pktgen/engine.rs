@@ -17,6 +17,9 @@ use crate::util::tsc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+/// Seconds without a free buffer after which a run stops (see [`StreamResult::error`]).
+pub const STARVED_S: f64 = 2.0;
+
 /// The generator's queues, each with its (port index, queue number).
 pub type GenQueues = Vec<((usize, usize), Box<dyn PortQueue>)>;
 
@@ -285,6 +288,10 @@ impl Engine {
         let (mut foreign, mut pool_empty) = (0u64, 0u64);
         let mut interrupted = false;
         let mut send_end = t0;
+        // Last tick a frame could be built: a pool that stays empty (frames
+        // held in queues) ends the run instead of spinning forever.
+        let mut empty_since: Option<u64> = None;
+        let mut starved = false;
         let nstreams = self.streams.len();
         let ts_on = self.cfg.timestamps;
 
@@ -342,6 +349,10 @@ impl Engine {
             if now >= end || st.iter().all(|s| s.done) {
                 break;
             }
+            if empty_since.is_some_and(|t| now.wrapping_sub(t) > (STARVED_S * hz) as u64) {
+                starved = true;
+                break;
+            }
             for (i, s) in self.streams.iter().enumerate() {
                 let x = &mut st[i];
                 if x.done {
@@ -359,6 +370,7 @@ impl Engine {
                 for _ in 0..n {
                     let Some(mut b) = cache.alloc(&pool) else {
                         pool_empty += 1;
+                        empty_since.get_or_insert(now);
                         break;
                     };
                     let k = x.next_seq + out.len() as u64;
@@ -373,6 +385,7 @@ impl Engine {
                 if built == 0 {
                     continue;
                 }
+                empty_since = None;
                 let q = &mut self.queues[x.txq].1;
                 let took = q.tx_burst(&mut out);
                 q.flush();
@@ -416,7 +429,11 @@ impl Engine {
         let mut hists = Vec::new();
         for (s, x) in self.streams.iter().zip(st) {
             let lost = x.seq.lost(x.offered);
-            let error = if x.offered > 0 && x.seq.received == 0 {
+            let error = if starved && !x.done {
+                Some(format!(
+                    "stopped: no free buffer for {STARVED_S} s (frames held in queues); raise switch.pool_size"
+                ))
+            } else if x.offered > 0 && x.seq.received == 0 {
                 Some(format!(
                     "the receiver on {:?} saw none of the {} frames sent by {:?} (see the switch's drop counters)",
                     s.dst_vm, x.offered, s.src_vm
