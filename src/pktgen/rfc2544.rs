@@ -364,6 +364,20 @@ pub fn back_to_back(rig: &mut Rig, p: &Params, stop: &AtomicBool, pr: &Progress)
     let target: f64 = rates.iter().flatten().sum();
     rig.engine.set_rates(&rates);
     rig.engine.set_duration(None);
+    burst_search(p, pr, |len| {
+        rig.engine.set_counts(Some(len));
+        let (r, _) = rig.trial(stop);
+        let reached = (r.offered as f64 / r.seconds) >= 0.99 * target;
+        (r.lost, reached, r.partial)
+    })
+}
+
+/// The back-to-back search over any trial function (`burst` → lost, line rate reached, interrupted).
+pub fn burst_search(
+    p: &Params,
+    pr: &Progress,
+    mut trial: impl FnMut(u64) -> (u64, bool, bool),
+) -> BackToBack {
     let (mut bursts, mut trials) = (Vec::new(), Vec::new());
     let mut reached = true;
     let mut partial = false;
@@ -378,19 +392,16 @@ pub fn back_to_back(rig: &mut Rig, p: &Params, stop: &AtomicBool, pr: &Progress)
                 k,
                 100.0,
                 0.0,
-                (64 - (hi - lo).leading_zeros()).min(p.max_trials),
+                64 - (hi - lo).leading_zeros(),
             );
-            rig.engine.set_counts(Some(len));
-            let (r, _) = rig.trial(stop);
-            if r.partial {
+            let (lost, ok, part) = trial(len);
+            if part {
                 partial = true;
                 break 'rep;
             }
-            if (r.offered as f64 / r.seconds) < 0.99 * target {
-                reached = false;
-            }
-            trials.push((len, r.lost));
-            if r.lost == 0 {
+            reached &= ok;
+            trials.push((len, lost));
+            if lost == 0 {
                 lo = len;
             } else {
                 hi = len - 1;
@@ -481,6 +492,30 @@ mod tests {
             )
         });
         assert_eq!(t.load_pct, 0.0);
+    }
+
+    /// A simulated device with a 3000-frame buffer: bursts longer than that lose frames.
+    #[test]
+    fn burst_search_finds_the_buffer_of_a_simulated_device() {
+        let p = Params {
+            max_burst: 1 << 16,
+            repeat: 2,
+            ..Params::default()
+        };
+        let b = burst_search(&p, &Progress::off(), |len| {
+            (len.saturating_sub(3000), true, false)
+        });
+        assert_eq!(b.bursts, vec![3000, 3000]);
+        assert_eq!(b.mean_burst, 3000.0);
+        assert!(b.trials.len() <= 2 * 17, "{}", b.trials.len());
+        assert!(b.line_rate_reached && !b.partial);
+        // Interrupted on the third trial: partial, no burst length claimed.
+        let mut n = 0;
+        let b = burst_search(&p, &Progress::off(), |_| {
+            n += 1;
+            (1, true, n == 3)
+        });
+        assert!(b.partial);
     }
 
     #[test]
