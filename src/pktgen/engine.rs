@@ -271,7 +271,7 @@ impl Engine {
                     seq: SeqTracker::default(),
                     rx_bytes: 0,
                     wrong_port: 0,
-                    lat: Latency::default(),
+                    lat: Latency::in_units(ns_per_tick),
                     txq: idx(&self.queues, (s.tx_port, q)),
                     rxq: idx(&self.queues, (s.rx_port, q)),
                 }
@@ -317,10 +317,7 @@ impl Engine {
                                     if x.seq.received > before {
                                         x.rx_bytes += (d.len() + FCS) as u64;
                                         if ts_on {
-                                            x.lat.record(
-                                                (sig::elapsed(s.ts, now) as f64 * ns_per_tick)
-                                                    as u64,
-                                            );
+                                            x.lat.record(sig::elapsed(s.ts, now));
                                         }
                                     }
                                     if self.streams[s.stream as usize].rx_port != port {

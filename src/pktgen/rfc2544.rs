@@ -278,7 +278,7 @@ pub fn latency(
     stop: &AtomicBool,
     pr: &Progress,
 ) -> LatencyResult {
-    let mut all = super::rx::Latency::default();
+    let mut all: Option<super::rx::Latency> = None;
     let mut runs = Vec::new();
     let mut trials = Vec::new();
     let mut partial = false;
@@ -286,7 +286,12 @@ pub fn latency(
         pr.update("latency", i + 1, load * 100.0, 0.0, p.repeat - i);
         let (t, r, _) = trial_at(rig, load, p.trial_s, f64::INFINITY, stop);
         for h in r.hists.iter().flatten() {
-            let _ = all.hist.add(&h.hist);
+            match &mut all {
+                Some(a) => {
+                    a.merge(h);
+                }
+                None => all = Some(h.clone()),
+            }
         }
         runs.push(r.streams.iter().map(|s| s.latency.clone()).collect());
         partial |= t.partial;
@@ -300,8 +305,8 @@ pub fn latency(
         load_pct: load * 100.0,
         runs,
         trials,
-        all: all.summary(),
-        cdf: all.cdf(100),
+        all: all.as_ref().and_then(|a| a.summary()),
+        cdf: all.as_ref().map(|a| a.cdf(100)).unwrap_or_default(),
         partial,
     }
 }

@@ -126,28 +126,56 @@ pub struct LatencySummary {
     pub max_ns: u64,
 }
 
-/// One-way latency of a stream in an HDR histogram (1 ns … 100 s, 3 significant digits).
+/// One-way latency of a stream in an HDR histogram (3 significant digits).
+///
+/// Samples are recorded in clock ticks (the receiver's hot path does no
+/// float conversion) and scaled to nanoseconds when read. The default
+/// records nanoseconds (1 ns … 100 s).
 #[derive(Clone, Debug)]
 pub struct Latency {
-    /// The histogram (nanoseconds).
+    /// The histogram (in ticks of `ns_per_unit` nanoseconds).
     pub hist: Histogram<u64>,
+    /// Nanoseconds per recorded unit.
+    pub ns_per_unit: f64,
 }
 
 impl Default for Latency {
     fn default() -> Self {
-        Latency {
-            hist: Histogram::new_with_bounds(1, 100_000_000_000, 3).expect("static bounds"),
-        }
+        Latency::in_units(1.0)
     }
 }
 
 impl Latency {
-    /// Record one sample (values outside the bounds are clamped).
-    #[inline]
-    pub fn record(&mut self, ns: u64) {
-        self.hist.saturating_record(ns.max(1));
+    /// A histogram of samples in units of `ns_per_unit` ns, up to 100 s.
+    pub fn in_units(ns_per_unit: f64) -> Latency {
+        let ns_per_unit = if ns_per_unit > 0.0 && ns_per_unit.is_finite() {
+            ns_per_unit
+        } else {
+            1.0
+        };
+        let max = ((100e9 / ns_per_unit) as u64).max(1000);
+        Latency {
+            hist: Histogram::new_with_bounds(1, max, 3).expect("bounds above 2"),
+            ns_per_unit,
+        }
     }
-    /// Percentiles, or None without samples.
+    /// Record one sample in units (values outside the bounds are clamped).
+    #[inline]
+    pub fn record(&mut self, units: u64) {
+        self.hist.saturating_record(units.max(1));
+    }
+    /// Add another histogram of the same unit (false if the units differ).
+    pub fn merge(&mut self, o: &Latency) -> bool {
+        if (o.ns_per_unit - self.ns_per_unit).abs() > 1e-12 * self.ns_per_unit {
+            return false;
+        }
+        self.hist.add(&o.hist).is_ok()
+    }
+    #[inline]
+    fn ns(&self, v: u64) -> u64 {
+        (v as f64 * self.ns_per_unit).round() as u64
+    }
+    /// Percentiles in ns, or None without samples.
     pub fn summary(&self) -> Option<LatencySummary> {
         let h = &self.hist;
         if h.is_empty() {
@@ -155,13 +183,13 @@ impl Latency {
         }
         Some(LatencySummary {
             samples: h.len(),
-            min_ns: h.min(),
-            mean_ns: h.mean(),
-            p50_ns: h.value_at_quantile(0.5),
-            p90_ns: h.value_at_quantile(0.9),
-            p99_ns: h.value_at_quantile(0.99),
-            p999_ns: h.value_at_quantile(0.999),
-            max_ns: h.max(),
+            min_ns: self.ns(h.min()),
+            mean_ns: h.mean() * self.ns_per_unit,
+            p50_ns: self.ns(h.value_at_quantile(0.5)),
+            p90_ns: self.ns(h.value_at_quantile(0.9)),
+            p99_ns: self.ns(h.value_at_quantile(0.99)),
+            p999_ns: self.ns(h.value_at_quantile(0.999)),
+            max_ns: self.ns(h.max()),
         })
     }
     /// Points of the CDF: (latency ns, share of samples at or below), for plots.
@@ -172,7 +200,7 @@ impl Latency {
         (0..=points)
             .map(|i| {
                 let q = i as f64 / points as f64;
-                (self.hist.value_at_quantile(q), q)
+                (self.ns(self.hist.value_at_quantile(q)), q)
             })
             .collect()
     }
@@ -251,5 +279,18 @@ mod tests {
         let c = l.cdf(10);
         assert_eq!(c.len(), 11);
         assert!(c.windows(2).all(|w| w[0].0 <= w[1].0));
+        // The same samples in 0.4 ns ticks (2.5 GHz) read back in ns.
+        let mut t = Latency::in_units(0.4);
+        for v in 1..=1000u64 {
+            t.record(v * 250);
+        }
+        let st = t.summary().unwrap();
+        assert_eq!(st.min_ns, 100);
+        assert!((st.p50_ns as i64 - 50_000).abs() <= 50, "{}", st.p50_ns);
+        assert!((st.mean_ns - s.mean_ns).abs() < 0.01 * s.mean_ns);
+        assert!(!t.merge(&l), "different units do not merge");
+        let mut t2 = Latency::in_units(0.4);
+        assert!(t2.merge(&t));
+        assert_eq!(t2.summary().unwrap().samples, 1000);
     }
 }
