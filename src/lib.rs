@@ -10,6 +10,7 @@
 //! - [`config`]: the TOML configuration; [`pcap`]: classic pcap files; [`gen`]: the built-in traffic generator;
 //! - [`control`]: the 802.1Qbg control plane (LLDP/EVB, ECP, VDP, policy store) and its thread;
 //! - [`lab`]: network namespaces, veths and hairpin instances for end-to-end runs;
+//! - [`pktgen`]: streams with loss/latency accounting, RFC 2544 methods, the hairpin vs local harness;
 //! - [`app`]: the commands behind the `hairpin` binary;
 //! - `dpdk` (cargo feature `dpdk`): the only module with `unsafe` DPDK calls, under the `dpdk` port backend.
 #![deny(unsafe_code)]
@@ -33,6 +34,7 @@ pub mod lab;
 pub mod macvid;
 pub mod pcap;
 pub mod pipeline;
+pub mod pktgen;
 pub mod policy;
 pub mod port;
 pub mod qos;

@@ -101,6 +101,9 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Traffic generator: streams between VMs with loss, reordering and latency
+    /// per stream; RFC 2544 methods; the hairpin vs local switching harness.
+    Pktgen(Box<pktgen::PktgenArgs>),
     /// Validate a config file; errors name the key and the reason.
     CheckConfig {
         /// The TOML file.
@@ -168,8 +171,10 @@ enum Mem {
 }
 
 mod lab;
+mod pktgen;
 mod run;
 pub mod show;
+pub use pktgen::utc_now;
 
 fn load(path: &std::path::Path) -> Result<Config, String> {
     Config::load(path).map_err(|e| format!("{}: {e}", path.display()))
@@ -263,6 +268,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             show::show(&[what], &filter, &opts)
         }
         Cmd::Reload { opts } => show::reload(&opts),
+        Cmd::Pktgen(a) => pktgen::main(*a),
         Cmd::Counters => {
             print!("{}", crate::stats::counters_markdown());
             Ok(ExitCode::SUCCESS)

@@ -1,0 +1,703 @@
+//! The comparison harness: what does moving policy to the bridge cost,
+//! against local switching in the hypervisor?
+//!
+//! Topologies, all on in-process ring ports, every switch task on one
+//! worker core and the generator on another:
+//! - `hairpin`: a VEPA edge and a bridge whose port `hv1` has reflective
+//!   relay; the ACLs (if any) are on the bridge;
+//! - `local`: a VEB edge switching VM-to-VM locally, no ACLs;
+//! - `local-acl`: the VEB edge with the same ACLs on its VMs.
+//!
+//! Every VM `i` sends one UDP stream to VM `i+1` carrying a 5-tuple of the
+//! rule set (see [`crate::bench::policy_toml`]; every rule permits). Per
+//! point (topology × frame size × rule count): the zero-loss throughput
+//! (RFC 2544 binary search), the latency at 90 % of it, busy cycles per
+//! frame per switch role, and the frames the edge's uplink carried per
+//! delivered frame. Each point runs `repeats` times; the median is
+//! reported with the spread ((max − min) / median), flagged above 10 %.
+
+use super::engine::{Engine, EngineCfg};
+use super::rfc2544::{self, Params, Progress};
+use super::rx::LatencySummary;
+use super::stream;
+use super::{Rig, SwitchStats};
+use crate::buf::Pool;
+use crate::config::Config;
+use crate::gen::vm_mac;
+use crate::port::ring::RingPort;
+use crate::port::Port;
+use crate::runtime::Instance;
+use crate::worker::WorkerCfg;
+use clap::Args;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+/// A topology of the comparison.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Topology {
+    /// VEPA edge + hairpin bridge with reflective relay (ACLs on the bridge).
+    Hairpin,
+    /// VEB edge, local switching, no ACLs.
+    Local,
+    /// VEB edge with the ACLs at the edge.
+    LocalAcl,
+}
+
+impl Topology {
+    /// Short name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Topology::Hairpin => "hairpin",
+            Topology::Local => "local",
+            Topology::LocalAcl => "local-acl",
+        }
+    }
+    /// All three.
+    pub const ALL: [Topology; 3] = [Topology::Hairpin, Topology::Local, Topology::LocalAcl];
+}
+
+/// `hairpin pktgen harness` options.
+#[derive(Args, Debug, Clone)]
+pub struct HarnessArgs {
+    /// A smoke run in seconds: 64 B and IMIX, 0 and 100 rules, 2 repeats, short trials.
+    #[arg(long)]
+    pub quick: bool,
+    /// Frame sizes (with FCS) and/or imix.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "64,128,256,512,1024,1518,imix"
+    )]
+    pub sizes: Vec<String>,
+    /// ACL rule counts.
+    #[arg(long, value_delimiter = ',', default_value = "0,100,1000")]
+    pub rules: Vec<usize>,
+    /// VMs behind the edge.
+    #[arg(long, default_value_t = 4)]
+    pub vms: u32,
+    /// Runs per point.
+    #[arg(long, default_value_t = 3)]
+    pub repeats: u32,
+    /// Seconds per trial.
+    #[arg(long, default_value_t = 0.5)]
+    pub trial: f64,
+    /// Throughput search resolution, percent of line rate.
+    #[arg(long, default_value_t = 1.0)]
+    pub resolution: f64,
+    /// Loss a passing trial may have, percent (RFC 2544: 0).
+    #[arg(long, default_value_t = 0.0)]
+    pub tolerance: f64,
+    /// Line rate the loads refer to.
+    #[arg(long, default_value = "10G")]
+    pub line_rate: String,
+    /// VM-count sweep (64 B, 0 rules, hairpin and local), e.g. 2,4,16,60.
+    #[arg(long, value_delimiter = ',')]
+    pub vm_sweep: Vec<u32>,
+    /// Rule-count sweep (64 B, hairpin and local-acl), e.g. 1,10,100,1000,10000.
+    #[arg(long, value_delimiter = ',')]
+    pub rule_sweep: Vec<usize>,
+    /// Core for the switches (default 1 on a machine with 2+ cores).
+    #[arg(long)]
+    pub switch_core: Option<usize>,
+    /// Write results.json, report.md and the SVG plots here.
+    #[arg(long)]
+    pub out_dir: Option<std::path::PathBuf>,
+    /// The command line to record in the report (the script passes its own).
+    #[arg(long, default_value = "")]
+    pub command: String,
+    /// The commit to record in the report.
+    #[arg(long, default_value = "")]
+    pub commit: String,
+    /// A note for the report (e.g. the machine's load while measuring).
+    #[arg(long, default_value = "")]
+    pub note: String,
+    /// Do not measure: rewrite the report and plots from this results.json (with --out-dir).
+    #[arg(long)]
+    pub from: Option<std::path::PathBuf>,
+}
+
+/// One run of one point.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct PointRun {
+    /// Zero-loss throughput, Mpps (received).
+    pub mpps: f64,
+    /// The same on the wire, Gbit/s.
+    pub gbps: f64,
+    /// Percent of line rate.
+    pub load_pct: f64,
+    /// The generator, not the switches, was the limit.
+    pub generator_limited: bool,
+    /// Latency at 90 % of the throughput.
+    pub latency: Option<LatencySummary>,
+    /// CDF of that latency (ns, share).
+    pub latency_cdf: Vec<(u64, f64)>,
+    /// Busy cycles per frame received, per role.
+    pub cycles_per_frame: BTreeMap<String, f64>,
+    /// Frames the edge's uplink carried (both directions) per frame delivered.
+    pub uplink_per_frame: f64,
+    /// Trials of the search.
+    pub trials: usize,
+}
+
+/// One point: median over the runs.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Point {
+    /// Topology.
+    pub topology: Topology,
+    /// Frame size label.
+    pub size: String,
+    /// Mean frame size (with FCS).
+    pub mean_size: f64,
+    /// ACL rules.
+    pub rules: usize,
+    /// VMs.
+    pub vms: u32,
+    /// Median throughput, Mpps.
+    pub mpps: f64,
+    /// Median throughput, Gbit/s.
+    pub gbps: f64,
+    /// (max − min) / median of the throughput, percent.
+    pub spread_pct: f64,
+    /// Spread above 10 %.
+    pub flagged: bool,
+    /// Any run was generator-limited.
+    pub generator_limited: bool,
+    /// The run whose throughput is the median.
+    pub median_run: PointRun,
+    /// Every run.
+    pub runs: Vec<PointRun>,
+}
+
+/// The whole harness result.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct HarnessResult {
+    /// UTC date.
+    pub date: String,
+    /// Commit measured.
+    pub commit: String,
+    /// Command.
+    pub command: String,
+    /// Line rate.
+    pub line_rate: String,
+    /// Trial seconds.
+    pub trial_s: f64,
+    /// Loss a passing trial may have, percent.
+    pub tolerance_pct: f64,
+    /// Repeats per point.
+    pub repeats: u32,
+    /// Machine: cores and CPU model.
+    pub machine: String,
+    /// Matrix points.
+    pub points: Vec<Point>,
+    /// VM-count sweep points.
+    pub vm_sweep: Vec<Point>,
+    /// Rule-count sweep points.
+    pub rule_sweep: Vec<Point>,
+    /// Note recorded with the run.
+    #[serde(default)]
+    pub note: String,
+    /// Interrupted.
+    pub partial: bool,
+}
+
+/// Depth of every ring in the topologies (as a NIC's 4096-descriptor rings):
+/// it absorbs a few milliseconds of a descheduled core at 1 Mpps.
+pub const RING_DEPTH: usize = 4096;
+
+fn edge_toml(veb: bool, vms: u32, core: usize, policy: bool) -> String {
+    let mut s = format!(
+        "[switch]\nrole = \"{}\"\nworkers = [{core}]\nring_depth = {RING_DEPTH}\n[switch.fdb]\ncapacity = 4096\nper_port_limit = 4096\n",
+        if veb { "edge-veb" } else { "edge-vepa" }
+    );
+    for v in 1..=vms {
+        s += &format!("[[port]]\nname = \"vm{v}\"\nmode = \"access\"\npvid = 10\n");
+    }
+    s += "[[port]]\nname = \"uplink\"\nmode = \"trunk\"\nvlans = [10]\nuplink = true\n";
+    for v in 1..=vms {
+        s += &format!(
+            "[[vm]]\nname = \"vm{v}\"\nmac = \"{}\"\nvlan = 10\nport = \"vm{v}\"\n{}",
+            vm_mac(v),
+            if policy { "policy = \"bench\"\n" } else { "" }
+        );
+    }
+    s
+}
+
+fn bridge_toml(vms: u32, core: usize, policy: bool) -> String {
+    let mut s = format!(
+        "[switch]\nrole = \"bridge\"\nworkers = [{core}]\nring_depth = {RING_DEPTH}\n[[port]]\nname = \"hv1\"\nmode = \"trunk\"\nvlans = [10]\nreflective_relay = true\n[[port]]\nname = \"outside\"\nmode = \"trunk\"\nvlans = [10]\n"
+    );
+    for v in 1..=vms {
+        s += &format!(
+            "[[vm]]\nname = \"vm{v}\"\nmac = \"{}\"\nvlan = 10\nport = \"hv1\"\n{}",
+            vm_mac(v),
+            if policy { "policy = \"bench\"\n" } else { "" }
+        );
+    }
+    s
+}
+
+/// Build a topology with its streams (one per VM, VM i → VM i+1) and start it.
+pub fn build(
+    topo: Topology,
+    vms: u32,
+    size: &str,
+    rules: usize,
+    core: usize,
+    line_rate: &str,
+) -> Result<Rig, String> {
+    let vms = vms.clamp(2, 256);
+    let (policy, keys) = if rules > 0 {
+        let (t, k) = crate::bench::policy_toml(rules, false, 0);
+        (t, k)
+    } else {
+        (String::new(), vec![])
+    };
+    let acl_edge = topo == Topology::LocalAcl && rules > 0;
+    let acl_bridge = topo == Topology::Hairpin && rules > 0;
+    let ecfg = Config::parse(
+        &(edge_toml(topo != Topology::Hairpin, vms, core, acl_edge)
+            + if acl_edge { &policy } else { "" }),
+    )
+    .map_err(|e| format!("built-in edge config: {e}"))?;
+    let pool = Arc::new(
+        Pool::new(16384 + RING_DEPTH * (vms as usize + 2), ecfg.switch.mtu + 8)
+            .map_err(|e| e.to_string())?,
+    );
+    // Streams carry UDP 5-tuples of the rule set.
+    let udp: Vec<_> = keys.iter().filter(|k| k.proto == 17).collect();
+    let mut specs = Vec::new();
+    for v in 1..=vms {
+        let d = v % vms + 1;
+        let mut f = format!("src=vm{v},dst=vm{d},size={size}");
+        if let Some(k) = udp.get(v as usize % udp.len().max(1)) {
+            f += &format!(
+                ",src_ip={},dst_ip={},src_port={},dst_port={}",
+                std::net::Ipv4Addr::from(k.src_ip as u32),
+                std::net::Ipv4Addr::from(k.dst_ip as u32),
+                k.src_port,
+                k.dst_port
+            );
+        }
+        specs.push(stream::parse_stream_flag(&f)?);
+    }
+    let streams = stream::compile(&specs, &ecfg, pool.max_frame())?;
+    let depth = ecfg.switch.ring_depth;
+    let mut eports: Vec<Box<dyn Port>> = Vec::new();
+    let mut queues: super::engine::GenQueues = Vec::new();
+    for v in 0..vms as usize {
+        let (a, mut b) = RingPort::pair(&format!("vm{}", v + 1), 1, depth);
+        eports.push(Box::new(a));
+        queues.push(((v, 0), Box::new(b.take(0).ok_or("ring queue")?)));
+    }
+    let (up_edge, up_far) = RingPort::pair("uplink", 1, depth);
+    eports.push(Box::new(up_edge));
+    let mut edge = Instance::with_ports(ecfg.clone(), pool.clone(), eports, vec![])?;
+    let (etask, _) = edge.task(0)?;
+    let mut switches = vec![(ecfg, vec![etask.shared.clone()])];
+    let mut tasks = vec![etask];
+    let mut instances = vec![edge];
+    let mut far_ends = Vec::new();
+    if topo == Topology::Hairpin {
+        let bcfg = Config::parse(
+            &(bridge_toml(vms, core, acl_bridge) + if acl_bridge { &policy } else { "" }),
+        )
+        .map_err(|e| format!("built-in bridge config: {e}"))?;
+        let (out_a, out_b) = RingPort::pair("outside", 1, depth);
+        let bports: Vec<Box<dyn Port>> = vec![Box::new(up_far), Box::new(out_a)];
+        let mut br = Instance::with_ports(bcfg.clone(), pool.clone(), bports, vec![])?;
+        let (btask, _) = br.task(0)?;
+        switches.push((bcfg, vec![btask.shared.clone()]));
+        tasks.push(btask);
+        instances.push(br);
+        far_ends.push(out_b);
+    } else {
+        far_ends.push(up_far);
+    }
+    let n = streams.len();
+    let engine = Engine::new(
+        streams,
+        queues,
+        vec![0; n],
+        pool.clone(),
+        EngineCfg {
+            burst: 32,
+            timestamps: true,
+            duration: Some(1.0),
+            line_bps: stream::parse_bps(line_rate).map_err(|e| format!("--line-rate: {e}"))?,
+            hz: super::tsc_hz(),
+            drain_ms: 50,
+        },
+    )?;
+    let wc = WorkerCfg {
+        core: Some(core),
+        burst: 32,
+        idle_sleep_us: 0,
+    };
+    let _ = far_ends; // the far end of the uplink / outside: nobody sends there
+    Rig::start(engine, vec![(wc, tasks)], switches, instances, pool)
+}
+
+fn one_run(rig: &mut Rig, p: &Params, stop: &AtomicBool) -> (PointRun, bool) {
+    let t = rfc2544::throughput(rig, p, stop, &Progress::off());
+    let mut partial = t.partial;
+    let (lat, cdf) = if t.load_pct > 0.0 && !partial {
+        let l = rfc2544::latency(rig, t.load_pct / 100.0 * 0.9, p, stop, &Progress::off());
+        partial |= l.partial;
+        (l.all, l.cdf)
+    } else {
+        (None, vec![])
+    };
+    let received: u64 = t
+        .trials
+        .iter()
+        .filter(|x| x.pass)
+        .max_by(|a, b| a.load_pct.total_cmp(&b.load_pct))
+        .map(|x| x.received)
+        .unwrap_or(0);
+    let edge: Option<&SwitchStats> = t.switches.first();
+    let uplink = edge
+        .and_then(|e| e.port_frames.get("uplink"))
+        .copied()
+        .unwrap_or(0);
+    (
+        PointRun {
+            mpps: t.mpps,
+            gbps: t.gbps,
+            load_pct: t.load_pct,
+            generator_limited: t.generator_limited,
+            latency: lat,
+            latency_cdf: cdf,
+            cycles_per_frame: t
+                .switches
+                .iter()
+                .map(|s| (s.role.clone(), s.cycles_per_frame))
+                .collect(),
+            uplink_per_frame: uplink as f64 / received.max(1) as f64,
+            trials: t.trials.len(),
+        },
+        partial,
+    )
+}
+
+/// Measure one point `repeats` times (a fresh topology each time).
+#[allow(clippy::too_many_arguments)]
+pub fn point(
+    topo: Topology,
+    vms: u32,
+    size: &str,
+    rules: usize,
+    repeats: u32,
+    p: &Params,
+    core: usize,
+    line_rate: &str,
+    stop: &AtomicBool,
+) -> Result<(Point, bool), String> {
+    let mut runs = Vec::new();
+    let mut partial = false;
+    let mut mean_size = 0.0;
+    for _ in 0..repeats.max(1) {
+        let mut rig = build(topo, vms, size, rules, core, line_rate)?;
+        mean_size = rig.engine.streams()[0].mean_size;
+        // The generator gets its own core; the workers were started before it was pinned.
+        let (r, part) = std::thread::scope(|sc| {
+            sc.spawn(|| {
+                super::pin_generator(&[core]);
+                one_run(&mut rig, p, stop)
+            })
+            .join()
+        })
+        .map_err(|_| "the generator thread panicked".to_string())?;
+        rig.finish();
+        runs.push(r);
+        partial |= part;
+        if part {
+            break;
+        }
+    }
+    let mut order: Vec<usize> = (0..runs.len()).collect();
+    order.sort_by(|&a, &b| runs[a].mpps.total_cmp(&runs[b].mpps));
+    let med = runs[order[order.len() / 2]].clone();
+    let (lo, hi) = (runs[order[0]].mpps, runs[order[order.len() - 1]].mpps);
+    let spread_pct = if med.mpps > 0.0 {
+        100.0 * (hi - lo) / med.mpps
+    } else {
+        0.0
+    };
+    Ok((
+        Point {
+            topology: topo,
+            size: size.to_string(),
+            mean_size,
+            rules,
+            vms,
+            mpps: med.mpps,
+            gbps: med.gbps,
+            spread_pct,
+            flagged: spread_pct > 10.0,
+            generator_limited: runs.iter().any(|r| r.generator_limited),
+            median_run: med,
+            runs,
+        },
+        partial,
+    ))
+}
+
+fn machine() -> String {
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let n = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    format!("{n} cores, {model}")
+}
+
+/// Run the harness.
+pub fn harness(a: &HarnessArgs, quiet: bool, stop: &AtomicBool) -> Result<HarnessResult, String> {
+    let mut a = a.clone();
+    if a.quick {
+        a.sizes = vec!["64".into(), "imix".into()];
+        a.rules = vec![0, 100];
+        a.repeats = a.repeats.min(2);
+        a.trial = a.trial.min(0.05);
+        a.resolution = a.resolution.max(5.0);
+    }
+    if !(a.trial > 0.0 && a.trial <= 60.0) {
+        return Err("--trial: between 0 and 60 seconds".into());
+    }
+    if !(0.0..=100.0).contains(&a.tolerance) {
+        return Err("--tolerance: a loss percentage in 0..=100".into());
+    }
+    if !(2..=256).contains(&a.vms) {
+        return Err("--vms: between 2 and 256".into());
+    }
+    let n = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let core = a.switch_core.unwrap_or(if n > 1 { 1 } else { 0 });
+    let p = Params {
+        trial_s: a.trial,
+        resolution_pct: a.resolution,
+        loss_tolerance_pct: a.tolerance,
+        max_trials: if a.quick { 6 } else { 12 },
+        ..Params::default()
+    };
+    let mut jobs: Vec<(u8, Topology, u32, String, usize)> = Vec::new();
+    for size in &a.sizes {
+        for &r in &a.rules {
+            for t in Topology::ALL {
+                // local has no ACLs; local-acl without rules is local.
+                if (t == Topology::Local && r > 0) || (t == Topology::LocalAcl && r == 0) {
+                    continue;
+                }
+                jobs.push((0, t, a.vms, size.clone(), r));
+            }
+        }
+    }
+    for &v in &a.vm_sweep {
+        for t in [Topology::Hairpin, Topology::Local] {
+            jobs.push((1, t, v, "64".into(), 0));
+        }
+    }
+    for &r in &a.rule_sweep {
+        for t in [Topology::Hairpin, Topology::LocalAcl] {
+            jobs.push((2, t, a.vms, "64".into(), r));
+        }
+    }
+    let pr = Progress::new(quiet);
+    let mut out: [Vec<Point>; 3] = Default::default();
+    let mut partial = false;
+    let total = jobs.len() as u32;
+    for (i, (kind, t, vms, size, r)) in jobs.into_iter().enumerate() {
+        pr.update(
+            &format!("harness {} {size} B {r} rules {vms} VMs", t.name()),
+            i as u32 + 1,
+            0.0,
+            0.0,
+            total - i as u32,
+        );
+        let (pt, part) = point(t, vms, &size, r, a.repeats, &p, core, &a.line_rate, stop)?;
+        out[kind as usize].push(pt);
+        if part {
+            partial = true;
+            break;
+        }
+    }
+    pr.done();
+    let [points, vm_sweep, rule_sweep] = out;
+    Ok(HarnessResult {
+        date: crate::app::utc_now(),
+        commit: a.commit.clone(),
+        command: a.command.clone(),
+        line_rate: a.line_rate.clone(),
+        trial_s: a.trial,
+        tolerance_pct: a.tolerance,
+        repeats: a.repeats,
+        machine: machine(),
+        points,
+        vm_sweep,
+        rule_sweep,
+        note: a.note.clone(),
+        partial,
+    })
+}
+
+/// `hairpin pktgen harness`: run, print, write the report.
+pub fn harness_main(
+    a: &HarnessArgs,
+    quiet: bool,
+    json: bool,
+    out: Option<&Path>,
+) -> Result<ExitCode, String> {
+    let stop = super::interrupt_flag()?;
+    let r = match &a.from {
+        Some(f) => {
+            let t =
+                std::fs::read_to_string(f).map_err(|e| format!("--from {}: {e}", f.display()))?;
+            let mut r: HarnessResult =
+                serde_json::from_str(&t).map_err(|e| format!("--from {}: {e}", f.display()))?;
+            if !a.note.is_empty() {
+                r.note = a.note.clone();
+            }
+            r
+        }
+        None => harness(a, quiet, &stop)?,
+    };
+    let text = serde_json::to_string_pretty(&r).expect("serialisable");
+    if let Some(p) = out {
+        std::fs::write(p, &text).map_err(|e| format!("--out {}: {e}", p.display()))?;
+    }
+    if let Some(d) = &a.out_dir {
+        super::report::write(&r, d)?;
+    }
+    if json {
+        println!("{text}");
+    } else {
+        print!("{}", super::report::table(&r));
+    }
+    Ok(if r.partial {
+        ExitCode::from(130)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Result of [`generator_alone`].
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct GenAlone {
+    /// Frame size.
+    pub size: String,
+    /// Timestamps written (and latency recorded when receiving).
+    pub timestamps: bool,
+    /// The receiver ran on the generator's core (else a sink thread freed the frames).
+    pub same_core_rx: bool,
+    /// Frames sent per second, millions.
+    pub tx_mpps: f64,
+    /// Frames received and accounted per second, millions (same-core mode).
+    pub rx_mpps: f64,
+    /// Seconds.
+    pub seconds: f64,
+}
+
+/// The generator alone, ring port to ring port, unpaced: with `same_core_rx`
+/// the engine also receives and accounts every frame on its own core; else
+/// a sink thread on `sink_core` takes the frames off the ring and frees them.
+pub fn generator_alone(
+    size: &str,
+    secs: f64,
+    timestamps: bool,
+    same_core_rx: bool,
+    gen_core: Option<usize>,
+    sink_core: Option<usize>,
+) -> Result<GenAlone, String> {
+    let cfg = Config::parse(
+        "[switch]\nworkers = [0]\n[[port]]\nname = \"tx\"\nmode = \"access\"\npvid = 10\n[[port]]\nname = \"rx\"\nmode = \"access\"\npvid = 10\n[[vm]]\nname = \"a\"\nmac = \"02:00:00:00:00:01\"\nvlan = 10\nport = \"tx\"\n[[vm]]\nname = \"b\"\nmac = \"02:00:00:00:00:02\"\nvlan = 10\nport = \"rx\"\n",
+    )
+    .map_err(|e| e.to_string())?;
+    let pool = Arc::new(Pool::new(65536, cfg.switch.mtu + 8).map_err(|e| e.to_string())?);
+    let spec = stream::parse_stream_flag(&format!("src=a,dst=b,size={size}"))?;
+    let streams = stream::compile(&[spec], &cfg, pool.max_frame())?;
+    // One cable: the generator sends on one end; the frames appear on the other.
+    let (mut near, mut far) = RingPort::pair("loop", 1, 4096);
+    let txq = far.take(0).ok_or("ring queue")?;
+    let mut rxq = near.take(0).ok_or("ring queue")?;
+    let stop_sink = Arc::new(AtomicBool::new(false));
+    let mut queues: super::engine::GenQueues = vec![((0, 0), Box::new(txq))];
+    let mut sink = None;
+    if same_core_rx {
+        queues.push(((1, 0), Box::new(rxq)));
+    } else {
+        // An empty queue stands for the RX port: the sink thread takes the frames.
+        let (mut x, _y) = RingPort::pair("none", 1, 2);
+        queues.push(((1, 0), Box::new(x.take(0).ok_or("ring queue")?)));
+        let (p, s) = (pool.clone(), stop_sink.clone());
+        sink = Some(std::thread::spawn(move || {
+            if let Some(c) = sink_core {
+                let _ = crate::worker::pin(c);
+            }
+            let mut cache = crate::buf::PoolCache::new();
+            let mut b = crate::buf::Burst::new(64);
+            while !s.load(std::sync::atomic::Ordering::Relaxed) {
+                rxq.rx(&mut b);
+                for f in b.drain() {
+                    cache.free(&p, f);
+                }
+            }
+            while rxq.rx(&mut b) > 0 {
+                for f in b.drain() {
+                    cache.free(&p, f);
+                }
+            }
+            cache.flush(&p);
+        }));
+    }
+    let mut eng = Engine::new(
+        streams,
+        queues,
+        vec![0],
+        pool.clone(),
+        EngineCfg {
+            burst: 32,
+            timestamps,
+            duration: Some(secs),
+            line_bps: 1e11,
+            hz: super::tsc_hz(),
+            drain_ms: 20,
+        },
+    )?;
+    let never = AtomicBool::new(false);
+    let r = std::thread::scope(|sc| {
+        sc.spawn(|| {
+            if let Some(c) = gen_core {
+                let _ = crate::worker::pin(c);
+            }
+            eng.run(&never)
+        })
+        .join()
+    })
+    .map_err(|_| "the generator thread panicked".to_string())?;
+    stop_sink.store(true, std::sync::atomic::Ordering::Relaxed);
+    if let Some(h) = sink {
+        let _ = h.join();
+    }
+    super::drain_into_pool(eng.into_queues(), &pool);
+    Ok(GenAlone {
+        size: size.into(),
+        timestamps,
+        same_core_rx,
+        tx_mpps: r.offered as f64 / r.seconds / 1e6,
+        rx_mpps: r.received as f64 / r.seconds / 1e6,
+        seconds: r.seconds,
+    })
+}
