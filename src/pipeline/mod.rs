@@ -178,6 +178,14 @@ struct Fix {
     dscp: u8,
 }
 
+/// `rule[i]` or `default`, for traces.
+fn rule_name(idx: Option<usize>) -> String {
+    match idx {
+        Some(r) => format!("rule[{r}]"),
+        None => "default".into(),
+    }
+}
+
 #[inline(always)]
 fn count_action(hits: &mut [[u64; 2]], named: &mut [[u64; 2]], a: &RuleAction, len: usize) {
     let h = &mut hits[a.hit as usize];
@@ -247,18 +255,9 @@ fn judge_receiver<T: Tracer>(
             *key = PackedKey::from_frame(frame, me.vid, me.pcp);
             me.has_key = true;
         }
-        let (a, idx) = match flows.classify(&pp.to.classifier, v.policy, 1, key) {
-            Some(x) => (
-                &pp.to.actions[x as usize],
-                Some(pp.to.cfg_index[x as usize]),
-            ),
-            None => (&pp.to.default, None),
-        };
+        let (a, idx) = pp.to.decide(flows, v.policy, 1, key);
         if T::ON {
-            let what = match idx {
-                Some(r) => format!("rule[{r}]"),
-                None => "default".into(),
-            };
+            let what = rule_name(idx);
             trace!(
                 t,
                 i,
@@ -793,13 +792,7 @@ impl Pipeline {
                     let p = &pol.policies[v.policy as usize];
                     keys[i] = PackedKey::from_frame(d, me.vid, me.pcp);
                     me.has_key = true;
-                    let (a, idx) = match flows.classify(&p.from.classifier, v.policy, 0, &keys[i]) {
-                        Some(r) => (
-                            &p.from.actions[r as usize],
-                            Some(p.from.cfg_index[r as usize]),
-                        ),
-                        None => (&p.from.default, None),
-                    };
+                    let (a, idx) = p.from.decide(flows, v.policy, 0, &keys[i]);
                     if let Some(c) = a.class {
                         me.class = c;
                     }
@@ -813,10 +806,7 @@ impl Pipeline {
                         rule_meter = pol.rule_meter_instance[m as usize];
                     }
                     if T::ON {
-                        let what = match idx {
-                            Some(r) => format!("rule[{r}]"),
-                            None => "default".into(),
-                        };
+                        let what = rule_name(idx);
                         trace!(
                             t,
                             i,

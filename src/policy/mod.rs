@@ -48,6 +48,24 @@ pub struct DirPolicy {
 }
 
 impl DirPolicy {
+    /// What this direction does with `key`: the first matching rule's action
+    /// and that rule's index in the config's rule list, or the default's
+    /// action and `None`. Asks `flows` first (`policy`, `dir`: 0 from-vm, 1
+    /// to-vm, name the rule set in the cache).
+    #[inline(always)]
+    pub fn decide(
+        &self,
+        flows: &mut flow::FlowCache,
+        policy: u32,
+        dir: u8,
+        key: &acl::PackedKey,
+    ) -> (&RuleAction, Option<usize>) {
+        match flows.classify(&self.classifier, policy, dir, key) {
+            Some(r) => (&self.actions[r as usize], Some(self.cfg_index[r as usize])),
+            None => (&self.default, None),
+        }
+    }
+
     /// Nothing to check: no rules and a permitting default without side effects.
     pub fn is_noop(&self) -> bool {
         self.actions.is_empty() && self.default.permit && self.default.counter.is_none()
