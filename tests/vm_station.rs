@@ -75,28 +75,24 @@ struct Lab {
 }
 
 impl Lab {
-    fn new(a: &str, ia: &str, b: &str, ib: &str) -> Lab {
-        for n in [a, b] {
+    /// Namespaces `ns` (any left from a killed run are removed first).
+    fn new(tag: &str, ns: &[&str]) -> Lab {
+        for n in ns {
             let _ = Command::new(tool("ip").unwrap())
                 .args(["netns", "del", n])
                 .stderr(Stdio::null())
                 .status();
         }
-        let dir = std::env::temp_dir().join(format!("hpv-vm-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("hpv-{tag}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let lab = Lab {
             dir,
-            ns: vec![a.into(), b.into()],
+            ns: ns.iter().map(|n| n.to_string()).collect(),
             procs: Vec::new(),
         };
-        ip(&["netns", "add", a]);
-        ip(&["netns", "add", b]);
-        ip(&[
-            "link", "add", ia, "netns", a, "type", "veth", "peer", "name", ib, "netns", b,
-        ]);
-        for (n, i) in [(a, ia), (b, ib)] {
+        for n in ns {
+            ip(&["netns", "add", n]);
             in_ns(n, &["ip", "link", "set", "lo", "up"]);
-            in_ns(n, &["ip", "link", "set", i, "up"]);
             in_ns(n, &["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"]);
             in_ns(
                 n,
@@ -104,6 +100,15 @@ impl Lab {
             );
         }
         lab
+    }
+
+    /// A veth `ia` (in `a`) – `ib` (in `b`), both up.
+    fn veth(&self, a: &str, ia: &str, b: &str, ib: &str) {
+        ip(&[
+            "link", "add", ia, "netns", a, "type", "veth", "peer", "name", ib, "netns", b,
+        ]);
+        in_ns(a, &["ip", "link", "set", ia, "up"]);
+        in_ns(b, &["ip", "link", "set", ib, "up"]);
     }
 
     /// `hairpin run` in `ns` with `cfg`; returns its control socket path.
@@ -182,7 +187,13 @@ fn vsis(sock: &Path) -> Vec<Value> {
     t["vsis"].as_array().cloned().unwrap_or_default()
 }
 
-fn bridge_cfg(ifname: &str) -> String {
+/// A bridge whose port `hv` is on `ifname` and, when given, port `hv2` on `ifname2`.
+fn bridge_cfg(ifname: &str, ifname2: Option<&str>) -> String {
+    let second = ifname2.map_or(String::new(), |i| {
+        format!(
+            "[[port]]\nname = \"hv2\"\nbackend = \"afpacket:{i}\"\nmode = \"trunk\"\nvlans = []\nevb = \"bridge\"\nreflective_relay = \"negotiate\"\n"
+        )
+    });
     format!(
         r#"
 [switch]
@@ -218,7 +229,7 @@ version = 1
 vlan = 100
 policy = "web"
 "#
-    )
+    ) + &second
 }
 
 fn edge_cfg(ifname: &str) -> String {
@@ -268,8 +279,9 @@ fn vm_associate_migrate_deassociate_between_two_hairpins() {
         return;
     }
     let (en, bn) = ("hpv-edge", "hpv-br");
-    let mut lab = Lab::new(en, "hpv-e0", bn, "hpv-b0");
-    let bs = lab.hairpin(bn, &bridge_cfg("hpv-b0"));
+    let mut lab = Lab::new("vm", &[en, bn]);
+    lab.veth(en, "hpv-e0", bn, "hpv-b0");
+    let bs = lab.hairpin(bn, &bridge_cfg("hpv-b0", None));
     let es = lab.hairpin(en, &edge_cfg("hpv-e0"));
     let assoc = |name: &str, port: &str, mac: &str| {
         cli(
@@ -404,4 +416,91 @@ fn vm_associate_migrate_deassociate_between_two_hairpins() {
     assert!(vsis(&es).is_empty(), "{:?}", vsis(&es));
     let e = cli(&es, &["vm", "deassociate", "a"]).unwrap_err();
     assert!(e.contains("name: no VM \"a\""), "{e}");
+}
+
+/// Migration between two edges on two bridge ports: associate on the new
+/// edge, then de-associate on the old one; the bridge's VSI moves from `hv`
+/// to `hv2` with its VLAN and policy, and the old edge's De-Associate does
+/// not remove it.
+#[test]
+fn vm_moves_between_two_edges() {
+    if !hairpin::port::afpacket::is_root() {
+        println!("skipped: not root (network namespaces and AF_PACKET need it)");
+        return;
+    }
+    if tool("ip").is_none() || tool("sysctl").is_none() {
+        println!("skipped: ip (iproute2) or sysctl (procps) not found");
+        return;
+    }
+    let (e1, e2, bn) = ("hpv-edge1", "hpv-edge2", "hpv-br2");
+    let mut lab = Lab::new("mig", &[e1, e2, bn]);
+    lab.veth(e1, "hpv-e1", bn, "hpv-b1");
+    lab.veth(e2, "hpv-e2", bn, "hpv-b2");
+    let bs = lab.hairpin(bn, &bridge_cfg("hpv-b1", Some("hpv-b2")));
+    let s1 = lab.hairpin(e1, &edge_cfg("hpv-e1"));
+    let s2 = lab.hairpin(e2, &edge_cfg("hpv-e2"));
+    let assoc = |sock: &Path| {
+        cli(
+            sock,
+            &[
+                "vm",
+                "associate",
+                "a",
+                "--mac",
+                VM,
+                "--port",
+                "vm1",
+                "--type-id",
+                "5",
+                "--uuid",
+                UUID,
+            ],
+        )
+    };
+    let r = poll(15.0, || assoc(&s1).ok())
+        .unwrap_or_else(|| panic!("no association on edge 1: {}", assoc(&s1).unwrap_err()));
+    assert_eq!(r["vlan"], 100, "{r}");
+    let on = |port: &str| {
+        poll(5.0, || {
+            let v = vsis(&bs);
+            (v.len() == 1 && v[0]["port"] == port).then(|| v[0].clone())
+        })
+        .unwrap_or_else(|| panic!("VM not (only) on {port}: {:?}", vsis(&bs)))
+    };
+    let b = on("hv");
+    assert_eq!(
+        (&b["vlan"], &b["policy"]),
+        (&Value::from(100), &Value::from("web"))
+    );
+    // The VM starts on edge 2: the bridge moves its VSI to hv2.
+    let r = poll(15.0, || assoc(&s2).ok())
+        .unwrap_or_else(|| panic!("no association on edge 2: {}", assoc(&s2).unwrap_err()));
+    assert_eq!(
+        (&r["status"], &r["vlan"]),
+        (&Value::from("associated"), &Value::from(100)),
+        "{r}"
+    );
+    let b = on("hv2");
+    assert_eq!(
+        (&b["mac"], &b["vlan"], &b["uuid"], &b["policy"]),
+        (
+            &Value::from(VM),
+            &Value::from(100),
+            &Value::from(UUID),
+            &Value::from("web")
+        ),
+        "{b}"
+    );
+    // The old edge lets it go; the VSI stays on hv2.
+    let r = cli(&s1, &["vm", "deassociate", "a"]);
+    assert_eq!(
+        r.as_ref().map(|v| v["status"].clone()),
+        Ok(Value::from("deassociated")),
+        "{r:?}"
+    );
+    assert!(vsis(&s1).is_empty(), "{:?}", vsis(&s1));
+    std::thread::sleep(Duration::from_millis(300));
+    let b = on("hv2");
+    assert_eq!(b["policy"], "web", "{b} (old edge's deassociate: {r:?})");
+    assert_eq!(vsis(&s2).len(), 1, "{:?}", vsis(&s2));
 }
