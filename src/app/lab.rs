@@ -13,7 +13,7 @@ pub enum LabCmd {
         /// Number of VM namespaces (hp-vm1..N).
         #[arg(long, default_value_t = 2)]
         vms: u32,
-        /// Hypervisor edge: hairpin edge-vepa, hairpin edge-veb, or kernel macvlan in VEPA mode.
+        /// Hypervisor edge: hairpin edge-vepa, hairpin edge-veb, kernel macvlan in VEPA mode, or qbg (hairpin EVB stations).
         #[arg(long, default_value = "vepa")]
         mode: String,
         /// Lab config: [lab] options, [policy.*] and [meter.*] for the bridge.
@@ -36,7 +36,7 @@ pub enum LabCmd {
         #[arg(long)]
         json: bool,
     },
-    /// Stop and start one instance (edge or bridge) from its generated config.
+    /// Stop and start one instance (edge, edgeN or bridge) from its generated config.
     Restart {
         /// `edge` or `bridge`.
         instance: String,
