@@ -375,6 +375,35 @@ fn vm_associate_migrate_deassociate_between_two_hairpins() {
         (&Value::from(VM), &Value::from(100), &Value::from("vm1")),
         "{e:?}"
     );
+    // A VSI type the bridge's store does not know: refused, nothing installed.
+    let e = cli(
+        &es,
+        &[
+            "vm",
+            "associate",
+            "b",
+            "--mac",
+            "02:00:00:00:03:0b",
+            "--port",
+            "vm2",
+            "--type-id",
+            "9",
+            "--uuid",
+            "6ba7b810-9dad-11d1-80b4-00c04fd430e1",
+        ],
+    )
+    .unwrap_err();
+    assert!(
+        e.contains("name: VM \"b\" ended: the bridge refused it"),
+        "{e}"
+    );
+    assert_eq!(vsis(&es).len(), 1, "{:?}", vsis(&es));
+    assert_eq!(vsis(&bs).len(), 1, "{:?}", vsis(&bs));
+    let e = cli(&es, &["vm", "deassociate", "b"]).unwrap_err();
+    assert!(
+        e.contains("name: no VM \"b\""),
+        "refused VMs are dropped: {e}"
+    );
     // Migrate to vm2 (Associate with the M bit): same VLAN and policy, the
     // edge state moves from vm1 to vm2.
     let e = cli(&es, &["vm", "migrate", "a", "--to", "vm1"]).unwrap_err();

@@ -402,7 +402,12 @@ impl ControlThread {
         self.send(out);
         self.publish(fx);
         // After the snapshot: a `vm.*` answer finds the edge state in force.
-        self.answer_pending(&ev);
+        if self.answer_pending(&ev) {
+            self.publish(Effects {
+                rr_changed: false,
+                vsis_changed: true,
+            });
+        }
         n
     }
 

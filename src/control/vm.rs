@@ -227,8 +227,10 @@ impl ControlThread {
         });
     }
 
-    /// Answer the pending requests the station's events settle.
-    pub(super) fn answer_pending(&mut self, ev: &[(PortId, StationEvent)]) {
+    /// Answer the pending requests the station's events settle; true when
+    /// the edge's VM list changed (a refused VM dropped, a refused move undone).
+    pub(super) fn answer_pending(&mut self, ev: &[(PortId, StationEvent)]) -> bool {
+        let mut changed = false;
         for (_, e) in ev {
             let id = match e {
                 StationEvent::Acked { vsiid, .. }
@@ -279,15 +281,28 @@ impl ControlThread {
                 )),
             };
             let p = self.pending.remove(k);
-            if answer.is_err() && p.what == Await::Assoc {
+            let kept = matches!(e, StationEvent::Kept { .. });
+            if kept {
+                // The bridge kept the previous association: a refused move
+                // leaves the VM where it was.
+                if let (Some(old), Some(i)) = (
+                    &p.migrated_from,
+                    self.vsis.iter().position(|(_, u)| *u == p.uuid),
+                ) {
+                    self.vsis[i].0.port = old.clone();
+                    changed = true;
+                }
+            } else if answer.is_err() && p.what == Await::Assoc {
                 // A refused or unanswered VM is not announced again.
                 if let Some(i) = self.vsis.iter().position(|(_, u)| *u == p.uuid) {
                     self.vsis.remove(i);
                     self.retry.remove(i);
+                    changed = true;
                 }
             }
             let _ = p.reply.send(answer);
         }
+        changed
     }
 }
 
