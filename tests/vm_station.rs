@@ -434,6 +434,19 @@ fn vm_associate_migrate_deassociate_between_two_hairpins() {
         (&b[0]["mac"], &b[0]["policy"]),
         (&Value::from(VM), &Value::from("web"))
     );
+    // Back to vm1, with the CLI's text output.
+    let o = Command::new(HAIRPIN)
+        .args(["vm", "migrate", "a", "--to", "vm1", "--control-socket"])
+        .arg(&es)
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        "a: associated on vm1, VLAN 100 (from vm2)",
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(vsis(&es)[0]["port"], "vm1");
     // De-associate: gone on both sides.
     let r = cli(&es, &["vm", "deassociate", "a"]).expect("deassociate");
     assert_eq!(r["status"], "deassociated", "{r}");
