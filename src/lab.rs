@@ -29,6 +29,13 @@
 //! instance whose command line names the state dir — also after a crash, and
 //! doing nothing when nothing is left.
 //!
+//! `--mode qbg --edges N`: N hairpin `edge-vepa` instances (`hp-hv1..N`)
+//! whose uplinks run EVB as stations, each on its own EVB port `hvE` of the
+//! bridge, which has a `[[vsi_type]]` (VLAN [`QBG_VLAN`], `lab.vsi_policy`).
+//! VMs have one interface per edge; [`vm_start`], [`vm_stop`] and
+//! [`vm_migrate`] associate them through the edges' control sockets and move
+//! their address. `$HAIRPIN_LAB_PREFIX` ([`prefix`]) renames everything.
+//!
 //! `--config F` is a TOML file with an optional `[lab]` table (see
 //! [`LabOpts`]) and `[policy.*]` / `[meter.*]` tables copied into the
 //! bridge's config.
