@@ -29,6 +29,13 @@
 //! instance whose command line names the state dir — also after a crash, and
 //! doing nothing when nothing is left.
 //!
+//! `--mode qbg --edges N`: N hairpin `edge-vepa` instances (`hp-hv1..N`)
+//! whose uplinks run EVB as stations, each on its own EVB port `hvE` of the
+//! bridge, which has a `[[vsi_type]]` (VLAN [`QBG_VLAN`], `lab.vsi_policy`).
+//! VMs have one interface per edge; [`vm_start`], [`vm_stop`] and
+//! [`vm_migrate`] associate them through the edges' control sockets and move
+//! their address. `$HAIRPIN_LAB_PREFIX` ([`prefix`]) renames everything.
+//!
 //! `--config F` is a TOML file with an optional `[lab]` table (see
 //! [`LabOpts`]) and `[policy.*]` / `[meter.*]` tables copied into the
 //! bridge's config.
@@ -40,14 +47,41 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Name prefix of everything the lab creates.
+/// Name prefix of everything the lab creates (unless `$HAIRPIN_LAB_PREFIX`
+/// names another, see [`prefix`]).
 pub const PREFIX: &str = "hp-";
+
+/// The name prefix in use: `$HAIRPIN_LAB_PREFIX` when it is 2 to 5 lowercase
+/// letters followed by `-` (e.g. `hpv-`, so a test lab does not collide with
+/// a lab on `hp-`), else [`PREFIX`].
+pub fn prefix() -> String {
+    match std::env::var("HAIRPIN_LAB_PREFIX") {
+        Ok(p) if valid_prefix(&p) => p,
+        _ => PREFIX.to_string(),
+    }
+}
+
+fn valid_prefix(p: &str) -> bool {
+    p.strip_suffix('-')
+        .is_some_and(|r| (2..=5).contains(&r.len()) && r.bytes().all(|b| b.is_ascii_lowercase()))
+}
+
+/// `name` with the lab's [`prefix`].
+pub fn pn(name: &str) -> String {
+    format!("{}{name}", prefix())
+}
 /// The VMs' subnet (first three octets); VM k is `.k`, the outside host `.254`.
 pub const SUBNET: &str = "10.77.0";
 /// The VLAN the edge puts the VMs in.
 pub const VLAN: u16 = 10;
 /// Most VMs `lab up` builds.
 pub const MAX_VMS: u32 = 200;
+/// Most edges of `--mode qbg`.
+pub const MAX_EDGES: u32 = 4;
+/// `--mode qbg`: the VLAN the bridge's VSI type assigns (and the outside host's).
+pub const QBG_VLAN: u16 = 100;
+/// `--mode qbg`: the VSI type id (version 1) every VM announces.
+pub const QBG_TYPE: u32 = 5;
 
 /// How the hypervisor edge is built.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,6 +93,10 @@ pub enum Mode {
     Veb,
     /// The kernel's macvlan in VEPA mode on the uplink (libvirt macvtap `vepa`).
     Macvtap,
+    /// 802.1Qbg: `--edges N` hairpin edges in the EVB station role, each on
+    /// its own bridge port (`evb = "bridge"`, `[[vsi_type]]`); VMs get their
+    /// VLAN and policy from the bridge with `lab vm start|stop|migrate`.
+    Qbg,
 }
 
 impl Mode {
@@ -68,7 +106,8 @@ impl Mode {
             "vepa" => Ok(Mode::Vepa),
             "veb" => Ok(Mode::Veb),
             "macvtap" => Ok(Mode::Macvtap),
-            _ => Err(format!("--mode: {s:?} is not vepa, veb or macvtap")),
+            "qbg" => Ok(Mode::Qbg),
+            _ => Err(format!("--mode: {s:?} is not vepa, veb, macvtap or qbg")),
         }
     }
     /// The name as on the command line.
@@ -77,6 +116,7 @@ impl Mode {
             Mode::Vepa => "vepa",
             Mode::Veb => "veb",
             Mode::Macvtap => "macvtap",
+            Mode::Qbg => "qbg",
         }
     }
 }
@@ -123,6 +163,10 @@ pub struct LabOpts {
     /// Per-VM settings, by VM name (`vm1`, `vm2`, …).
     #[serde(default)]
     pub vm: BTreeMap<String, VmOpts>,
+    /// `--mode qbg`: the `[policy.NAME]` of the bridge's VSI type (the
+    /// policy every VM gets with its VLAN).
+    #[serde(default)]
+    pub vsi_policy: Option<String>,
 }
 
 fn d_backend() -> String {
@@ -155,6 +199,7 @@ impl Default for LabOpts {
             mtu: None,
             backend: d_backend(),
             vm: BTreeMap::new(),
+            vsi_policy: None,
         }
     }
 }
@@ -187,6 +232,12 @@ pub struct State {
     pub exe: PathBuf,
     /// The instances (edge first when there is one, then the bridge).
     pub instances: Vec<InstanceState>,
+    /// `--mode qbg`: number of edges.
+    #[serde(default)]
+    pub edges: u32,
+    /// `--mode qbg`: the edge each started VM sits behind (`vmK` → edge).
+    #[serde(default)]
+    pub placed: BTreeMap<String, u32>,
 }
 
 /// The lab's directory: `$HAIRPIN_LAB_DIR` or `/run/hairpin-lab`.
@@ -242,10 +293,12 @@ fn ip(args: &[&str]) -> Result<String, String> {
 /// `hp-sw`, `hp-out`. Other `hp-` namespaces (e.g. the kernel topology of
 /// `perf/lab-vs-kernel.sh`) are not the lab's.
 pub fn is_lab_netns(n: &str) -> bool {
-    let Some(r) = n.strip_prefix(PREFIX) else {
+    let Some(r) = n.strip_prefix(prefix().as_str()) else {
         return false;
     };
+    let num = |k: &str| !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit());
     matches!(r, "hv" | "sw" | "out")
+        || r.strip_prefix("hv").is_some_and(num)
         || r.strip_prefix("vm")
             .is_some_and(|k| !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit()))
 }
@@ -266,7 +319,7 @@ pub fn lab_root_links() -> Vec<String> {
     out.lines()
         .filter_map(|l| l.split(": ").nth(1))
         .map(|n| n.split('@').next().unwrap_or(n).to_string())
-        .filter(|n| n.starts_with(PREFIX))
+        .filter(|n| n.starts_with(&prefix()))
         .collect()
 }
 
@@ -410,10 +463,11 @@ pub fn edge_config(mode: Mode, vms: u32, o: &LabOpts) -> String {
     );
     for k in 1..=vms {
         s += &format!(
-            "[[port]]\nname = \"vm{k}\"\nbackend = \"{be}:hp-vm{k}\"\nmode = \"access\"\npvid = {VLAN}\n\n"
+            "[[port]]\nname = \"vm{k}\"\nbackend = \"{be}:{}\"\nmode = \"access\"\npvid = {VLAN}\n\n",
+            pn(&format!("vm{k}"))
         );
     }
-    s += &format!("[[port]]\nname = \"uplink\"\nbackend = \"{be}:hp-up\"\nmode = \"trunk\"\nvlans = [{VLAN}]\nuplink = true\n\n");
+    s += &format!("[[port]]\nname = \"uplink\"\nbackend = \"{be}:{}\"\nmode = \"trunk\"\nvlans = [{VLAN}]\nuplink = true\n\n", pn("up"));
     for k in 1..=vms {
         s += &format!(
             "[[vm]]\nname = \"vm{k}\"\nmac = \"{}\"\nvlan = {VLAN}\nport = \"vm{k}\"\n\n",
@@ -447,11 +501,13 @@ pub fn bridge_config(
     };
     let mut s = format!(
         "[switch]\nrole = \"bridge\"\nworkers = [{workers}]\nidle_sleep_us = {}\npool_size = 4096\nmtu = {}\n\n\
-         [[port]]\nname = \"hv\"\nbackend = \"{be}:hp-swhv\"\n{hv}\nreflective_relay = {}\n\n\
-         [[port]]\nname = \"out\"\nbackend = \"{be}:hp-swout\"\nmode = \"access\"\npvid = {VLAN}\n\n",
+         [[port]]\nname = \"hv\"\nbackend = \"{be}:{}\"\n{hv}\nreflective_relay = {}\n\n\
+         [[port]]\nname = \"out\"\nbackend = \"{be}:{}\"\nmode = \"access\"\npvid = {VLAN}\n\n",
         o.idle_sleep_us,
         o.switch_mtu(),
-        o.reflective_relay.unwrap_or(mode != Mode::Veb)
+        pn("swhv"),
+        o.reflective_relay.unwrap_or(mode != Mode::Veb),
+        pn("swout")
     );
     for name in o.vm.keys() {
         let ok = name
@@ -497,6 +553,8 @@ pub struct UpArgs {
     pub config: Option<PathBuf>,
     /// The hairpin binary the instances run (default: this one).
     pub exe: Option<PathBuf>,
+    /// `--mode qbg`: number of edges (1..=4); 1 in the other modes.
+    pub edges: u32,
 }
 
 /// Turn off checksum and segmentation offloads: AF_PACKET must see finished,
@@ -537,7 +595,7 @@ fn add_ns(ns: &str) -> Result<(), String> {
 
 /// An end host: interface `hp-eth0` in `ns` gets `mac`, `addr`/24 and goes up.
 fn host_addr(ns: &str, mac: &str, addr: &str, mtu: usize) -> Result<(), String> {
-    ip(&["-n", ns, "link", "set", "hp-eth0", "address", mac])?;
+    ip(&["-n", ns, "link", "set", &pn("eth0"), "address", mac])?;
     ip(&[
         "-n",
         ns,
@@ -545,57 +603,99 @@ fn host_addr(ns: &str, mac: &str, addr: &str, mtu: usize) -> Result<(), String> 
         "add",
         &format!("{addr}/24"),
         "dev",
-        "hp-eth0",
+        &pn("eth0"),
     ])?;
-    prep(ns, "hp-eth0", mtu)?;
-    ip(&["-n", ns, "link", "set", "hp-eth0", "up"])?;
+    prep(ns, &pn("eth0"), mtu)?;
+    ip(&["-n", ns, "link", "set", &pn("eth0"), "up"])?;
     Ok(())
 }
 
-fn build_topology(mode: Mode, vms: u32, mtu: usize) -> Result<(), String> {
-    for ns in ["hp-hv", "hp-sw", "hp-out"] {
-        add_ns(ns)?;
+fn build_topology(mode: Mode, vms: u32, edges: u32, mtu: usize) -> Result<(), String> {
+    if mode == Mode::Qbg {
+        return build_qbg(vms, edges, mtu);
+    }
+    for ns in [pn("hv"), pn("sw"), pn("out")] {
+        add_ns(&ns)?;
     }
     for k in 1..=vms {
-        add_ns(&format!("hp-vm{k}"))?;
+        add_ns(&pn(&format!("vm{k}")))?;
     }
     ip(&[
-        "-n", "hp-hv", "link", "add", "hp-up", "type", "veth", "peer", "name", "hp-swhv", "netns",
-        "hp-sw",
+        "-n",
+        &pn("hv"),
+        "link",
+        "add",
+        &pn("up"),
+        "type",
+        "veth",
+        "peer",
+        "name",
+        &pn("swhv"),
+        "netns",
+        &pn("sw"),
     ])?;
     ip(&[
-        "-n", "hp-sw", "link", "add", "hp-swout", "type", "veth", "peer", "name", "hp-eth0",
-        "netns", "hp-out",
+        "-n",
+        &pn("sw"),
+        "link",
+        "add",
+        &pn("swout"),
+        "type",
+        "veth",
+        "peer",
+        "name",
+        &pn("eth0"),
+        "netns",
+        &pn("out"),
     ])?;
     for (ns, dev) in [
-        ("hp-hv", "hp-up"),
-        ("hp-sw", "hp-swhv"),
-        ("hp-sw", "hp-swout"),
+        (pn("hv"), pn("up")),
+        (pn("sw"), pn("swhv")),
+        (pn("sw"), pn("swout")),
     ] {
-        prep(ns, dev, mtu)?;
-        ip(&["-n", ns, "link", "set", dev, "up"])?;
+        prep(&ns, &dev, mtu)?;
+        ip(&["-n", &ns, "link", "set", &dev, "up"])?;
     }
-    host_addr("hp-out", OUTSIDE_MAC, &outside_ip(), mtu)?;
+    host_addr(&pn("out"), OUTSIDE_MAC, &outside_ip(), mtu)?;
     for k in 1..=vms {
-        let vns = format!("hp-vm{k}");
+        let vns = pn(&format!("vm{k}"));
         match mode {
-            Mode::Vepa | Mode::Veb => {
-                let hv = format!("hp-vm{k}");
+            Mode::Vepa | Mode::Veb | Mode::Qbg => {
+                let hv = pn(&format!("vm{k}"));
                 ip(&[
-                    "-n", "hp-hv", "link", "add", &hv, "type", "veth", "peer", "name", "hp-eth0",
-                    "netns", &vns,
+                    "-n",
+                    &pn("hv"),
+                    "link",
+                    "add",
+                    &hv,
+                    "type",
+                    "veth",
+                    "peer",
+                    "name",
+                    &pn("eth0"),
+                    "netns",
+                    &vns,
                 ])?;
-                prep("hp-hv", &hv, mtu)?;
-                ip(&["-n", "hp-hv", "link", "set", &hv, "up"])?;
+                prep(&pn("hv"), &hv, mtu)?;
+                ip(&["-n", &pn("hv"), "link", "set", &hv, "up"])?;
             }
             Mode::Macvtap => {
-                let mv = format!("hp-mv{k}");
+                let mv = pn(&format!("mv{k}"));
                 ip(&[
-                    "-n", "hp-hv", "link", "add", &mv, "link", "hp-up", "type", "macvlan", "mode",
+                    "-n",
+                    &pn("hv"),
+                    "link",
+                    "add",
+                    &mv,
+                    "link",
+                    &pn("up"),
+                    "type",
+                    "macvlan",
+                    "mode",
                     "vepa",
                 ])?;
-                ip(&["-n", "hp-hv", "link", "set", &mv, "netns", &vns])?;
-                ip(&["-n", &vns, "link", "set", &mv, "name", "hp-eth0"])?;
+                ip(&["-n", &pn("hv"), "link", "set", &mv, "netns", &vns])?;
+                ip(&["-n", &vns, "link", "set", &mv, "name", &pn("eth0")])?;
             }
         }
         host_addr(&vns, &vm_mac(k), &vm_ip(k), mtu)?;
@@ -619,7 +719,7 @@ fn wait_links_up() -> Result<(), String> {
                     continue;
                 };
                 let dev = dev.split('@').next().unwrap_or(dev);
-                if dev.starts_with(PREFIX) && state != "UP" {
+                if dev.starts_with(&prefix()) && state != "UP" {
                     down.push(format!("{ns}/{dev} {state}"));
                 }
             }
@@ -647,6 +747,8 @@ fn spawn(st: &mut State, i: usize) -> Result<(), String> {
         .arg("run")
         .arg("--config")
         .arg(&inst.config)
+        .arg("--control-socket")
+        .arg(socket(&inst.name))
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(log);
@@ -703,6 +805,15 @@ pub fn up(a: &UpArgs) -> Result<State, String> {
             opts.link_mtu()
         ));
     }
+    if a.mode == Mode::Qbg && !(1..=MAX_EDGES).contains(&a.edges) {
+        return Err(format!(
+            "--edges: {} is out of range 1..={MAX_EDGES}",
+            a.edges
+        ));
+    }
+    if a.mode != Mode::Qbg && a.edges != 1 {
+        return Err("--edges: more than one edge needs --mode qbg".into());
+    }
     if load_state().is_some() || !lab_namespaces().is_empty() {
         return Err("a lab is up already (or left over): run `hairpin lab down` first".into());
     }
@@ -716,16 +827,33 @@ pub fn up(a: &UpArgs) -> Result<State, String> {
             None => std::env::current_exe().map_err(|e| format!("this binary's path: {e}"))?,
         },
         instances: Vec::new(),
+        edges: a.edges,
+        placed: BTreeMap::new(),
     };
     let mut configs = Vec::new();
-    if a.mode != Mode::Macvtap {
-        configs.push(("edge", "hp-hv", edge_config(a.mode, a.vms, &opts)));
+    if a.mode == Mode::Qbg {
+        for e in 1..=a.edges {
+            configs.push((
+                format!("edge{e}"),
+                pn(&format!("hv{e}")),
+                qbg_edge_config(e, a.vms, &opts),
+            ));
+        }
+        configs.push((
+            "bridge".into(),
+            pn("sw"),
+            qbg_bridge_config(a.edges, &opts, &extra)?,
+        ));
+    } else {
+        if a.mode != Mode::Macvtap {
+            configs.push(("edge".into(), pn("hv"), edge_config(a.mode, a.vms, &opts)));
+        }
+        configs.push((
+            "bridge".into(),
+            pn("sw"),
+            bridge_config(a.mode, a.vms, &opts, &extra)?,
+        ));
     }
-    configs.push((
-        "bridge",
-        "hp-sw",
-        bridge_config(a.mode, a.vms, &opts, &extra)?,
-    ));
     for (name, ns, text) in &configs {
         Config::parse(text).map_err(|e| format!("generated {name} config: {e}"))?;
         let cfg = dir.join(format!("{name}.toml"));
@@ -740,7 +868,7 @@ pub fn up(a: &UpArgs) -> Result<State, String> {
         });
     }
     let r = (|| {
-        build_topology(a.mode, a.vms, opts.link_mtu())?;
+        build_topology(a.mode, a.vms, a.edges, opts.link_mtu())?;
         wait_links_up()?;
         save_state(&st)?;
         for i in 0..st.instances.len() {
@@ -921,6 +1049,283 @@ pub fn status_text() -> String {
     s
 }
 
+/// An instance's control socket (in the state dir).
+pub fn socket(instance: &str) -> PathBuf {
+    state_dir().join(format!("{instance}.sock"))
+}
+
+/// `--mode qbg`: the VSI instance id of VM `k`.
+pub fn vm_uuid(k: u32) -> String {
+    format!("6ba7b810-9dad-11d1-80b4-0077000000{:02x}", k & 0xff)
+}
+
+/// `--mode qbg`: edge `e`'s config: an `edge-vepa` whose uplink runs EVB
+/// as the station; VM ports without a VLAN until the bridge assigns one.
+pub fn qbg_edge_config(e: u32, vms: u32, o: &LabOpts) -> String {
+    let core = o.edge_core.unwrap_or(0);
+    let be = &o.backend;
+    let mut s = format!(
+        "# generated by hairpin lab up --mode qbg (edge {e})\n[switch]\nrole = \"edge-vepa\"\nworkers = [{core}]\nidle_sleep_us = {}\npool_size = 4096\nmtu = {}\n\n",
+        o.idle_sleep_us,
+        o.switch_mtu()
+    );
+    for k in 1..=vms {
+        s += &format!(
+            "[[port]]\nname = \"vm{k}\"\nbackend = \"{be}:{}\"\nmode = \"access\"\n\n",
+            pn(&format!("vm{k}"))
+        );
+    }
+    s += &format!(
+        "[[port]]\nname = \"uplink\"\nbackend = \"{be}:{}\"\nmode = \"trunk\"\nvlans = []\nuplink = true\nevb = \"station\"\n",
+        pn("up")
+    );
+    s
+}
+
+/// `--mode qbg`: the bridge: ports `hv1..hvN` (EVB bridge role, reflective
+/// relay negotiated), `out` in [`QBG_VLAN`], VSI type [`QBG_TYPE`] with
+/// `lab.vsi_policy`, and the policies and meters of `extra`.
+pub fn qbg_bridge_config(edges: u32, o: &LabOpts, extra: &toml::Table) -> Result<String, String> {
+    let core = o.bridge_core.unwrap_or(if cores() > 1 { 1 } else { 0 });
+    let be = &o.backend;
+    if !o.vm.is_empty() {
+        return Err("lab.vm: --mode qbg takes the VMs' policy from the VSI type (lab.vsi_policy), not per VM".into());
+    }
+    let mut s = format!(
+        "# generated by hairpin lab up --mode qbg\n[switch]\nrole = \"bridge\"\nworkers = [{core}]\nidle_sleep_us = {}\npool_size = 4096\nmtu = {}\n\n",
+        o.idle_sleep_us,
+        o.switch_mtu()
+    );
+    for e in 1..=edges {
+        s += &format!(
+            "[[port]]\nname = \"hv{e}\"\nbackend = \"{be}:{}\"\nmode = \"trunk\"\nvlans = []\nevb = \"bridge\"\nreflective_relay = \"negotiate\"\n\n",
+            pn(&format!("swhv{e}"))
+        );
+    }
+    s += &format!(
+        "[[port]]\nname = \"out\"\nbackend = \"{be}:{}\"\nmode = \"access\"\npvid = {QBG_VLAN}\n\n\
+         [[vsi_type]]\nid = {QBG_TYPE}\nversion = 1\nvlan = {QBG_VLAN}\n",
+        pn("swout")
+    );
+    if let Some(p) = &o.vsi_policy {
+        s += &format!("policy = {}\n", toml::Value::String(p.clone()));
+    }
+    s += "\n";
+    if !extra.is_empty() {
+        s += &toml::to_string(extra).map_err(|e| e.to_string())?;
+    }
+    Ok(s)
+}
+
+/// `--mode qbg` topology: edge `e` in namespace `hvE` with its uplink to the
+/// bridge's `swhvE`; every VM has one interface per edge (`eth0` to edge 1,
+/// `eth1` to edge 2, …), all up with the VM's MAC; the VM's address sits on
+/// the interface of the edge it runs behind (set by `lab vm start|migrate`).
+fn build_qbg(vms: u32, edges: u32, mtu: usize) -> Result<(), String> {
+    add_ns(&pn("sw"))?;
+    add_ns(&pn("out"))?;
+    for e in 1..=edges {
+        let hv = pn(&format!("hv{e}"));
+        add_ns(&hv)?;
+        let sw = pn(&format!("swhv{e}"));
+        ip(&[
+            "-n",
+            &hv,
+            "link",
+            "add",
+            &pn("up"),
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &sw,
+            "netns",
+            &pn("sw"),
+        ])?;
+        for (ns, dev) in [(hv.clone(), pn("up")), (pn("sw"), sw)] {
+            prep(&ns, &dev, mtu)?;
+            ip(&["-n", &ns, "link", "set", &dev, "up"])?;
+        }
+    }
+    ip(&[
+        "-n",
+        &pn("sw"),
+        "link",
+        "add",
+        &pn("swout"),
+        "type",
+        "veth",
+        "peer",
+        "name",
+        &pn("eth0"),
+        "netns",
+        &pn("out"),
+    ])?;
+    prep(&pn("sw"), &pn("swout"), mtu)?;
+    ip(&["-n", &pn("sw"), "link", "set", &pn("swout"), "up"])?;
+    host_addr(&pn("out"), OUTSIDE_MAC, &outside_ip(), mtu)?;
+    for k in 1..=vms {
+        let vns = pn(&format!("vm{k}"));
+        add_ns(&vns)?;
+        for e in 1..=edges {
+            let (hv, port, eth) = (pn(&format!("hv{e}")), pn(&format!("vm{k}")), vm_eth(e));
+            ip(&[
+                "-n", &hv, "link", "add", &port, "type", "veth", "peer", "name", &eth, "netns",
+                &vns,
+            ])?;
+            prep(&hv, &port, mtu)?;
+            ip(&["-n", &hv, "link", "set", &port, "up"])?;
+            ip(&["-n", &vns, "link", "set", &eth, "address", &vm_mac(k)])?;
+            prep(&vns, &eth, mtu)?;
+            ip(&["-n", &vns, "link", "set", &eth, "up"])?;
+        }
+    }
+    Ok(())
+}
+
+/// `--mode qbg`: the VM's interface toward edge `e`.
+pub fn vm_eth(e: u32) -> String {
+    pn(&format!("eth{}", e - 1))
+}
+
+/// What `lab vm start|stop|migrate` did.
+#[derive(Debug, Serialize)]
+pub struct VmReport {
+    /// The VM.
+    pub vm: String,
+    /// The edge it now runs behind (None: stopped).
+    pub edge: Option<u32>,
+    /// The edge's answer(s) (`vm.associate` / `vm.deassociate` data).
+    pub replies: Vec<serde_json::Value>,
+}
+
+fn qbg_state(name: &str) -> Result<(State, u32), String> {
+    need_root()?;
+    let st = load_state().ok_or("no lab is up (hairpin lab up --mode qbg first)")?;
+    if st.mode != Mode::Qbg {
+        return Err(format!(
+            "lab vm needs a lab in --mode qbg (this one is {})",
+            st.mode.name()
+        ));
+    }
+    let k = name
+        .strip_prefix("vm")
+        .and_then(|n| n.parse::<u32>().ok())
+        .filter(|k| (1..=st.vms).contains(k))
+        .ok_or_else(|| format!("NAME: {name:?} is not a VM of this lab (vm1..vm{})", st.vms))?;
+    Ok((st, k))
+}
+
+fn edge_ask(e: u32, req: serde_json::Value) -> Result<serde_json::Value, String> {
+    let mut c = crate::app::show::Conn::open(&socket(&format!("edge{e}")))?;
+    c.ask(&req).map_err(|m| format!("edge{e}: {m}"))
+}
+
+fn associate(e: u32, k: u32) -> Result<serde_json::Value, String> {
+    edge_ask(
+        e,
+        serde_json::json!({"cmd": "vm.associate", "name": format!("vm{k}"), "mac": vm_mac(k),
+            "port": format!("vm{k}"), "type_id": QBG_TYPE, "type_version": 1, "uuid": vm_uuid(k)}),
+    )
+}
+
+fn deassociate(e: u32, k: u32) -> Result<serde_json::Value, String> {
+    edge_ask(
+        e,
+        serde_json::json!({"cmd": "vm.deassociate", "name": format!("vm{k}")}),
+    )
+}
+
+fn vm_addr(k: u32, e: u32, add: bool) -> Result<(), String> {
+    let a = format!("{}/24", vm_ip(k));
+    let ns = pn(&format!("vm{k}"));
+    ip(&[
+        "-n",
+        &ns,
+        "addr",
+        if add { "add" } else { "del" },
+        &a,
+        "dev",
+        &vm_eth(e),
+    ])?;
+    Ok(())
+}
+
+/// `lab vm start NAME [--edge E]`: associate the VM on edge `E` (default 1;
+/// the bridge answers with its VLAN and installs its policy), then give the
+/// VM its address on the interface toward that edge.
+pub fn vm_start(name: &str, edge: Option<u32>) -> Result<VmReport, String> {
+    let (mut st, k) = qbg_state(name)?;
+    if let Some(e) = st.placed.get(name) {
+        return Err(format!("NAME: {name} runs already (behind edge{e})"));
+    }
+    let e = edge.unwrap_or(1);
+    if !(1..=st.edges).contains(&e) {
+        return Err(format!(
+            "--edge: {e} is not an edge of this lab (1..={})",
+            st.edges
+        ));
+    }
+    let r = associate(e, k)?;
+    vm_addr(k, e, true)?;
+    st.placed.insert(name.to_string(), e);
+    save_state(&st)?;
+    Ok(VmReport {
+        vm: name.into(),
+        edge: Some(e),
+        replies: vec![r],
+    })
+}
+
+/// `lab vm stop NAME`: remove the VM's address, de-associate it.
+pub fn vm_stop(name: &str) -> Result<VmReport, String> {
+    let (mut st, k) = qbg_state(name)?;
+    let e = *st
+        .placed
+        .get(name)
+        .ok_or_else(|| format!("NAME: {name} is not running (lab vm start {name})"))?;
+    vm_addr(k, e, false)?;
+    let r = deassociate(e, k)?;
+    st.placed.remove(name);
+    save_state(&st)?;
+    Ok(VmReport {
+        vm: name.into(),
+        edge: None,
+        replies: vec![r],
+    })
+}
+
+/// `lab vm migrate NAME --to E`: associate on edge `E` (the bridge moves the
+/// VSI to that edge's port with its VLAN and policy), move the VM's address
+/// to the interface toward `E`, then de-associate on the old edge.
+pub fn vm_migrate(name: &str, to: u32) -> Result<VmReport, String> {
+    let (mut st, k) = qbg_state(name)?;
+    let from = *st
+        .placed
+        .get(name)
+        .ok_or_else(|| format!("NAME: {name} is not running (lab vm start {name})"))?;
+    if !(1..=st.edges).contains(&to) {
+        return Err(format!(
+            "--to: {to} is not an edge of this lab (1..={})",
+            st.edges
+        ));
+    }
+    if to == from {
+        return Err(format!("--to: {name} runs behind edge{to} already"));
+    }
+    let a = associate(to, k)?;
+    vm_addr(k, from, false)?;
+    vm_addr(k, to, true)?;
+    st.placed.insert(name.to_string(), to);
+    save_state(&st)?;
+    let d = deassociate(from, k)?;
+    Ok(VmReport {
+        vm: name.into(),
+        edge: Some(to),
+        replies: vec![a, d],
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -939,6 +1344,32 @@ mod tests {
             assert_eq!(c.port[0].reflective_relay.static_on(), m != Mode::Veb);
             assert_eq!(c.vm.len(), 3);
         }
+    }
+
+    #[test]
+    fn qbg_configs_validate() {
+        let (o, extra) =
+            parse_lab_config("[lab]\nvsi_policy = 'web'\n[policy.web]\ndefault = 'permit'\n")
+                .unwrap();
+        for e in 1..=2 {
+            let c = Config::parse(&qbg_edge_config(e, 3, &o)).expect("edge config");
+            assert_eq!(c.port.len(), 4);
+            assert!(c.port[3].uplink);
+            assert!(c.vsi.is_empty(), "VMs come with `lab vm start`");
+        }
+        let c = Config::parse(&qbg_bridge_config(2, &o, &extra).unwrap()).expect("bridge");
+        let names: Vec<_> = c.port.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["hv1", "hv2", "out"]);
+        assert_eq!(c.vsi_type.len(), 1);
+        assert_eq!(c.vsi_type[0].vlan, Some(QBG_VLAN));
+        assert_eq!(c.vsi_type[0].policy.as_deref(), Some("web"));
+        let (o, extra) = parse_lab_config("[lab.vm.vm1]\npolicy = 'p'\n").unwrap();
+        let e = qbg_bridge_config(2, &o, &extra).unwrap_err();
+        assert!(e.starts_with("lab.vm"), "{e}");
+        assert!(valid_prefix("hpv-") && !valid_prefix("hp") && !valid_prefix("HPV-"));
+        assert!(!valid_prefix("a-") && !valid_prefix("toolong-") && !valid_prefix("h1-"));
+        assert_ne!(vm_uuid(1), vm_uuid(2));
+        assert!(crate::config::parse_uuid(&vm_uuid(200)).is_ok());
     }
 
     #[test]
@@ -975,6 +1406,7 @@ mod tests {
         assert_eq!(Mode::parse("macvtap").unwrap(), Mode::Macvtap);
         assert!(Mode::parse("bridge").is_err());
         assert!(is_lab_netns("hp-vm12") && is_lab_netns("hp-sw") && is_lab_netns("hp-out"));
+        assert!(is_lab_netns("hp-hv2") && !is_lab_netns("hp-hvx"));
         assert!(!is_lab_netns("hp-vm") && !is_lab_netns("hp-khv") && !is_lab_netns("hpd-vm1"));
     }
 }

@@ -799,6 +799,7 @@ fn metric_names_are_documented() {
         clock: hairpin::util::Clock::new(),
         host: Mutex::new(host),
         started: Instant::now(),
+        vm: None,
     };
     let text = prom::render(&view);
     let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/operations.md"))
@@ -870,6 +871,7 @@ fn queries_while_forwarding_in_the_library_runtime() {
         clock: hairpin::util::Clock::new(),
         host: Mutex::new(host),
         started: Instant::now(),
+        vm: None,
     });
     let dir = std::env::temp_dir().join(format!("hairpin-ctlsock-{}-lib", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);

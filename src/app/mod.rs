@@ -111,6 +111,11 @@ enum Cmd {
     },
     /// Print the counter reference (docs/counters.md).
     Counters,
+    /// VMs of an edge in the EVB station role: associate, deassociate, migrate (over its control socket).
+    Vm {
+        #[command(subcommand)]
+        cmd: vm::VmCmd,
+    },
     /// Network-namespace lab: VMs, a hypervisor edge and a hairpin bridge on veth (root only).
     Lab {
         #[command(subcommand)]
@@ -175,6 +180,7 @@ mod pktgen;
 mod run;
 pub mod show;
 pub use pktgen::utc_now;
+pub mod vm;
 
 fn load(path: &std::path::Path) -> Result<Config, String> {
     Config::load(path).map_err(|e| format!("{}: {e}", path.display()))
@@ -254,6 +260,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             control_socket,
         } => run::run(&config, seconds, &eal, control_socket.as_deref()),
         Cmd::Lab { cmd } => lab::run(cmd),
+        Cmd::Vm { cmd } => vm::run(cmd),
         Cmd::Stats { opts } => show::show(
             &[show::What::Ports, show::What::Cores, show::What::Drops],
             &show::FdbFilter::default(),

@@ -62,6 +62,12 @@ pub fn run(
         c.log_state = true;
     }
     let rebase = control.as_ref().map(|c| c.rebase_handle());
+    // `vm.*` commands of the control socket go to the control thread (bounded).
+    let vm = control.as_mut().map(|c| {
+        let (tx, rx) = crate::control::vm::channel();
+        c.set_vm_channel(rx);
+        tx
+    });
     // Telemetry first: when its socket or address cannot be served, no worker ran.
     let shared: Vec<_> = wl.iter().map(|(_, t)| t[0].shared.clone()).collect();
     let (host_tx, host_rx) = std::sync::mpsc::channel();
@@ -72,6 +78,7 @@ pub fn run(
         clock,
         host_tx,
         control_socket,
+        vm,
         tele_stop.clone(),
     )?;
     let running = match runtime::start(wl, clock, stop.clone()) {
@@ -251,6 +258,7 @@ fn telemetry_start(
     clock: Clock,
     host: std::sync::mpsc::Sender<HostJob>,
     cli_socket: Option<&Path>,
+    vm: Option<std::sync::mpsc::SyncSender<crate::control::vm::VmRequest>>,
     stop: Arc<AtomicBool>,
 ) -> Result<Telemetry, String> {
     let t = &inst.cfg.telemetry;
@@ -271,6 +279,7 @@ fn telemetry_start(
         clock,
         host: std::sync::Mutex::new(host),
         started: Instant::now(),
+        vm: vm.map(std::sync::Mutex::new),
     });
     let (path, explicit) = match (cli_socket, &t.control_socket) {
         (Some(p), _) => (p.to_path_buf(), true),

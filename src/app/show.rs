@@ -82,13 +82,15 @@ pub struct FdbFilter {
 /// Reply timeout of the socket.
 const TIMEOUT: Duration = Duration::from_secs(10);
 
-struct Conn {
+/// One connection to a control socket.
+pub(crate) struct Conn {
     r: BufReader<UnixStream>,
     w: UnixStream,
 }
 
 impl Conn {
-    fn open(p: &Path) -> Result<Conn, String> {
+    /// Connect (10 s timeouts).
+    pub(crate) fn open(p: &Path) -> Result<Conn, String> {
         let s = UnixStream::connect(p).map_err(|e| {
             format!(
                 "control socket {}: {e} (is `hairpin run` running? --control-socket PATH)",
@@ -102,7 +104,8 @@ impl Conn {
         let r = BufReader::new(s.try_clone().map_err(|e| e.to_string())?);
         Ok(Conn { r, w: s })
     }
-    fn ask(&mut self, req: &Value) -> Result<Value, String> {
+    /// One request; its `data`, or its `error` as Err.
+    pub(crate) fn ask(&mut self, req: &Value) -> Result<Value, String> {
         let mut line = req.to_string();
         line.push('\n');
         self.w

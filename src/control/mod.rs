@@ -19,6 +19,7 @@
 //! | [`plane`] | one switch's control plane: frames in, frames and data-path effects out |
 //! | [`apply`] | turning negotiated RR and VSI associations into a new snapshot + FDB changes |
 //! | [`thread`] | the control thread: punt queues in, control TX queues out |
+//! | [`vm`] | run-time VM commands of the station role (`hairpin vm …`) |
 //! | [`fuzz`] | arbitrary bytes through the parsers and state machines (fuzz targets) |
 
 pub mod apply;
@@ -31,6 +32,7 @@ pub mod station;
 pub mod store;
 pub mod thread;
 pub mod vdp;
+pub mod vm;
 
 /// Nanoseconds on the control thread's monotonic clock.
 pub type Nanos = u64;

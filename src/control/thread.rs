@@ -185,14 +185,18 @@ pub struct ControlThread {
     pub ctr: ThreadCounters,
     /// The last error from building a snapshot.
     pub last_error: Option<String>,
-    vsis: Vec<(crate::config::evb::VsiCfg, [u8; 16])>,
-    retry: Vec<Nanos>,
+    pub(super) vsis: Vec<(crate::config::evb::VsiCfg, [u8; 16])>,
+    pub(super) retry: Vec<Nanos>,
     rebase: Rebase,
     /// Print the data path's state ([`Applier::state`]) on stderr, one
     /// `hairpin: qbg: {json}` line per published snapshot (`hairpin run`).
     pub log_state: bool,
     /// The edge VMs of the last published snapshot (station role).
     last_edge: Vec<super::apply::EdgeVm>,
+    /// `vm.*` commands from the control socket (station role).
+    pub(super) vm_rx: Option<std::sync::mpsc::Receiver<super::vm::VmRequest>>,
+    /// `vm.*` requests waiting for the bridge.
+    pub(super) pending: Vec<super::vm::Pending>,
 }
 
 impl ControlThread {
@@ -230,7 +234,14 @@ impl ControlThread {
             rebase: Rebase::default(),
             log_state: false,
             last_edge: Vec::new(),
+            vm_rx: None,
+            pending: Vec::new(),
         }
+    }
+
+    /// Take `vm.*` commands from `rx` (the other end of [`super::vm::channel`]).
+    pub fn set_vm_channel(&mut self, rx: std::sync::mpsc::Receiver<super::vm::VmRequest>) {
+        self.vm_rx = Some(rx);
     }
 
     /// A handle to give this thread a reloaded config: the snapshot it
@@ -380,14 +391,23 @@ impl ControlThread {
             }
         }
         fx = merge(fx, self.plane.tick(now, &mut out));
+        let cmds = self.vm_commands(now, &mut out);
         self.announce(now, &mut out);
         // Station events: a new snapshot only when the edge VMs changed
         // (not for each keep-alive the bridge acknowledges).
-        if !self.plane.take_events().is_empty() && self.edge_vms() != self.last_edge {
+        let ev = self.plane.take_events();
+        if (cmds || !ev.is_empty()) && self.edge_vms() != self.last_edge {
             fx.vsis_changed = true;
         }
         self.send(out);
         self.publish(fx);
+        // After the snapshot: a `vm.*` answer finds the edge state in force.
+        if self.answer_pending(&ev) {
+            self.publish(Effects {
+                rr_changed: false,
+                vsis_changed: true,
+            });
+        }
         n
     }
 

@@ -34,7 +34,18 @@ pub const MAX_REQUEST: usize = 64 * 1024;
 pub const HOST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Commands of the control socket.
 pub const COMMANDS: &[&str] = &[
-    "ports", "cores", "drops", "fdb", "vsi", "acl", "meters", "queues", "reload",
+    "ports",
+    "cores",
+    "drops",
+    "fdb",
+    "vsi",
+    "acl",
+    "meters",
+    "queues",
+    "reload",
+    "vm.associate",
+    "vm.deassociate",
+    "vm.migrate",
 ];
 
 /// Work for the thread that owns the instance (it polls for jobs between its
@@ -70,6 +81,9 @@ pub struct View {
     pub host: Mutex<Sender<HostJob>>,
     /// When the switch started.
     pub started: Instant,
+    /// `vm.*` commands go to the 802.1Qbg control thread here (None: no
+    /// control thread in this instance).
+    pub vm: Option<Mutex<std::sync::mpsc::SyncSender<crate::control::vm::VmRequest>>>,
 }
 
 /// Pin the calling thread to the lowest core that runs no worker. Returns
@@ -150,6 +164,9 @@ impl View {
             "meters" => Ok(self.meters_json()),
             "queues" => Ok(self.queues_json()),
             "reload" => self.reload(),
+            "vm.associate" | "vm.deassociate" | "vm.migrate" => {
+                self.vm(cmd, obj).map_err(|e| format!("{cmd}: {e}"))
+            }
             _ => Err(format!(
                 "unknown command {cmd:?}; commands: {}",
                 COMMANDS.join(", ")
@@ -434,6 +451,76 @@ impl View {
             Ok(Ok(gen)) => Ok(json!({"generation": gen})),
             Ok(Err(why)) => Err(format!("reload refused, the running config stays: {why}")),
             Err(_) => Err("reload: the switch did not answer in time".into()),
+        }
+    }
+}
+
+impl View {
+    /// A `vm.*` command: checked here (fields), then handed to the control
+    /// thread, whose answer (after the bridge's reply) is returned.
+    fn vm(&self, cmd: &str, obj: &Map<String, Value>) -> Result<Value, String> {
+        use crate::control::vm::{VmOp, VmRequest};
+        let s = |k: &str| -> Result<String, String> {
+            obj.get(k)
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .ok_or_else(|| format!("\"{k}\" (a string) is missing"))
+        };
+        let n = |k: &str, max: u64, def: Option<u64>| -> Result<u64, String> {
+            match obj.get(k) {
+                None | Some(Value::Null) => {
+                    def.ok_or_else(|| format!("\"{k}\" (a number) is missing"))
+                }
+                Some(v) => v
+                    .as_u64()
+                    .filter(|&x| x <= max)
+                    .ok_or_else(|| format!("\"{k}\" is a number in 0..={max}")),
+            }
+        };
+        let op = match cmd {
+            "vm.associate" => {
+                let mac = s("mac")?;
+                let mac = mac
+                    .parse::<Mac>()
+                    .map_err(|e| format!("\"mac\" {mac:?}: {e}"))?;
+                if mac.is_group() || mac.is_zero() {
+                    return Err(format!("\"mac\" {mac}: a VM has a unicast, non-zero MAC"));
+                }
+                let vlan = n("vlan", 4094, Some(0))? as u16;
+                VmOp::Associate(crate::config::evb::VsiCfg {
+                    name: s("name")?,
+                    mac,
+                    port: s("port")?,
+                    type_id: n("type_id", 0xff_ffff, None)? as u32,
+                    type_version: n("type_version", 255, None)? as u8,
+                    uuid: s("uuid")?,
+                    vlan,
+                })
+            }
+            "vm.deassociate" => VmOp::Deassociate { name: s("name")? },
+            _ => VmOp::Migrate {
+                name: s("name")?,
+                to_port: s("to_port")?,
+            },
+        };
+        let (tx, rx) = channel();
+        let q = self.vm.as_ref().ok_or(
+            "this instance runs no 802.1Qbg control thread (no uplink with evb = \"station\")",
+        )?;
+        q.lock()
+            .map_err(|_| "the switch is shutting down".to_string())?
+            .try_send(VmRequest { op, reply: tx })
+            .map_err(|e| match e {
+                std::sync::mpsc::TrySendError::Full(_) => {
+                    "the control thread's queue is full; try again".to_string()
+                }
+                std::sync::mpsc::TrySendError::Disconnected(_) => {
+                    "the switch is shutting down".to_string()
+                }
+            })?;
+        match rx.recv_timeout(HOST_TIMEOUT) {
+            Ok(r) => r,
+            Err(_) => Err("no answer from the bridge in time (timeout)".into()),
         }
     }
 }
