@@ -156,6 +156,17 @@ impl Instance {
     /// burst size, the MTU or the pool — are refused with the reason, and the
     /// running config stays. Returns the new snapshot generation.
     pub fn reload(&mut self, new: Config) -> Result<u64, String> {
+        let model = self.stage_reload(new)?;
+        Ok(self.switch.cell.store(model))
+    }
+
+    /// Everything [`Instance::reload`] does except publishing the snapshot:
+    /// the checks, the FDB changes and the new `cfg`; returns the snapshot
+    /// to publish. With an 802.1Qbg control thread the caller hands the new
+    /// config to it instead (`control::thread::Rebase`), and it publishes
+    /// the snapshot with its negotiated RR and VDP VSIs on top — so there is
+    /// no moment in which VDP-installed VLANs are missing.
+    pub fn stage_reload(&mut self, new: Config) -> Result<Model, String> {
         let old = &self.cfg;
         let ports = |c: &Config| {
             c.port
@@ -236,9 +247,8 @@ impl Instance {
                 return Err(format!("FDB full: cannot install VM {mac} VLAN {vid}"));
             }
         }
-        let gen = self.switch.cell.store(model);
         self.cfg = new;
-        Ok(gen)
+        Ok(model)
     }
 
     /// The task for worker `q`: its queue on every port, a pipeline, counter slots,

@@ -349,6 +349,38 @@ fn config_reload_keeps_vdp_vsis_and_takes_new_types() {
     assert_eq!(lab.vsis().len(), 2, "type 8 comes from the reloaded config");
 }
 
+/// What `hairpin run` does on SIGHUP with a control thread: the new config is
+/// staged (checked, FDB updated) but not published, so the VDP VSIs stay in
+/// the data path until the control thread publishes the new snapshot with
+/// them on top — at no moment are they missing.
+#[test]
+fn staged_reload_never_drops_the_vdp_vsis() {
+    let mut lab = Lab::new(&bridge_cfg(RR, ""));
+    let mut st = Station::new("", 0);
+    exchange(&mut lab, &mut [&mut st], S);
+    st.request(&mut lab, S, req(Mode::Assoc, 5, UUID_A, A, 0));
+    exchange(&mut lab, &mut [&mut st], S);
+    assert_eq!(lab.vsis().len(), 1);
+    let gen = lab.inst.switch.cell.generation();
+    let new = bridge_cfg(RR, "") + "[[vsi_type]]\nid = 8\nversion = 1\nvlan = 100\n";
+    let c = hairpin::config::Config::parse(&new).unwrap();
+    lab.inst.stage_reload(c.clone()).unwrap();
+    assert_eq!(
+        lab.inst.switch.cell.generation(),
+        gen,
+        "nothing published yet"
+    );
+    assert_eq!(lab.vsis().len(), 1, "the old snapshot, VSI included, stays");
+    lab.ctl.rebase_handle().rebase(c);
+    lab.step(S);
+    assert!(lab.inst.switch.cell.generation() > gen);
+    assert_eq!(lab.vsis().len(), 1, "the new snapshot carries the VSI");
+    assert!(lab.rr(0));
+    st.request(&mut lab, S, req(Mode::Assoc, 8, UUID_B, B, 0));
+    exchange(&mut lab, &mut [&mut st], S);
+    assert_eq!(lab.vsis().len(), 2, "type 8 comes from the staged config");
+}
+
 #[test]
 fn vsi_table_is_bounded_per_port() {
     let mut lab = Lab::new(&bridge_cfg(RR, "max_vsis_per_port = 2"));

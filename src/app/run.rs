@@ -215,15 +215,27 @@ fn reload(
 ) -> Result<u64, String> {
     let r = Config::load(path)
         .map_err(|e| e.to_string())
-        .and_then(|c| inst.reload(c));
+        .and_then(|c| match rebase {
+            // The control thread publishes the new snapshot with its 802.1Qbg
+            // state on top (within a millisecond); until then the old one stays.
+            Some(h) => inst.stage_reload(c).map(|_| {
+                h.rebase(inst.cfg.clone());
+                inst.switch.cell.generation()
+            }),
+            None => inst.reload(c),
+        });
     match &r {
         Ok(gen) => {
-            eprintln!(
-                "hairpin: {why}: {} reloaded (snapshot generation {gen})",
-                path.display()
-            );
-            if let Some(h) = rebase {
-                h.rebase(inst.cfg.clone());
+            if rebase.is_some() {
+                eprintln!(
+                    "hairpin: {why}: {} reloaded (published by the 802.1Qbg control thread after generation {gen})",
+                    path.display()
+                );
+            } else {
+                eprintln!(
+                    "hairpin: {why}: {} reloaded (snapshot generation {gen})",
+                    path.display()
+                );
             }
         }
         Err(e) => eprintln!("hairpin: {why}: reload refused, the running config stays: {e}"),
