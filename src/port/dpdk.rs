@@ -98,7 +98,14 @@ pub fn make_pool(cfg: &Config, extra: usize) -> Result<Arc<Pool>, String> {
         format!(
             "switch.pool_size: cannot create the mbuf pool ({n} mbufs of {room} bytes on NUMA socket {socket}{}): {e}",
             if ffi::has_hugepages() { "" } else { ", no hugepages: EAL memory is what -m/--socket-mem gave it" }
-        )
+        ) + if ffi::has_hugepages() && e.call.contains("IOVA-contiguous") && e.errno == libc::ENOMEM {
+            // The pool is one IOVA-contiguous zone (docs/architecture.md): in
+            // IOVA-as-PA mode that needs physically contiguous 2 MiB pages.
+            "; the pool needs IOVA-contiguous memory: run the EAL with --iova-mode=va \
+             (vfio-pci with an IOMMU; in [dpdk] eal_args or after --), or reserve 1 GiB hugepages"
+        } else {
+            ""
+        }
     })?;
     mp.into_pool()
         .map(Arc::new)

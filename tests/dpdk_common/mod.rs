@@ -28,7 +28,12 @@ pub fn eal_args(prefix: &str, huge: bool) -> Vec<String> {
         "--log-level=lib.eal:warning".into(),
     ];
     if huge {
-        a.extend(["-m".into(), "128".into(), "--huge-unlink".into()]);
+        a.extend([
+            "-m".into(),
+            "128".into(),
+            "--huge-unlink".into(),
+            "--iova-mode=va".into(),
+        ]);
     } else {
         a.extend(["--no-huge".into(), "-m".into(), "256".into()]);
     }
