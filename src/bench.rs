@@ -195,18 +195,7 @@ reflective_relay = true
         o.inflight + 8192,
         o.flow_cache
     );
-    let mut keys = Vec::new();
-    if o.rules > 0 || o.qos {
-        if o.qos {
-            toml = toml.replace(
-                "reflective_relay = true\n",
-                "reflective_relay = true\negress = { strict = 2 }\n",
-            );
-        }
-        let (t, k) = policy_toml(o.rules, o.qos, o.macs.max(2));
-        toml += &t;
-        keys = k;
-    }
+    let keys = add_policy(&mut toml, o);
     let cfg = Config::parse(&toml).map_err(|e| e.to_string())?;
     let t_build = Instant::now();
     crate::pipeline::Model::from_config(&cfg)?;
@@ -228,20 +217,7 @@ reflective_relay = true
     let offered = Arc::new(AtomicU64::new(0));
     let forwarded = Arc::new(AtomicU64::new(0));
 
-    // Build the in-flight frames: frame k goes from MAC k to MAC k+7 (mod macs).
-    let macs = o.macs.max(2);
-    let mut frames = Vec::with_capacity(o.inflight);
-    for k in 0..o.inflight.max(macs as usize) {
-        let s = (k as u32) % macs;
-        let d = (s + 7) % macs;
-        let mut b = pool.alloc().ok_or("pool too small")?;
-        let bytes = match keys.get(k % keys.len().max(1)) {
-            Some(key) => tuple_frame(vm_mac(s), vm_mac(d), key),
-            None => udp_frame(vm_mac(d), vm_mac(s), None, k as u32),
-        };
-        pool.fill(&mut b, &bytes);
-        frames.push(b);
-    }
+    let frames = inflight_frames(&pool, o, &keys)?;
 
     let wc = WorkerCfg {
         core: o.switch_core,
@@ -327,23 +303,104 @@ reflective_relay = true
     }
     drop(tasks);
 
+    Ok(result(
+        "hairpin-fwd",
+        o,
+        Window {
+            secs: dt.as_secs_f64(),
+            offered: o1 - o0,
+            forwarded: f1 - f0,
+            before: &c0,
+            after: &c1,
+        },
+        pool.mem_mode().name(),
+        fdb.len(),
+        snapshot_build_ms,
+    ))
+}
+
+/// Add the `--rules`/`--qos` part to a bench config (`egress` on the port
+/// with reflective relay, the policy and the VMs); returns the 5-tuples the
+/// frames should carry (empty without rules).
+pub fn add_policy(toml: &mut String, o: &BenchOpts) -> Vec<crate::policy::acl::AclKey> {
+    if o.rules == 0 && !o.qos {
+        return Vec::new();
+    }
+    if o.qos {
+        *toml = toml.replace(
+            "reflective_relay = true\n",
+            "reflective_relay = true\negress = { strict = 2 }\n",
+        );
+    }
+    let (t, keys) = policy_toml(o.rules, o.qos, o.macs.max(2));
+    *toml += &t;
+    keys
+}
+
+/// The frames the generator keeps in flight: frame k goes from MAC k to MAC
+/// k+7 (mod macs), carrying `keys[k]`'s 5-tuple when there are keys.
+pub fn inflight_frames(
+    pool: &Pool,
+    o: &BenchOpts,
+    keys: &[crate::policy::acl::AclKey],
+) -> Result<Vec<crate::buf::PktBuf>, String> {
+    let macs = o.macs.max(2);
+    let mut frames = Vec::with_capacity(o.inflight);
+    for k in 0..o.inflight.max(macs as usize) {
+        let s = (k as u32) % macs;
+        let d = (s + 7) % macs;
+        let Some(mut b) = pool.alloc() else {
+            for f in frames {
+                pool.free(f);
+            }
+            return Err("switch.pool_size: too small for the frames in flight".into());
+        };
+        let bytes = match keys.get(k % keys.len().max(1)) {
+            Some(key) => tuple_frame(vm_mac(s), vm_mac(d), key),
+            None => udp_frame(vm_mac(d), vm_mac(s), None, k as u32),
+        };
+        pool.fill(&mut b, &bytes);
+        frames.push(b);
+    }
+    Ok(frames)
+}
+
+/// What a bench saw in its measurement window.
+pub struct Window<'a> {
+    /// Seconds measured.
+    pub secs: f64,
+    /// Frames offered in the window.
+    pub offered: u64,
+    /// Frames that came back in the window.
+    pub forwarded: u64,
+    /// The switch core's counters at the start and the end of the window.
+    pub before: &'a CoreCounters,
+    /// See `before`.
+    pub after: &'a CoreCounters,
+}
+
+/// The result of one bench run from its measurement window.
+pub fn result(
+    scenario: &str,
+    o: &BenchOpts,
+    win: Window<'_>,
+    mem: &str,
+    fdb_entries: usize,
+    snapshot_build_ms: f64,
+) -> BenchResult {
     let hz = tsc_hz(50);
-    let d = |a: &CoreCounters, b: &CoreCounters| {
-        let (x, y) = (a.to_array(), b.to_array());
-        let mut r = [0u64; CoreCounters::SLOTS];
-        for i in 0..r.len() {
-            r[i] = y[i].wrapping_sub(x[i]);
-        }
-        CoreCounters::from_array(&r)
-    };
-    let w = d(&c0, &c1);
-    let secs = dt.as_secs_f64();
-    let fwd = f1 - f0;
+    let (x, y) = (win.before.to_array(), win.after.to_array());
+    let mut r = [0u64; CoreCounters::SLOTS];
+    for i in 0..r.len() {
+        r[i] = y[i].wrapping_sub(x[i]);
+    }
+    let w = CoreCounters::from_array(&r);
+    let (secs, fwd) = (win.secs, win.forwarded);
     let cyc = (w.busy_cycles + w.idle_cycles) as f64;
-    Ok(BenchResult {
-        scenario: "hairpin-fwd".into(),
+    BenchResult {
+        scenario: scenario.into(),
         seconds: secs,
-        offered: o1 - o0,
+        offered: win.offered,
         forwarded: fwd,
         mpps: fwd as f64 / secs / 1e6,
         ns_per_frame: secs * 1e9 / fwd.max(1) as f64,
@@ -363,15 +420,15 @@ reflective_relay = true
             .filter(|r| w.drops[**r as usize] > 0)
             .map(|r| (r.name().to_string(), w.drops[*r as usize]))
             .collect(),
-        mem: pool.mem_mode().name().into(),
-        fdb_entries: fdb.len(),
+        mem: mem.into(),
+        fdb_entries,
         tsc_ghz: hz / 1e9,
         rules: o.rules,
         qos: o.qos,
         snapshot_build_ms,
         flow_cache: o.flow_cache,
         flow_cache_hit_rate: hit_rate(&w),
-    })
+    }
 }
 
 #[cfg(test)]

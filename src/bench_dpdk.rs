@@ -5,14 +5,12 @@
 //! backend does not have. A generator thread on the other core keeps
 //! `inflight` frames circulating through the ring pair.
 
-use crate::bench::{policy_toml, tuple_frame, BenchOpts, BenchResult};
+use crate::bench::{add_policy, inflight_frames, result, BenchOpts, BenchResult, Window};
 use crate::buf::{Burst, MemMode};
 use crate::config::Config;
 use crate::dpdk::{self, RingDev};
-use crate::gen::{udp_frame, vm_mac};
 use crate::runtime::{self, Instance};
-use crate::stats::CoreCounters;
-use crate::util::{tsc_hz, Clock};
+use crate::util::Clock;
 use crate::worker::{self, WorkerCfg};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -84,18 +82,7 @@ reflective_relay = true
         o.flow_cache,
         dev.name()
     );
-    let mut keys = Vec::new();
-    if o.rules > 0 || o.qos {
-        if o.qos {
-            toml = toml.replace(
-                "reflective_relay = true\n",
-                "reflective_relay = true\negress = { strict = 2 }\n",
-            );
-        }
-        let (t, k) = policy_toml(o.rules, o.qos, o.macs.max(2));
-        toml += &t;
-        keys = k;
-    }
+    let keys = add_policy(&mut toml, o);
     let cfg = Config::parse(&toml).map_err(|e| e.to_string())?;
     let t_build = Instant::now();
     crate::pipeline::Model::from_config(&cfg)?;
@@ -110,19 +97,7 @@ reflective_relay = true
     let offered = Arc::new(AtomicU64::new(0));
     let forwarded = Arc::new(AtomicU64::new(0));
 
-    let macs = o.macs.max(2);
-    let mut frames = Vec::with_capacity(o.inflight);
-    for k in 0..o.inflight.max(macs as usize) {
-        let s = (k as u32) % macs;
-        let d = (s + 7) % macs;
-        let mut b = pool.alloc().ok_or("mbuf pool too small")?;
-        let bytes = match keys.get(k % keys.len().max(1)) {
-            Some(key) => tuple_frame(vm_mac(s), vm_mac(d), key),
-            None => udp_frame(vm_mac(d), vm_mac(s), None, k as u32),
-        };
-        pool.fill(&mut b, &bytes);
-        frames.push(b);
-    }
+    let frames = inflight_frames(&pool, o, &keys)?;
 
     let wc = WorkerCfg {
         core: o.switch_core,
@@ -201,50 +176,22 @@ reflective_relay = true
         ));
     }
 
-    let hz = tsc_hz(50);
-    let (x, y) = (c0.to_array(), c1.to_array());
-    let mut r = [0u64; CoreCounters::SLOTS];
-    for i in 0..r.len() {
-        r[i] = y[i].wrapping_sub(x[i]);
-    }
-    let w = CoreCounters::from_array(&r);
-    let secs = dt.as_secs_f64();
-    let fwd = f1 - f0;
-    let cyc = (w.busy_cycles + w.idle_cycles) as f64;
     let mem = pool.mem_mode().name().to_string();
     drop(inst);
     drop(pool);
     drop(dev);
-    Ok(BenchResult {
-        scenario: "dpdk-ring-fwd".into(),
-        seconds: secs,
-        offered: o1 - o0,
-        forwarded: fwd,
-        mpps: fwd as f64 / secs / 1e6,
-        ns_per_frame: secs * 1e9 / fwd.max(1) as f64,
-        cycles_per_frame: if w.tx_pkts > 0 {
-            cyc / w.tx_pkts as f64
-        } else {
-            f64::NAN
+    Ok(result(
+        "dpdk-ring-fwd",
+        o,
+        Window {
+            secs: dt.as_secs_f64(),
+            offered: o1 - o0,
+            forwarded: f1 - f0,
+            before: &c0,
+            after: &c1,
         },
-        busy_share: if cyc > 0.0 {
-            w.busy_cycles as f64 / cyc
-        } else {
-            0.0
-        },
-        drops: w.total_drops(),
-        drops_by_reason: crate::stats::DropReason::ALL
-            .iter()
-            .filter(|r| w.drops[**r as usize] > 0)
-            .map(|r| (r.name().to_string(), w.drops[*r as usize]))
-            .collect(),
-        mem,
-        fdb_entries: fdb.len(),
-        tsc_ghz: hz / 1e9,
-        rules: o.rules,
-        qos: o.qos,
+        &mem,
+        fdb.len(),
         snapshot_build_ms,
-        flow_cache: o.flow_cache,
-        flow_cache_hit_rate: crate::bench::hit_rate(&w),
-    })
+    ))
 }
