@@ -13,9 +13,19 @@ use std::process::ExitCode;
 pub struct PktgenArgs {
     #[command(subcommand)]
     method: Option<Method>,
-    /// The switch config (its ports must use the ring backend).
+    /// The switch config. Without --attach the switch is built in process on
+    /// ring ports; with --attach it is the device under test's config.
     #[arg(long, global = true)]
     config: Option<PathBuf>,
+    /// Drive port PORT of the config from outside through BACKEND
+    /// (afpacket:IF, afxdp:IF or dpdk:DEV: the far end of PORT's cable); the
+    /// switch is not built in process. Repeatable; every port a stream uses
+    /// must be attached.
+    #[arg(long, global = true, value_name = "PORT=BACKEND")]
+    attach: Vec<String>,
+    /// A DPDK EAL argument for dpdk: attachments, appended to `[dpdk] eal_args`. Repeatable.
+    #[arg(long, global = true, value_name = "ARG", allow_hyphen_values = true)]
+    eal: Vec<String>,
     /// A TOML file with `[pktgen]` and `[[stream]]` tables.
     #[arg(long, global = true)]
     streams: Option<PathBuf>,
@@ -258,16 +268,17 @@ fn print_run(r: &pg::SwitchRun) {
             f(|x| x.max_ns)
         );
     }
-    println!(
-        "total: offered {}, received {}, lost {}, foreign {}; switch ({}): {:.1} busy cycles/frame, drops {:?}",
-        run.offered,
-        run.received,
-        run.lost,
-        run.foreign,
-        r.switch.role,
-        r.switch.cycles_per_frame,
-        r.switch.drops
+    print!(
+        "total: offered {}, received {}, lost {}, foreign {}",
+        run.offered, run.received, run.lost, run.foreign
     );
+    match &r.switch {
+        Some(sw) => println!(
+            "; switch ({}): {:.1} busy cycles/frame, drops {:?}",
+            sw.role, sw.cycles_per_frame, sw.drops
+        ),
+        None => println!("; device under test outside this process"),
+    }
     for e in run.errors() {
         println!("error: {e}");
     }
@@ -323,10 +334,43 @@ pub fn main(a: PktgenArgs) -> Result<ExitCode, String> {
         .ok_or("--config: the switch to measure is required")?;
     let cfg = Config::load(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let file = load_file(&a, &cfg)?;
+    let attach = a
+        .attach
+        .iter()
+        .map(|s| pg::attach::parse_attach(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    if attach.is_empty() && !a.eal.is_empty() {
+        return Err("--eal: EAL arguments need an --attach PORT=dpdk:DEV".into());
+    }
     let stop = pg::interrupt_flag()?;
+    // The generator's rig: the switch in process, or the attached ports.
+    let workers = cfg.switch.workers.clone();
+    let make_rig = |cfg: Config| -> Result<pg::Rig, String> {
+        if attach.is_empty() {
+            pg::rig_for_config(cfg, &file)
+        } else {
+            pg::attach::rig_attached(&cfg, &file, &attach, &a.eal)
+        }
+    };
+    let pin = attach.is_empty().then_some(workers.as_slice());
+    let code = run_method(&a, cfg, &file, path, make_rig, pin, &stop);
+    // dpdk attachments: the EAL goes down once ports and pool are gone.
+    crate::runtime::shutdown_backends()?;
+    code
+}
+
+fn run_method(
+    a: &PktgenArgs,
+    cfg: Config,
+    file: &PktgenFile,
+    path: &std::path::Path,
+    make_rig: impl Fn(Config) -> Result<pg::Rig, String>,
+    pin: Option<&[usize]>,
+    stop: &std::sync::atomic::AtomicBool,
+) -> Result<ExitCode, String> {
     match &a.method {
         None => {
-            let r = pg::run_switch(cfg, &file, stop)?;
+            let r = pg::run_rig(make_rig(cfg)?, pin, stop)?;
             if !a.json {
                 print_run(&r);
             }
@@ -372,33 +416,34 @@ pub fn main(a: PktgenArgs) -> Result<ExitCode, String> {
                 ..Params::default()
             };
             let pr = Progress::new(a.quiet);
-            let workers = cfg.switch.workers.clone();
-            let mut rig = pg::rig_for_config(cfg, &file)?;
+            let mut rig = make_rig(cfg)?;
             let mut out = serde_json::Map::new();
             let partial = std::thread::scope(|sc| {
                 sc.spawn(|| {
-                    pg::pin_generator(&workers);
+                    if let Some(w) = pin {
+                        pg::pin_generator(w);
+                    }
                     let mut partial = false;
                     let mut tput = None;
                     if matches!(test, Test::Throughput | Test::Latency | Test::All) {
-                        let t = rfc2544::throughput(&mut rig, &p, &stop, &pr);
+                        let t = rfc2544::throughput(&mut rig, &p, stop, &pr);
                         partial |= t.partial;
                         tput = Some(t.load_pct / 100.0);
                         out.insert("throughput".into(), serde_json::to_value(&t).unwrap());
                     }
                     if !partial && matches!(test, Test::Latency | Test::All) {
                         let load = (tput.unwrap_or(0.0) * p.latency_fraction).max(1e-4);
-                        let l = rfc2544::latency(&mut rig, load, &p, &stop, &pr);
+                        let l = rfc2544::latency(&mut rig, load, &p, stop, &pr);
                         partial |= l.partial;
                         out.insert("latency".into(), serde_json::to_value(&l).unwrap());
                     }
                     if !partial && matches!(test, Test::FrameLoss | Test::All) {
-                        let l = rfc2544::frame_loss(&mut rig, &p, &stop, &pr);
+                        let l = rfc2544::frame_loss(&mut rig, &p, stop, &pr);
                         partial |= l.partial;
                         out.insert("frame_loss".into(), serde_json::to_value(&l).unwrap());
                     }
                     if !partial && matches!(test, Test::BackToBack | Test::All) {
-                        let b = rfc2544::back_to_back(&mut rig, &p, &stop, &pr);
+                        let b = rfc2544::back_to_back(&mut rig, &p, stop, &pr);
                         partial |= b.partial;
                         out.insert("back_to_back".into(), serde_json::to_value(&b).unwrap());
                     }
