@@ -93,6 +93,16 @@ enum Method {
     },
     /// The hairpin vs local switching comparison (see docs/performance.md).
     Harness(Box<crate::pktgen::topo::HarnessArgs>),
+    /// Write the streams as a pktgen-dpdk Lua script or a TRex STL profile
+    /// (the same frames, for bare metal; see docs/bare-metal.md).
+    Export {
+        /// What to write.
+        #[arg(long, value_enum)]
+        format: crate::pktgen::export::Format,
+        /// The file to write (default: stdout).
+        #[arg(short = 'o', long)]
+        output: Option<PathBuf>,
+    },
     /// The generator alone, ring port to ring port, unpaced (no switch).
     GenAlone {
         /// Seconds.
@@ -334,6 +344,9 @@ pub fn main(a: PktgenArgs) -> Result<ExitCode, String> {
         .ok_or("--config: the switch to measure is required")?;
     let cfg = Config::load(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let file = load_file(&a, &cfg)?;
+    if let Some(Method::Export { format, output }) = &a.method {
+        return export(&cfg, &file, *format, output.as_deref());
+    }
     let attach = a
         .attach
         .iter()
@@ -472,8 +485,29 @@ fn run_method(
                 ExitCode::SUCCESS
             })
         }
-        Some(Method::Harness(_) | Method::GenAlone { .. }) => unreachable!("handled above"),
+        Some(Method::Harness(_) | Method::GenAlone { .. } | Method::Export { .. }) => {
+            unreachable!("handled above")
+        }
     }
+}
+
+fn export(
+    cfg: &Config,
+    file: &PktgenFile,
+    format: crate::pktgen::export::Format,
+    output: Option<&std::path::Path>,
+) -> Result<ExitCode, String> {
+    use crate::pktgen::export::{self as ex, Format};
+    let streams = ex::compile(cfg, file)?;
+    let text = match format {
+        Format::PktgenLua => ex::pktgen_lua(cfg, file, &streams)?,
+        Format::Trex => ex::trex(cfg, file, &streams)?,
+    };
+    match output {
+        Some(p) => std::fs::write(p, text).map_err(|e| format!("-o {}: {e}", p.display()))?,
+        None => print!("{text}"),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn print_rfc2544(doc: &serde_json::Value) {

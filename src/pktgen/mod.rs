@@ -16,6 +16,7 @@
 
 pub mod attach;
 pub mod engine;
+pub mod export;
 pub mod pace;
 pub mod report;
 pub mod rfc2544;
