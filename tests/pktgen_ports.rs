@@ -198,9 +198,35 @@ fn through_hairpin_run_with_reflective_relay() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let at = format!("hv1=afpacket:{g}");
+    let cfgs = cfg.to_str().unwrap();
+    // The bridge's port is up once a probe comes back whole.
+    let t0 = Instant::now();
+    loop {
+        let (_, v, _) = pktgen(&[
+            "--config",
+            cfgs,
+            "--attach",
+            &at,
+            "--stream",
+            "src=a,dst=b",
+            "--count",
+            "10",
+            "--rate",
+            "1kpps",
+        ]);
+        if v["received"].as_u64() == Some(10) {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "the bridge never reflected a probe: {v}"
+        );
+    }
+    // Bounded and paced well below what the bridge's AF_PACKET ring absorbs
+    // while its worker is descheduled on a busy machine.
     let r = pktgen(&[
         "--config",
-        cfg.to_str().unwrap(),
+        cfgs,
         "--attach",
         &at,
         "--stream",
@@ -208,24 +234,27 @@ fn through_hairpin_run_with_reflective_relay() {
         "--stream",
         "src=b,dst=a,size=512",
         "--count",
-        "3000",
+        "2000",
         "--rate",
-        "30kpps",
+        "10kpps",
     ]);
     // SAFETY: signalling our own child by its pid.
     unsafe { libc::kill(run.id() as i32, libc::SIGTERM) };
     let out = run.wait_with_output().unwrap();
     let (code, v, err) = r;
-    assert_eq!(code, 0, "{err}\n{v}");
-    assert_clean(&v, 2, 3000);
     let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
             "hairpin run output ({e}): {}",
             String::from_utf8_lossy(&out.stderr)
         )
     });
+    assert_eq!(code, 0, "{err}\n{v}");
+    if v["lost"].as_u64() != Some(0) {
+        eprintln!("the bridge's counters: {}", s["counters"]);
+    }
+    assert_clean(&v, 2, 2000);
     assert!(
-        s["counters"]["reflected"].as_u64().unwrap() >= 6000,
+        s["counters"]["reflected"].as_u64().unwrap() >= 4010,
         "the bridge reflected every frame: {}",
         s["counters"]
     );

@@ -383,7 +383,13 @@ fn run_method(
 ) -> Result<ExitCode, String> {
     match &a.method {
         None => {
-            let r = pg::run_rig(make_rig(cfg)?, pin, stop)?;
+            let mut rig = make_rig(cfg)?;
+            let pr = Progress::new(a.quiet);
+            pr.text(&format!("[pktgen] {} streams", rig.engine.streams().len()));
+            rig.engine.set_progress(pr.engine_hook());
+            let r = pg::run_rig(rig, pin, stop);
+            pr.done();
+            let r = r?;
             if !a.json {
                 print_run(&r);
             }
@@ -430,6 +436,7 @@ fn run_method(
             };
             let pr = Progress::new(a.quiet);
             let mut rig = make_rig(cfg)?;
+            rig.engine.set_progress(pr.engine_hook());
             let mut out = serde_json::Map::new();
             let partial = std::thread::scope(|sc| {
                 sc.spawn(|| {

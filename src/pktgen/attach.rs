@@ -132,6 +132,7 @@ pub fn rig_attached(
         line_bps: stream::parse_bps(&file.pktgen.line_rate)?,
         hz: super::tsc_hz(),
         drain_ms: 200,
+        window: None,
     };
     let engine = Engine::new(streams, queues, vec![0; n], pool.clone(), ecfg)?;
     let mut rig = Rig::start(engine, vec![], vec![], vec![], pool)?;

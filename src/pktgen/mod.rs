@@ -215,6 +215,7 @@ pub fn rig_for_config(cfg: Config, file: &PktgenFile) -> Result<Rig, String> {
         line_bps: stream::parse_bps(&file.pktgen.line_rate)?,
         hz: tsc_hz(),
         drain_ms: 100,
+        window: None,
     };
     let engine = Engine::new(streams, queues, queue_of, pool.clone(), ecfg)?;
     Rig::start(engine, workers, vec![(cfg, shared)], vec![inst], pool)
