@@ -393,7 +393,7 @@ fn run_method(
             if !a.json {
                 print_run(&r);
             }
-            emit(&a, &serde_json::to_value(&r).expect("serialisable"))?;
+            emit(a, &serde_json::to_value(&r).expect("serialisable"))?;
             Ok(if r.run.partial {
                 ExitCode::from(130)
             } else if !r.run.errors().is_empty() {
@@ -485,7 +485,7 @@ fn run_method(
             if !a.json {
                 print_rfc2544(&doc);
             }
-            emit(&a, &doc)?;
+            emit(a, &doc)?;
             Ok(if partial {
                 ExitCode::from(130)
             } else {
