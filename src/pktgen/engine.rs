@@ -60,7 +60,8 @@ pub struct EngineCfg {
     /// Closed loop: a stream sends only while fewer than this many of its
     /// frames are on the way (offered, not refused, not yet received), so no
     /// queue of the device overflows and the rate found is its loss-free
-    /// rate. Frames the device dropped are written off after
+    /// rate. A stream waits until a whole burst fits the window. Frames the
+    /// device dropped are written off after
     /// [`WINDOW_STALL_MS`] without progress. None = open loop (paced only).
     pub window: Option<u64>,
 }
@@ -411,7 +412,8 @@ impl Engine {
                 if let Some(w) = window {
                     let on_way =
                         (x.offered - x.refused).saturating_sub(x.seq.received + x.written_off);
-                    if on_way >= w {
+                    // Wait for room for a whole burst: no trickle of tiny bursts.
+                    if on_way + (burst as u64).min(w) > w {
                         if now.wrapping_sub(last_rx) > stall_ticks {
                             x.written_off += on_way;
                         }
