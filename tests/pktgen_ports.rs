@@ -56,6 +56,19 @@ impl Drop for Veth {
     }
 }
 
+/// Stops a child process we started (SIGTERM, then waits) if it is still held.
+struct StopChild<'a>(&'a mut Option<std::process::Child>);
+
+impl Drop for StopChild<'_> {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            // SAFETY: signalling our own child by its pid.
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            let _ = c.wait();
+        }
+    }
+}
+
 const TWO_PORTS: &str = r#"
 [switch]
 role = "bridge"
@@ -183,15 +196,19 @@ fn through_hairpin_run_with_reflective_relay() {
     );
     let cfg = write(&d, "br.toml", &br);
     let sock = d.join("ctl.sock");
-    let run = Command::new(env!("CARGO_BIN_EXE_hairpin"))
-        .args(["run", "--config"])
-        .arg(&cfg)
-        .args(["--seconds", "20", "--control-socket"])
-        .arg(&sock)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut run = Some(
+        Command::new(env!("CARGO_BIN_EXE_hairpin"))
+            .args(["run", "--config"])
+            .arg(&cfg)
+            .args(["--seconds", "20", "--control-socket"])
+            .arg(&sock)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    // Whatever fails below, the bridge process is stopped (by its pid).
+    let guard = StopChild(&mut run);
     // The control socket appears once the workers run.
     let t0 = Instant::now();
     while !sock.exists() && t0.elapsed() < Duration::from_secs(10) {
@@ -238,9 +255,10 @@ fn through_hairpin_run_with_reflective_relay() {
         "--rate",
         "10kpps",
     ]);
+    let child = guard.0.take().unwrap();
     // SAFETY: signalling our own child by its pid.
-    unsafe { libc::kill(run.id() as i32, libc::SIGTERM) };
-    let out = run.wait_with_output().unwrap();
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
     let (code, v, err) = r;
     let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
