@@ -1,29 +1,77 @@
--- perf/pktgen-hairpin.lua: pktgen-dpdk on a second machine drives a VM-to-VM
--- hairpin stream into hairpin's port (docs/bare-metal.md, section 6).
--- Port 0 of pktgen is cabled to hairpin's VM-facing port (access, untagged).
--- VM A (02:00:00:00:00:01) sends to VM B (02:00:00:00:00:02); both must be
--- declared as [[vm]] on that port (static FDB entries), so every frame is
--- reflected back out of the port it came in on and pktgen's RX rate is the
--- hairpin rate. Not run in this repository's CI (it needs two machines).
---   pktgen -l 0-2 -n 4 -a PCI -- -P -m "[1:2].0" -f perf/pktgen-hairpin.lua
-local port = "0"
-local seconds = 10
+-- pktgen-dpdk script written by `hairpin pktgen export --format pktgen-lua`
+-- (docs/bare-metal.md). Do not edit: regenerate from the stream file.
+-- Rates are percent of pktgen's port speed; hairpin's line rate was 10G.
+-- pktgen ports (cable each to the switch port named):
+--   pktgen port 0 -> switch port "hv1": a-b hairpin
+--   pktgen port 1 -> switch port "hv2": c-a imix
+--   pktgen -l 0-2 -n 4 -a PCI... -- -P -m "..." -f THIS_FILE
 
+local seconds = 10
 pktgen.screen("off")
-pktgen.set_mac(port, "src", "02:00:00:00:00:01")
-pktgen.set_mac(port, "dst", "02:00:00:00:00:02")
-pktgen.set_ipaddr(port, "src", "10.0.0.1/24")
-pktgen.set_ipaddr(port, "dst", "10.0.0.2")
-pktgen.set_proto(port, "udp")
-pktgen.set(port, "size", 64)
-pktgen.set(port, "rate", 100)
-pktgen.set(port, "count", 0)
+
+-- port 0: switch port "hv1"
+-- stream "a-b hairpin": a -> b, range mode
+pktgen.set_type("0", "ipv4")
+pktgen.set_proto("0", "udp")
+pktgen.range.dst_mac("0", "start", "02:00:00:00:00:02")
+pktgen.range.dst_mac("0", "inc", "00:00:00:00:00:00")
+pktgen.range.dst_mac("0", "min", "02:00:00:00:00:02")
+pktgen.range.dst_mac("0", "max", "02:00:00:00:00:02")
+pktgen.range.src_mac("0", "start", "02:00:00:00:00:01")
+pktgen.range.src_mac("0", "inc", "00:00:00:00:00:00")
+pktgen.range.src_mac("0", "min", "02:00:00:00:00:01")
+pktgen.range.src_mac("0", "max", "02:00:00:00:00:01")
+pktgen.range.src_ip("0", "start", "10.0.0.1")
+pktgen.range.src_ip("0", "inc", "0.0.0.0")
+pktgen.range.src_ip("0", "min", "10.0.0.1")
+pktgen.range.src_ip("0", "max", "10.0.0.1")
+pktgen.range.dst_ip("0", "start", "10.0.0.2")
+pktgen.range.dst_ip("0", "inc", "0.0.0.0")
+pktgen.range.dst_ip("0", "min", "10.0.0.2")
+pktgen.range.dst_ip("0", "max", "10.0.0.2")
+pktgen.range.src_port("0", "start", 1000)
+pktgen.range.src_port("0", "inc", 1)
+pktgen.range.src_port("0", "min", 1000)
+pktgen.range.src_port("0", "max", 1999)
+pktgen.range.dst_port("0", "start", 1024)
+pktgen.range.dst_port("0", "inc", 0)
+pktgen.range.dst_port("0", "min", 1024)
+pktgen.range.dst_port("0", "max", 1024)
+pktgen.range.pkt_size("0", "start", 64)
+pktgen.range.pkt_size("0", "inc", 0)
+pktgen.range.pkt_size("0", "min", 64)
+pktgen.range.pkt_size("0", "max", 64)
+pktgen.vlan("0", "off")
+pktgen.set_range("0", "on")
+pktgen.set("0", "rate", 50.0000)
+pktgen.set("0", "count", 0)
+
+-- port 1: switch port "hv2"
+-- stream "c-a imix": c -> a, sequence packets
+pktgen.seqTable(0, "1", { eth_dst_addr = "02:00:00:00:00:01", eth_src_addr = "02:00:00:00:00:03", ip_dst_addr = "10.0.0.1", ip_src_addr = "10.0.0.3/32", sport = 1024, dport = 1024, ethType = "vlan", ipProto = "udp", vlanid = 10, cos = 5, pktSize = 64 })
+pktgen.seqTable(1, "1", { eth_dst_addr = "02:00:00:00:00:01", eth_src_addr = "02:00:00:00:00:03", ip_dst_addr = "10.0.0.1", ip_src_addr = "10.0.0.3/32", sport = 1024, dport = 1024, ethType = "vlan", ipProto = "udp", vlanid = 10, cos = 5, pktSize = 594 })
+pktgen.seqTable(2, "1", { eth_dst_addr = "02:00:00:00:00:01", eth_src_addr = "02:00:00:00:00:03", ip_dst_addr = "10.0.0.1", ip_src_addr = "10.0.0.3/32", sport = 1024, dport = 1024, ethType = "vlan", ipProto = "udp", vlanid = 10, cos = 5, pktSize = 64 })
+pktgen.seqTable(3, "1", { eth_dst_addr = "02:00:00:00:00:01", eth_src_addr = "02:00:00:00:00:03", ip_dst_addr = "10.0.0.1", ip_src_addr = "10.0.0.3/32", sport = 1024, dport = 1024, ethType = "vlan", ipProto = "udp", vlanid = 10, cos = 5, pktSize = 64 })
+pktgen.seqTable(4, "1", { eth_dst_addr = "02:00:00:00:00:01", eth_src_addr = "02:00:00:00:00:03", ip_dst_addr = "10.0.0.1", ip_src_addr = "10.0.0.3/32", sport = 1024, dport = 1024, ethType = "vlan", ipProto = "udp", vlanid = 10, cos = 5, pktSize = 594 })
+pktgen.seqTable(5, "1", { eth_dst_addr = "02:00:00:00:00:01", eth_src_addr = "02:00:00:00:00:03", ip_dst_addr = "10.0.0.1", ip_src_addr = "10.0.0.3/32", sport = 1024, dport = 1024, ethType = "vlan", ipProto = "udp", vlanid = 10, cos = 5, pktSize = 64 })
+pktgen.seqTable(6, "1", { eth_dst_addr = "02:00:00:00:00:01", eth_src_addr = "02:00:00:00:00:03", ip_dst_addr = "10.0.0.1", ip_src_addr = "10.0.0.3/32", sport = 1024, dport = 1024, ethType = "vlan", ipProto = "udp", vlanid = 10, cos = 5, pktSize = 1518 })
+pktgen.seqTable(7, "1", { eth_dst_addr = "02:00:00:00:00:01", eth_src_addr = "02:00:00:00:00:03", ip_dst_addr = "10.0.0.1", ip_src_addr = "10.0.0.3/32", sport = 1024, dport = 1024, ethType = "vlan", ipProto = "udp", vlanid = 10, cos = 5, pktSize = 64 })
+pktgen.seqTable(8, "1", { eth_dst_addr = "02:00:00:00:00:01", eth_src_addr = "02:00:00:00:00:03", ip_dst_addr = "10.0.0.1", ip_src_addr = "10.0.0.3/32", sport = 1024, dport = 1024, ethType = "vlan", ipProto = "udp", vlanid = 10, cos = 5, pktSize = 594 })
+pktgen.seqTable(9, "1", { eth_dst_addr = "02:00:00:00:00:01", eth_src_addr = "02:00:00:00:00:03", ip_dst_addr = "10.0.0.1", ip_src_addr = "10.0.0.3/32", sport = 1024, dport = 1024, ethType = "vlan", ipProto = "udp", vlanid = 10, cos = 5, pktSize = 64 })
+pktgen.seqTable(10, "1", { eth_dst_addr = "02:00:00:00:00:01", eth_src_addr = "02:00:00:00:00:03", ip_dst_addr = "10.0.0.1", ip_src_addr = "10.0.0.3/32", sport = 1024, dport = 1024, ethType = "vlan", ipProto = "udp", vlanid = 10, cos = 5, pktSize = 594 })
+pktgen.seqTable(11, "1", { eth_dst_addr = "02:00:00:00:00:01", eth_src_addr = "02:00:00:00:00:03", ip_dst_addr = "10.0.0.1", ip_src_addr = "10.0.0.3/32", sport = 1024, dport = 1024, ethType = "vlan", ipProto = "udp", vlanid = 10, cos = 5, pktSize = 64 })
+pktgen.set("1", "seqCnt", 12)
+pktgen.set("1", "rate", 10.0000)
+pktgen.set("1", "count", 0)
+
 pktgen.clr()
-pktgen.start(port)
+pktgen.start("0,1")
 pktgen.delay(seconds * 1000)
-pktgen.stop(port)
+pktgen.stop("0,1")
 pktgen.delay(500)
-local s = pktgen.portStats(port, "port")[tonumber(port)]
-print(string.format("tx %d rx %d frames in %d s: %.3f Mpps reflected",
-    s.opackets, s.ipackets, seconds, s.ipackets / seconds / 1e6))
+for p = 0, 1 do
+    local s = pktgen.portStats(tostring(p), "port")[p]
+    print(string.format("port %d: tx %d rx %d frames in %d s: rx %.3f Mpps",
+        p, s.opackets, s.ipackets, seconds, s.ipackets / seconds / 1e6))
+end
 pktgen.quit()

@@ -47,6 +47,75 @@ pub fn shutdown_backends() -> Result<(), String> {
     Ok(())
 }
 
+/// Open port `i` of `cfg` on its backend: ring ports get a fresh cable (the
+/// far end is returned for a generator, a test or another switch), pcap
+/// ports open their files, afpacket/afxdp/dpdk ports their device (a dpdk
+/// port needs `pool` from [`make_pool`], which started the EAL). One queue
+/// per worker of `cfg`.
+pub fn open_port(
+    cfg: &Config,
+    i: usize,
+    pool: &Arc<Pool>,
+) -> Result<(Box<dyn Port>, Option<RingPort>), String> {
+    let nq = cfg.switch.workers.len();
+    let p = &cfg.port[i];
+    match p.backend.as_str() {
+        "ring" => {
+            let (a, b) = RingPort::pair(&p.name, nq, cfg.switch.ring_depth);
+            Ok((Box::new(a), Some(b)))
+        }
+        "pcap" => {
+            let (pin, pout) = (
+                p.pcap_in.as_deref().map(|f| cfg.resolve(f)),
+                p.pcap_out.as_deref().map(|f| cfg.resolve(f)),
+            );
+            let port = crate::port::pcap::PcapPort::open(
+                &p.name,
+                pool.clone(),
+                pin.as_deref(),
+                pout.as_deref(),
+            )
+            .map_err(|e| format!("port[{i}].backend: {e}"))?;
+            if nq != 1 {
+                return Err(format!(
+                    "port[{i}].backend: a pcap port has one queue; use one worker"
+                ));
+            }
+            Ok((Box::new(port), None))
+        }
+        #[cfg(feature = "dpdk")]
+        b if b.starts_with("dpdk:") => {
+            let port = crate::port::dpdk::DpdkPort::open(i, &b[5..], cfg, pool.clone())?;
+            Ok((Box::new(port), None))
+        }
+        #[cfg(target_os = "linux")]
+        b if b.starts_with("afpacket:") => {
+            let port = crate::port::afpacket::AfPacketPort::open(
+                &p.name,
+                &b["afpacket:".len()..],
+                nq,
+                pool.clone(),
+            )
+            .map_err(|e| format!("port[{i}].backend: {e}"))?;
+            Ok((Box::new(port), None))
+        }
+        #[cfg(target_os = "linux")]
+        b if b.starts_with("afxdp:") => {
+            let port = crate::port::afxdp::AfXdpPort::open(
+                &p.name,
+                &b["afxdp:".len()..],
+                nq,
+                pool.clone(),
+            )
+            .map_err(|e| format!("port[{i}].backend: {e}"))?;
+            Ok((Box::new(port), None))
+        }
+        b => Err(format!(
+            "port[{i}].backend: {b:?} is not available in this build"
+        )),
+    }
+}
+
 /// A switch instance that is built but not yet running.
 pub struct Instance {
     /// The config it came from.
@@ -62,72 +131,12 @@ pub struct Instance {
 impl Instance {
     /// Build from a validated config; ring ports get fresh cables, pcap ports open their files.
     pub fn new(cfg: Config, pool: Arc<Pool>) -> Result<Instance, String> {
-        let nq = cfg.switch.workers.len();
         let mut ports: Vec<Box<dyn Port>> = Vec::new();
         let mut peers = Vec::new();
-        for (i, p) in cfg.port.iter().enumerate() {
-            match p.backend.as_str() {
-                "ring" => {
-                    let (a, b) = RingPort::pair(&p.name, nq, cfg.switch.ring_depth);
-                    ports.push(Box::new(a));
-                    peers.push(Some(b));
-                }
-                "pcap" => {
-                    let (pin, pout) = (
-                        p.pcap_in.as_deref().map(|f| cfg.resolve(f)),
-                        p.pcap_out.as_deref().map(|f| cfg.resolve(f)),
-                    );
-                    let port = crate::port::pcap::PcapPort::open(
-                        &p.name,
-                        pool.clone(),
-                        pin.as_deref(),
-                        pout.as_deref(),
-                    )
-                    .map_err(|e| format!("port[{i}].backend: {e}"))?;
-                    if nq != 1 {
-                        return Err(format!(
-                            "port[{i}].backend: a pcap port has one queue; use one worker"
-                        ));
-                    }
-                    ports.push(Box::new(port));
-                    peers.push(None);
-                }
-                #[cfg(feature = "dpdk")]
-                b if b.starts_with("dpdk:") => {
-                    let port = crate::port::dpdk::DpdkPort::open(i, &b[5..], &cfg, pool.clone())?;
-                    ports.push(Box::new(port));
-                    peers.push(None);
-                }
-                #[cfg(target_os = "linux")]
-                b if b.starts_with("afpacket:") => {
-                    let port = crate::port::afpacket::AfPacketPort::open(
-                        &p.name,
-                        &b["afpacket:".len()..],
-                        nq,
-                        pool.clone(),
-                    )
-                    .map_err(|e| format!("port[{i}].backend: {e}"))?;
-                    ports.push(Box::new(port));
-                    peers.push(None);
-                }
-                #[cfg(target_os = "linux")]
-                b if b.starts_with("afxdp:") => {
-                    let port = crate::port::afxdp::AfXdpPort::open(
-                        &p.name,
-                        &b["afxdp:".len()..],
-                        nq,
-                        pool.clone(),
-                    )
-                    .map_err(|e| format!("port[{i}].backend: {e}"))?;
-                    ports.push(Box::new(port));
-                    peers.push(None);
-                }
-                b => {
-                    return Err(format!(
-                        "port[{i}].backend: {b:?} is not available in this build"
-                    ))
-                }
-            }
+        for i in 0..cfg.port.len() {
+            let (port, peer) = open_port(&cfg, i, &pool)?;
+            ports.push(port);
+            peers.push(peer);
         }
         Self::with_ports(cfg, pool, ports, peers)
     }

@@ -87,7 +87,7 @@ fn every_frame_is_received_or_its_loss_counted() {
     assert!(!r.run.partial);
     assert_eq!(r.run.foreign, 0);
     assert!(r.run.errors().is_empty(), "{:?}", r.run.errors());
-    let switch_drops: u64 = r.switch.drops.values().sum();
+    let switch_drops: u64 = r.switch.as_ref().unwrap().drops.values().sum();
     let refused: u64 = r.run.streams.iter().map(|s| s.refused).sum();
     for s in &r.run.streams {
         assert_eq!(s.offered, 2000, "{}", s.name);
@@ -102,9 +102,12 @@ fn every_frame_is_received_or_its_loss_counted() {
         r.run.lost,
         refused + switch_drops,
         "drops {:?}",
-        r.switch.drops
+        r.switch.as_ref().unwrap().drops
     );
-    assert_eq!(r.switch.rx_frames, r.run.offered - refused);
+    assert_eq!(
+        r.switch.as_ref().unwrap().rx_frames,
+        r.run.offered - refused
+    );
 }
 
 #[test]
@@ -123,7 +126,7 @@ fn a_receiver_that_sees_nothing_is_an_error() {
         "{e:?}"
     );
     assert_eq!(r.run.streams[1].received, 200);
-    assert!(r.switch.drops.values().sum::<u64>() >= 200);
+    assert!(r.switch.as_ref().unwrap().drops.values().sum::<u64>() >= 200);
 }
 
 #[test]
@@ -321,6 +324,7 @@ fn a_pool_that_stays_empty_ends_the_run_with_an_error() {
             line_bps: 1e10,
             hz: pktgen::tsc_hz(),
             drain_ms: 10,
+            window: None,
         },
     )
     .unwrap();

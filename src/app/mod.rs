@@ -94,9 +94,9 @@ enum Cmd {
         /// VMs behind the edge (2..=60).
         #[arg(long, default_value_t = 4)]
         vms: u32,
-        /// One frame in N is a broadcast (0 = unicast only).
-        #[arg(long, default_value_t = 16)]
-        bcast_every: u32,
+        /// Frame size in bytes with FCS (64..=9000) or imix.
+        #[arg(long, default_value = "64")]
+        size: String,
         /// Print JSON instead of tables.
         #[arg(long)]
         json: bool,
@@ -184,59 +184,6 @@ pub mod vm;
 
 fn load(path: &std::path::Path) -> Result<Config, String> {
     Config::load(path).map_err(|e| format!("{}: {e}", path.display()))
-}
-
-fn print_compare(o: &crate::compare::CompareOpts, rs: &[crate::compare::TopoResult]) {
-    println!(
-        "hairpin compare: {} VMs in VLAN 10, VM-to-VM UDP 60 B + 1 broadcast in {}, {:.1} s per topology",
-        o.vms, o.bcast_every, o.seconds
-    );
-    println!(
-        "switch core {:?}, generator core {:?}; ring ports in memory\n",
-        o.switch_core, o.gen_core
-    );
-    for r in rs {
-        println!("== {}", r.topology);
-        println!(
-            "  offered           {:>12} frames ({} unicast, {} broadcast)",
-            r.offered_unicast + r.offered_broadcast,
-            r.offered_unicast,
-            r.offered_broadcast
-        );
-        println!(
-            "  delivered         {:>12} frames (expected {}, {:.4}%)",
-            r.delivered,
-            r.expected,
-            100.0 * r.delivered as f64 / r.expected.max(1) as f64
-        );
-        println!("  offered rate      {:>12.3} Mpps", r.offered_mpps);
-        println!("  delivered rate    {:>12.3} Mpps", r.delivered_mpps);
-        println!(
-            "  uplink frames     {:>12} (both directions)",
-            r.uplink_frames
-        );
-        println!(
-            "  reflected         {:>12} (sent back out their ingress port)",
-            r.reflected
-        );
-        println!("  own frame echoed  {:>12} (must be 0)", r.self_echo);
-        if r.drops.is_empty() {
-            println!("  drops             {:>12}", 0);
-        } else {
-            for (k, v) in &r.drops {
-                println!("  drop {:<13}{:>12}", k, v);
-            }
-        }
-        println!();
-    }
-    if let [a, b] = rs {
-        println!(
-            "hairpin / local: delivered rate {:.2}x, uplink frames per delivered frame {:.2} vs {:.2}",
-            a.delivered_mpps / b.delivered_mpps.max(1e-9),
-            a.uplink_frames as f64 / a.delivered.max(1) as f64,
-            b.uplink_frames as f64 / b.delivered.max(1) as f64
-        );
-    }
 }
 
 /// Entry point; returns the process exit code.
@@ -341,7 +288,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         Cmd::Compare {
             seconds,
             vms,
-            bcast_every,
+            size,
             json,
         } => {
             if !(0.1..=3600.0).contains(&seconds) {
@@ -353,16 +300,21 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             let o = crate::compare::CompareOpts {
                 vms,
                 seconds,
-                bcast_every,
+                size,
                 ..Default::default()
             };
-            let rs = crate::compare::compare(&o)?;
+            let stop = crate::pktgen::interrupt_flag()?;
+            let rs = crate::compare::compare(&o, &stop)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&rs).unwrap());
             } else {
-                print_compare(&o, &rs);
+                crate::compare::print(&o, &rs);
             }
-            Ok(ExitCode::SUCCESS)
+            Ok(if rs.iter().any(|r| r.partial) {
+                ExitCode::from(130)
+            } else {
+                ExitCode::SUCCESS
+            })
         }
         Cmd::CheckConfig { file } => match Config::load(&file) {
             Ok(c) => {

@@ -13,9 +13,19 @@ use std::process::ExitCode;
 pub struct PktgenArgs {
     #[command(subcommand)]
     method: Option<Method>,
-    /// The switch config (its ports must use the ring backend).
+    /// The switch config. Without --attach the switch is built in process on
+    /// ring ports; with --attach it is the device under test's config.
     #[arg(long, global = true)]
     config: Option<PathBuf>,
+    /// Drive port PORT of the config from outside through BACKEND
+    /// (afpacket:IF, afxdp:IF or dpdk:DEV: the far end of PORT's cable); the
+    /// switch is not built in process. Repeatable; every port a stream uses
+    /// must be attached.
+    #[arg(long, global = true, value_name = "PORT=BACKEND")]
+    attach: Vec<String>,
+    /// A DPDK EAL argument for dpdk: attachments, appended to `[dpdk] eal_args`. Repeatable.
+    #[arg(long, global = true, value_name = "ARG", allow_hyphen_values = true)]
+    eal: Vec<String>,
     /// A TOML file with `[pktgen]` and `[[stream]]` tables.
     #[arg(long, global = true)]
     streams: Option<PathBuf>,
@@ -83,6 +93,16 @@ enum Method {
     },
     /// The hairpin vs local switching comparison (see docs/performance.md).
     Harness(Box<crate::pktgen::topo::HarnessArgs>),
+    /// Write the streams as a pktgen-dpdk Lua script or a TRex STL profile
+    /// (the same frames, for bare metal; see docs/bare-metal.md).
+    Export {
+        /// What to write.
+        #[arg(long, value_enum)]
+        format: crate::pktgen::export::Format,
+        /// The file to write (default: stdout).
+        #[arg(short = 'o', long)]
+        output: Option<PathBuf>,
+    },
     /// The generator alone, ring port to ring port, unpaced (no switch).
     GenAlone {
         /// Seconds.
@@ -258,16 +278,17 @@ fn print_run(r: &pg::SwitchRun) {
             f(|x| x.max_ns)
         );
     }
-    println!(
-        "total: offered {}, received {}, lost {}, foreign {}; switch ({}): {:.1} busy cycles/frame, drops {:?}",
-        run.offered,
-        run.received,
-        run.lost,
-        run.foreign,
-        r.switch.role,
-        r.switch.cycles_per_frame,
-        r.switch.drops
+    print!(
+        "total: offered {}, received {}, lost {}, foreign {}",
+        run.offered, run.received, run.lost, run.foreign
     );
+    match &r.switch {
+        Some(sw) => println!(
+            "; switch ({}): {:.1} busy cycles/frame, drops {:?}",
+            sw.role, sw.cycles_per_frame, sw.drops
+        ),
+        None => println!("; device under test outside this process"),
+    }
     for e in run.errors() {
         println!("error: {e}");
     }
@@ -323,14 +344,56 @@ pub fn main(a: PktgenArgs) -> Result<ExitCode, String> {
         .ok_or("--config: the switch to measure is required")?;
     let cfg = Config::load(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let file = load_file(&a, &cfg)?;
+    if let Some(Method::Export { format, output }) = &a.method {
+        return export(&cfg, &file, *format, output.as_deref());
+    }
+    let attach = a
+        .attach
+        .iter()
+        .map(|s| pg::attach::parse_attach(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    if attach.is_empty() && !a.eal.is_empty() {
+        return Err("--eal: EAL arguments need an --attach PORT=dpdk:DEV".into());
+    }
     let stop = pg::interrupt_flag()?;
+    // The generator's rig: the switch in process, or the attached ports.
+    let workers = cfg.switch.workers.clone();
+    let make_rig = |cfg: Config| -> Result<pg::Rig, String> {
+        if attach.is_empty() {
+            pg::rig_for_config(cfg, &file)
+        } else {
+            pg::attach::rig_attached(&cfg, &file, &attach, &a.eal)
+        }
+    };
+    let pin = attach.is_empty().then_some(workers.as_slice());
+    let code = run_method(&a, cfg, &file, path, make_rig, pin, &stop);
+    // dpdk attachments: the EAL goes down once ports and pool are gone.
+    crate::runtime::shutdown_backends()?;
+    code
+}
+
+fn run_method(
+    a: &PktgenArgs,
+    cfg: Config,
+    file: &PktgenFile,
+    path: &std::path::Path,
+    make_rig: impl Fn(Config) -> Result<pg::Rig, String>,
+    pin: Option<&[usize]>,
+    stop: &std::sync::atomic::AtomicBool,
+) -> Result<ExitCode, String> {
     match &a.method {
         None => {
-            let r = pg::run_switch(cfg, &file, stop)?;
+            let mut rig = make_rig(cfg)?;
+            let pr = Progress::new(a.quiet);
+            pr.text(&format!("[pktgen] {} streams", rig.engine.streams().len()));
+            rig.engine.set_progress(pr.engine_hook());
+            let r = pg::run_rig(rig, pin, stop);
+            pr.done();
+            let r = r?;
             if !a.json {
                 print_run(&r);
             }
-            emit(&a, &serde_json::to_value(&r).expect("serialisable"))?;
+            emit(a, &serde_json::to_value(&r).expect("serialisable"))?;
             Ok(if r.run.partial {
                 ExitCode::from(130)
             } else if !r.run.errors().is_empty() {
@@ -372,33 +435,35 @@ pub fn main(a: PktgenArgs) -> Result<ExitCode, String> {
                 ..Params::default()
             };
             let pr = Progress::new(a.quiet);
-            let workers = cfg.switch.workers.clone();
-            let mut rig = pg::rig_for_config(cfg, &file)?;
+            let mut rig = make_rig(cfg)?;
+            rig.engine.set_progress(pr.engine_hook());
             let mut out = serde_json::Map::new();
             let partial = std::thread::scope(|sc| {
                 sc.spawn(|| {
-                    pg::pin_generator(&workers);
+                    if let Some(w) = pin {
+                        pg::pin_generator(w);
+                    }
                     let mut partial = false;
                     let mut tput = None;
                     if matches!(test, Test::Throughput | Test::Latency | Test::All) {
-                        let t = rfc2544::throughput(&mut rig, &p, &stop, &pr);
+                        let t = rfc2544::throughput(&mut rig, &p, stop, &pr);
                         partial |= t.partial;
                         tput = Some(t.load_pct / 100.0);
                         out.insert("throughput".into(), serde_json::to_value(&t).unwrap());
                     }
                     if !partial && matches!(test, Test::Latency | Test::All) {
                         let load = (tput.unwrap_or(0.0) * p.latency_fraction).max(1e-4);
-                        let l = rfc2544::latency(&mut rig, load, &p, &stop, &pr);
+                        let l = rfc2544::latency(&mut rig, load, &p, stop, &pr);
                         partial |= l.partial;
                         out.insert("latency".into(), serde_json::to_value(&l).unwrap());
                     }
                     if !partial && matches!(test, Test::FrameLoss | Test::All) {
-                        let l = rfc2544::frame_loss(&mut rig, &p, &stop, &pr);
+                        let l = rfc2544::frame_loss(&mut rig, &p, stop, &pr);
                         partial |= l.partial;
                         out.insert("frame_loss".into(), serde_json::to_value(&l).unwrap());
                     }
                     if !partial && matches!(test, Test::BackToBack | Test::All) {
-                        let b = rfc2544::back_to_back(&mut rig, &p, &stop, &pr);
+                        let b = rfc2544::back_to_back(&mut rig, &p, stop, &pr);
                         partial |= b.partial;
                         out.insert("back_to_back".into(), serde_json::to_value(&b).unwrap());
                     }
@@ -420,15 +485,36 @@ pub fn main(a: PktgenArgs) -> Result<ExitCode, String> {
             if !a.json {
                 print_rfc2544(&doc);
             }
-            emit(&a, &doc)?;
+            emit(a, &doc)?;
             Ok(if partial {
                 ExitCode::from(130)
             } else {
                 ExitCode::SUCCESS
             })
         }
-        Some(Method::Harness(_) | Method::GenAlone { .. }) => unreachable!("handled above"),
+        Some(Method::Harness(_) | Method::GenAlone { .. } | Method::Export { .. }) => {
+            unreachable!("handled above")
+        }
     }
+}
+
+fn export(
+    cfg: &Config,
+    file: &PktgenFile,
+    format: crate::pktgen::export::Format,
+    output: Option<&std::path::Path>,
+) -> Result<ExitCode, String> {
+    use crate::pktgen::export::{self as ex, Format};
+    let streams = ex::compile(cfg, file)?;
+    let text = match format {
+        Format::PktgenLua => ex::pktgen_lua(cfg, file, &streams)?,
+        Format::Trex => ex::trex(cfg, file, &streams)?,
+    };
+    match output {
+        Some(p) => std::fs::write(p, text).map_err(|e| format!("-o {}: {e}", p.display()))?,
+        None => print!("{text}"),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn print_rfc2544(doc: &serde_json::Value) {

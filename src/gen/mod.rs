@@ -1,4 +1,4 @@
-//! The built-in traffic generator used by `hairpin compare` and `hairpin bench`.
+//! The built-in traffic generator of `hairpin bench` (its frames recirculate; `hairpin pktgen` is the measuring generator).
 //!
 //! It builds template frames once and, per frame, only copies a template into
 //! a pool buffer (or recirculates frames that came back), so it costs little

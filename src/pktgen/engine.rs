@@ -20,6 +20,25 @@ use std::sync::Arc;
 /// Seconds without a free buffer after which a run stops (see [`StreamResult::error`]).
 pub const STARVED_S: f64 = 2.0;
 
+/// What a run reports to its progress hook, every [`TICK_S`] seconds.
+#[derive(Clone, Copy, Debug)]
+pub struct Tick {
+    /// Seconds since the run started sending.
+    pub elapsed_s: f64,
+    /// The run's length, if it has one.
+    pub duration_s: Option<f64>,
+    /// Frames received per second since the last tick (millions).
+    pub rx_mpps: f64,
+    /// Frames offered and not (yet) received so far (in flight or lost).
+    pub lost: u64,
+}
+
+/// Called with a [`Tick`] while a run sends (see [`Engine::set_progress`]).
+pub type ProgressHook = Box<dyn FnMut(Tick) + Send>;
+
+/// Seconds between progress ticks.
+pub const TICK_S: f64 = 0.5;
+
 /// The generator's queues, each with its (port index, queue number).
 pub type GenQueues = Vec<((usize, usize), Box<dyn PortQueue>)>;
 
@@ -38,7 +57,18 @@ pub struct EngineCfg {
     pub hz: f64,
     /// After sending, wait at most this long for frames still on the way.
     pub drain_ms: u64,
+    /// Closed loop: a stream sends only while fewer than this many of its
+    /// frames are on the way (offered, not refused, not yet received), so no
+    /// queue of the device overflows and the rate found is its loss-free
+    /// rate. A stream waits until a whole burst fits the window. Frames the
+    /// device dropped are written off after
+    /// [`WINDOW_STALL_MS`] without progress. None = open loop (paced only).
+    pub window: Option<u64>,
 }
+
+/// Milliseconds without a received frame after which a closed-loop stream
+/// writes off what it still waits for (the device dropped it and counted why).
+pub const WINDOW_STALL_MS: u64 = 100;
 
 /// Frames per second a stream aims at (None = as fast as possible).
 pub fn target_pps(s: &Stream, line_bps: f64) -> Option<f64> {
@@ -158,6 +188,8 @@ struct StreamState {
     lat: Latency,
     txq: usize,
     rxq: usize,
+    /// Closed loop: frames given up on (dropped by the device).
+    written_off: u64,
 }
 
 /// The generator/receiver.
@@ -168,6 +200,7 @@ pub struct Engine {
     queue_of: Vec<usize>,
     pool: Arc<Pool>,
     cfg: EngineCfg,
+    progress: Option<ProgressHook>,
 }
 
 impl Engine {
@@ -197,7 +230,13 @@ impl Engine {
             queue_of,
             pool,
             cfg,
+            progress: None,
         })
+    }
+
+    /// Report progress while runs send (None: silent, the default).
+    pub fn set_progress(&mut self, hook: Option<ProgressHook>) {
+        self.progress = hook;
     }
 
     /// Give the queues back (e.g. to drain them).
@@ -228,6 +267,11 @@ impl Engine {
     /// Set the run length (seconds) for the next run.
     pub fn set_duration(&mut self, secs: Option<f64>) {
         self.cfg.duration = secs;
+    }
+
+    /// Closed loop (see [`EngineCfg::window`]) for the next run.
+    pub fn set_window(&mut self, frames: Option<u64>) {
+        self.cfg.window = frames;
     }
 
     /// Set per-stream frame counts for the next run.
@@ -274,6 +318,7 @@ impl Engine {
                     lat: Latency::in_units(ns_per_tick),
                     txq: idx(&self.queues, (s.tx_port, q)),
                     rxq: idx(&self.queues, (s.rx_port, q)),
+                    written_off: 0,
                 }
             })
             .collect();
@@ -294,6 +339,11 @@ impl Engine {
         let mut starved = false;
         let nstreams = self.streams.len();
         let ts_on = self.cfg.timestamps;
+        let window = self.cfg.window;
+        let stall_ticks = (WINDOW_STALL_MS as f64 * hz / 1e3) as u64;
+        let mut last_rx = t0;
+        let tick = (TICK_S * hz) as u64;
+        let (mut next_tick, mut tick_at, mut rx_at_tick) = (t0.saturating_add(tick), t0, 0u64);
 
         let mut receive =
             |queues: &mut GenQueues, st: &mut Vec<StreamState>, cache: &mut PoolCache| -> u64 {
@@ -359,6 +409,18 @@ impl Engine {
                 if let Some(c) = s.count {
                     n = n.min((c - x.next_seq) as usize);
                 }
+                if let Some(w) = window {
+                    let on_way =
+                        (x.offered - x.refused).saturating_sub(x.seq.received + x.written_off);
+                    // Wait for room for a whole burst: no trickle of tiny bursts.
+                    if on_way + (burst as u64).min(w) > w {
+                        if now.wrapping_sub(last_rx) > stall_ticks {
+                            x.written_off += on_way;
+                        }
+                        continue;
+                    }
+                    n = n.min((w - on_way) as usize);
+                }
                 if n == 0 {
                     continue;
                 }
@@ -400,7 +462,25 @@ impl Engine {
                 }
             }
             send_end = tsc();
-            receive(&mut self.queues, &mut st, &mut cache);
+            if receive(&mut self.queues, &mut st, &mut cache) > 0 {
+                last_rx = tsc();
+            }
+            if let Some(p) = self.progress.as_mut() {
+                if send_end >= next_tick {
+                    let rx: u64 = st.iter().map(|x| x.seq.received).sum();
+                    let off: u64 = st.iter().map(|x| x.offered).sum();
+                    p(Tick {
+                        elapsed_s: send_end.wrapping_sub(t0) as f64 / hz,
+                        duration_s: self.cfg.duration,
+                        rx_mpps: (rx - rx_at_tick) as f64 * hz
+                            / send_end.wrapping_sub(tick_at).max(1) as f64
+                            / 1e6,
+                        lost: off.saturating_sub(rx),
+                    });
+                    (rx_at_tick, tick_at) = (rx, send_end);
+                    next_tick = send_end.saturating_add(tick);
+                }
+            }
         }
         // Drain: until everything offered arrived or nothing arrives for a while.
         let drain_ticks = (self.cfg.drain_ms as f64 * hz / 1e3) as u64;

@@ -14,7 +14,9 @@
 //! [`run_switch`] builds a switch from a config on in-process ring ports and
 //! puts the generator on the far ends of the VM ports' cables.
 
+pub mod attach;
 pub mod engine;
+pub mod export;
 pub mod pace;
 pub mod report;
 pub mod rfc2544;
@@ -123,6 +125,8 @@ pub struct Rig {
     /// Each switch's config and its published counters.
     switches: Vec<(Config, Vec<Arc<SharedCounters>>)>,
     _instances: Vec<Instance>,
+    /// The generator's own devices (attached ports), stopped at the end.
+    ports: Vec<Box<dyn crate::port::Port>>,
 }
 
 impl Rig {
@@ -144,6 +148,7 @@ impl Rig {
             pool,
             switches,
             _instances: instances,
+            ports: Vec::new(),
         })
     }
 
@@ -169,8 +174,14 @@ impl Rig {
         if let Some(r) = self.running.take() {
             drop(r.join());
         }
-        let Rig { engine, pool, .. } = self;
+        let Rig {
+            engine,
+            pool,
+            mut ports,
+            ..
+        } = self;
         drain_into_pool(engine.into_queues(), &pool);
+        runtime::stop_ports(&mut ports);
     }
 }
 
@@ -204,6 +215,7 @@ pub fn rig_for_config(cfg: Config, file: &PktgenFile) -> Result<Rig, String> {
         line_bps: stream::parse_bps(&file.pktgen.line_rate)?,
         hz: tsc_hz(),
         drain_ms: 100,
+        window: None,
     };
     let engine = Engine::new(streams, queues, queue_of, pool.clone(), ecfg)?;
     Rig::start(engine, workers, vec![(cfg, shared)], vec![inst], pool)
@@ -222,8 +234,10 @@ pub struct SwitchRun {
     /// The generator's results.
     #[serde(flatten)]
     pub run: RunResult,
-    /// The switch's counters over the run.
-    pub switch: SwitchStats,
+    /// The switch's counters over the run (none when the device under
+    /// test runs outside this process, `--attach`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub switch: Option<SwitchStats>,
 }
 
 /// Settings for [`run_switch`] from the command line (override the file's `[pktgen]`).
@@ -303,11 +317,22 @@ pub fn run_switch(
     stop: Arc<AtomicBool>,
 ) -> Result<SwitchRun, String> {
     let workers = cfg.switch.workers.clone();
-    let mut rig = rig_for_config(cfg, file)?;
-    let (run, mut sw) = std::thread::scope(|sc| {
+    run_rig(rig_for_config(cfg, file)?, Some(&workers), &stop)
+}
+
+/// One run of `rig` on a generator thread (pinned off `workers` if given),
+/// then finish it.
+pub fn run_rig(
+    mut rig: Rig,
+    workers: Option<&[usize]>,
+    stop: &AtomicBool,
+) -> Result<SwitchRun, String> {
+    let (run, sw) = std::thread::scope(|sc| {
         sc.spawn(|| {
-            pin_generator(&workers);
-            rig.trial(&stop)
+            if let Some(w) = workers {
+                pin_generator(w);
+            }
+            rig.trial(stop)
         })
         .join()
     })
@@ -315,7 +340,7 @@ pub fn run_switch(
     rig.finish();
     Ok(SwitchRun {
         run,
-        switch: sw.remove(0),
+        switch: sw.into_iter().next(),
     })
 }
 

@@ -12,6 +12,7 @@ use super::rx::LatencySummary;
 use super::{Rig, SwitchStats};
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 /// Settings shared by the methods.
@@ -50,38 +51,65 @@ impl Default for Params {
     }
 }
 
-/// Progress lines on a terminal (stderr), nothing otherwise.
+/// Progress lines on a terminal (stderr), nothing otherwise: what runs
+/// (method, trial, load, trials left) and, while a trial runs, the rate
+/// received now and the elapsed time (see [`Progress::engine_hook`]).
 pub struct Progress {
     on: bool,
     t0: Instant,
+    what: Arc<Mutex<String>>,
 }
 
 impl Progress {
-    /// Shown when not `quiet` and stdout is a terminal.
+    /// Shown when not `quiet` and stderr (where it goes) is a terminal.
     pub fn new(quiet: bool) -> Progress {
-        Progress {
-            on: !quiet && std::io::stdout().is_terminal(),
-            t0: Instant::now(),
-        }
+        Self::with(!quiet && std::io::stderr().is_terminal())
     }
     /// A silent one.
     pub fn off() -> Progress {
+        Self::with(false)
+    }
+    fn with(on: bool) -> Progress {
         Progress {
-            on: false,
+            on,
             t0: Instant::now(),
+            what: Arc::new(Mutex::new(String::new())),
         }
     }
-    /// One update: method, trial, current load, trials left (upper bound).
+    /// True if lines are shown.
+    pub fn is_on(&self) -> bool {
+        self.on
+    }
+    /// One update: method, trial, current load, the last measured rate (0 =
+    /// none yet), trials left (upper bound).
     pub fn update(&self, method: &str, trial: u32, load_pct: f64, mpps: f64, left: u32) {
+        let rate = if mpps > 0.0 {
+            format!(" ({mpps:.3} Mpps)")
+        } else {
+            String::new()
+        };
+        self.text(&format!(
+            "[{method}] trial {trial}: {load_pct:.2}% of line{rate}, ≤{left} trials left"
+        ));
+    }
+    /// Show `what` as the current step.
+    pub fn text(&self, what: &str) {
         if self.on {
-            let mut e = std::io::stderr();
-            let _ = write!(
-                e,
-                "\r\x1b[K[{method}] trial {trial}: {load_pct:.2}% of line ({mpps:.3} Mpps), elapsed {:.1} s, ≤{left} trials left",
-                self.t0.elapsed().as_secs_f64()
-            );
-            let _ = e.flush();
+            *self.what.lock().unwrap_or_else(|p| p.into_inner()) = what.to_string();
+            print_line(what, None, self.t0);
         }
+    }
+    /// For [`super::engine::Engine::set_progress`]: refreshes the line with
+    /// the rate received now and the run's elapsed time (None when off).
+    pub fn engine_hook(&self) -> Option<super::engine::ProgressHook> {
+        if !self.on {
+            return None;
+        }
+        let (what, t0) = (self.what.clone(), self.t0);
+        Some(Box::new(move |t: super::engine::Tick| {
+            let w = what.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            print_line(&w, Some(&t), t0);
+        }))
     }
     /// End the progress line.
     pub fn done(&self) {
@@ -89,6 +117,28 @@ impl Progress {
             eprintln!();
         }
     }
+}
+
+fn print_line(what: &str, t: Option<&super::engine::Tick>, t0: Instant) {
+    let mut e = std::io::stderr();
+    let run = match t {
+        Some(t) => format!(
+            " | now {:.3} Mpps received, {} not (yet) received, run {:.1}{} s",
+            t.rx_mpps,
+            t.lost,
+            t.elapsed_s,
+            t.duration_s
+                .map(|d| format!(" of {d:.1}"))
+                .unwrap_or_default()
+        ),
+        None => String::new(),
+    };
+    let _ = write!(
+        e,
+        "\r\x1b[K{what}{run}, elapsed {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
+    let _ = e.flush();
 }
 
 /// One trial's summary.

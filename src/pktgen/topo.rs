@@ -331,6 +331,7 @@ pub fn build(
             line_bps: stream::parse_bps(line_rate).map_err(|e| format!("--line-rate: {e}"))?,
             hz: super::tsc_hz(),
             drain_ms: 50,
+            window: None,
         },
     )?;
     let wc = WorkerCfg {
@@ -396,12 +397,14 @@ pub fn point(
     core: usize,
     line_rate: &str,
     stop: &AtomicBool,
+    pr: &Progress,
 ) -> Result<(Point, bool), String> {
     let mut runs = Vec::new();
     let mut partial = false;
     let mut mean_size = 0.0;
     for _ in 0..repeats.max(1) {
         let mut rig = build(topo, vms, size, rules, core, line_rate)?;
+        rig.engine.set_progress(pr.engine_hook());
         mean_size = rig.engine.streams()[0].mean_size;
         // The generator gets its own core; the workers were started before it was pinned.
         let (r, part) = std::thread::scope(|sc| {
@@ -520,14 +523,24 @@ pub fn harness(a: &HarnessArgs, quiet: bool, stop: &AtomicBool) -> Result<Harnes
     let mut partial = false;
     let total = jobs.len() as u32;
     for (i, (kind, t, vms, size, r)) in jobs.into_iter().enumerate() {
-        pr.update(
-            &format!("harness {} {size} B {r} rules {vms} VMs", t.name()),
-            i as u32 + 1,
-            0.0,
-            0.0,
-            total - i as u32,
-        );
-        let (pt, part) = point(t, vms, &size, r, a.repeats, &p, core, &a.line_rate, stop)?;
+        pr.text(&format!(
+            "[harness] point {}/{total}: {} {size} B, {r} rules, {vms} VMs, {} repeats",
+            i + 1,
+            t.name(),
+            a.repeats
+        ));
+        let (pt, part) = point(
+            t,
+            vms,
+            &size,
+            r,
+            a.repeats,
+            &p,
+            core,
+            &a.line_rate,
+            stop,
+            &pr,
+        )?;
         out[kind as usize].push(pt);
         if part {
             partial = true;
@@ -674,6 +687,7 @@ pub fn generator_alone(
             line_bps: 1e11,
             hz: super::tsc_hz(),
             drain_ms: 20,
+            window: None,
         },
     )?;
     let never = AtomicBool::new(false);
