@@ -164,6 +164,18 @@ pub fn capacity(
     rates: &[Option<f64>],
     secs: f64,
 ) -> f64 {
+    let r = saturate(engine, cfg, shared, rates, secs);
+    r.received as f64 / r.seconds
+}
+
+/// The saturating run of [`capacity`], whole.
+pub fn saturate(
+    engine: &mut Engine,
+    cfg: &Config,
+    shared: &[Arc<SharedCounters>],
+    rates: &[Option<f64>],
+    secs: f64,
+) -> RunResult {
     engine.set_rates(rates);
     engine.set_duration(Some(secs));
     let (r, _) = trial(engine, cfg, shared);
@@ -171,7 +183,17 @@ pub fn capacity(
         r.received > 0,
         "the saturating run delivered nothing: {r:?}"
     );
-    r.received as f64 / r.seconds
+    r
+}
+
+/// Frames the far ends offered while the switch's RX rings were full, by
+/// the ring ports' own count (`rx_refused`), summed over ports.
+pub fn rx_refused(inst: &Instance) -> u64 {
+    inst.ports
+        .iter()
+        .filter_map(|p| p.backend_stats())
+        .filter_map(|v| v["rx_refused"].as_u64())
+        .sum()
 }
 
 /// Watches a worker's published poll count every 2 ms and keeps the
