@@ -355,6 +355,29 @@ impl Gen {
     }
 }
 
+/// The cores this process's thread `name` may run on
+/// (`Cpus_allowed_list` in its status), None when there is no such thread.
+fn allowed_cpus(name: &str) -> Option<Vec<usize>> {
+    for t in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+        if std::fs::read_to_string(t.path().join("comm")).ok()?.trim() != name {
+            continue;
+        }
+        let st = std::fs::read_to_string(t.path().join("status")).ok()?;
+        let list = st
+            .lines()
+            .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))?;
+        let mut v = Vec::new();
+        for part in list.trim().split(',') {
+            match part.split_once('-') {
+                Some((a, b)) => v.extend(a.parse::<usize>().ok()?..=b.parse::<usize>().ok()?),
+                None => v.push(part.parse().ok()?),
+            }
+        }
+        return Some(v);
+    }
+    None
+}
+
 fn mac(b: [u8; 6]) -> Mac {
     Mac(b)
 }
@@ -590,6 +613,21 @@ port = "hv2"
     let running = runtime::start(workers, clock, stop.clone()).unwrap();
     let t_ctl = Instant::now();
     let ctl_thread = ctl_thread.spawn(clock, stop.clone()).unwrap();
+    // The control thread keeps off the worker's core (a flood keeps it busy).
+    if last_core() > 0 {
+        let t0 = Instant::now();
+        loop {
+            let cpus = allowed_cpus("hp-control");
+            if cpus.as_ref().is_some_and(|c| !c.contains(&last_core())) {
+                break;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(5),
+                "the control thread may run on the worker's core: {cpus:?}"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
 
     // Capacity of the data path, then a baseline at 40 % of it.
     let cap = capacity(&mut engine, &cfg, &shared, &[None, None], 1.0);
