@@ -197,6 +197,11 @@ pub struct ControlThread {
     pub(super) vm_rx: Option<std::sync::mpsc::Receiver<super::vm::VmRequest>>,
     /// `vm.*` requests waiting for the bridge.
     pub(super) pending: Vec<super::vm::Pending>,
+    /// The workers' cores: [`ControlThread::run`] pins itself to a core
+    /// without a worker (as the telemetry threads), so that a flood of
+    /// control frames, which keeps this thread busy, never takes a
+    /// worker's core. Empty: left as it is.
+    pub worker_cores: Vec<usize>,
 }
 
 impl ControlThread {
@@ -236,6 +241,7 @@ impl ControlThread {
             last_edge: Vec::new(),
             vm_rx: None,
             pending: Vec::new(),
+            worker_cores: Vec::new(),
         }
     }
 
@@ -413,6 +419,11 @@ impl ControlThread {
 
     /// Step until `stop`, sleeping up to 1 ms when idle (less when a timer is due).
     pub fn run(mut self, clock: &Clock, stop: &AtomicBool) -> ControlThread {
+        if !self.worker_cores.is_empty()
+            && crate::telemetry::pin_off_workers(&self.worker_cores).is_none()
+        {
+            eprintln!("hairpin: 802.1Qbg control thread: every core runs a worker; its thread is not pinned");
+        }
         // Start from a snapshot that reflects the (still unnegotiated) state.
         self.publish(Effects {
             rr_changed: true,
@@ -487,12 +498,9 @@ pub fn prepare(
     let store = super::store::StaticStore::from_config(&inst.cfg)?;
     let mut tasks: Vec<&mut Task> = wl.iter_mut().flat_map(|(_, t)| t.iter_mut()).collect();
     let wiring = attach(&mut tasks, pool, inst.cfg.switch.punt_queue);
-    Ok(Some(ControlThread::new(
-        &inst.cfg,
-        &inst.switch,
-        wiring,
-        Box::new(store),
-    )))
+    let mut c = ControlThread::new(&inst.cfg, &inst.switch, wiring, Box::new(store));
+    c.worker_cores = inst.cfg.switch.workers.clone();
+    Ok(Some(c))
 }
 
 fn merge(mut a: Effects, b: Effects) -> Effects {

@@ -21,8 +21,9 @@ struct Padded(AtomicUsize);
 pub struct Ring {
     slots: Box<[UnsafeCell<MaybeUninit<PktBuf>>]>,
     mask: usize,
-    head: Padded, // next slot to read (consumer writes)
-    tail: Padded, // next slot to write (producer writes)
+    head: Padded,    // next slot to read (consumer writes)
+    tail: Padded,    // next slot to write (producer writes)
+    refused: Padded, // handles the producer could not put in: ring full (producer writes)
 }
 
 // SAFETY: the producer only writes slots in [tail, head+cap), the consumer only
@@ -41,7 +42,12 @@ impl Ring {
             mask: cap - 1,
             head: Padded(AtomicUsize::new(0)),
             tail: Padded(AtomicUsize::new(0)),
+            refused: Padded(AtomicUsize::new(0)),
         })
+    }
+    /// Handles refused so far because the ring was full (a snapshot).
+    pub fn refused(&self) -> u64 {
+        self.refused.0.load(Ordering::Relaxed) as u64
     }
     /// Capacity.
     pub fn capacity(&self) -> usize {
@@ -116,6 +122,9 @@ impl Producer {
             free = cap - self.tail.wrapping_sub(self.head_cache);
         }
         let n = free.min(b.len());
+        if n < b.len() {
+            self.refuse(b.len() - n);
+        }
         if n == 0 {
             return 0;
         }
@@ -135,6 +144,7 @@ impl Producer {
         if self.tail.wrapping_sub(self.head_cache) == cap {
             self.head_cache = self.r.head.0.load(Ordering::Acquire);
             if self.tail.wrapping_sub(self.head_cache) == cap {
+                self.refuse(1);
                 return Err(f);
             }
         }
@@ -148,6 +158,12 @@ impl Producer {
     /// The ring.
     pub fn ring(&self) -> &Arc<Ring> {
         &self.r
+    }
+    /// Count `n` handles refused (only the producer writes the counter).
+    #[cold]
+    fn refuse(&self, n: usize) {
+        let r = &self.r.refused.0;
+        r.store(r.load(Ordering::Relaxed) + n, Ordering::Relaxed);
     }
 }
 
@@ -245,6 +261,9 @@ impl PortQueue for RingQueue {
 pub struct RingPort {
     name: String,
     queues: Vec<Option<RingQueue>>,
+    /// The RX ring of every queue (kept after the queues were taken, for
+    /// the frames the far end could not put in: [`Port::backend_stats`]).
+    rx_rings: Vec<Arc<Ring>>,
 }
 
 impl RingPort {
@@ -259,14 +278,23 @@ impl RingPort {
             a.push(Some(RingQueue { rx: arx, tx: atx }));
             b.push(Some(RingQueue { rx: brx, tx: btx }));
         }
+        let rings = |q: &[Option<RingQueue>]| {
+            q.iter()
+                .flatten()
+                .map(|x| x.rx.ring().clone())
+                .collect::<Vec<_>>()
+        };
+        let (ra, rb) = (rings(&a), rings(&b));
         (
             RingPort {
                 name: name.to_string(),
                 queues: a,
+                rx_rings: ra,
             },
             RingPort {
                 name: format!("{name}.peer"),
                 queues: b,
+                rx_rings: rb,
             },
         )
     }
@@ -285,6 +313,13 @@ impl Port for RingPort {
     }
     fn take_queue(&mut self, q: usize) -> Option<Box<dyn PortQueue>> {
         self.take(q).map(|x| Box::new(x) as Box<dyn PortQueue>)
+    }
+    /// `rx_refused`: frames the far end offered while this side's RX rings
+    /// were full (the worker did not keep up), summed over queues — what a
+    /// NIC counts as `imissed`.
+    fn backend_stats(&self) -> Option<serde_json::Value> {
+        let n: u64 = self.rx_rings.iter().map(|r| r.refused()).sum();
+        Some(serde_json::json!({ "rx_refused": n }))
     }
 }
 
@@ -307,6 +342,32 @@ mod tests {
         assert_eq!(c.dequeue(&mut out), 8);
         assert_eq!(p.enqueue(&mut b), 4);
         assert_eq!(c.dequeue(&mut out), 4);
+        for f in out.drain().chain(b.drain()) {
+            pool.free(f);
+        }
+        assert_eq!(pool.available(), 64);
+    }
+
+    #[test]
+    fn a_full_rx_ring_counts_what_it_refused() {
+        let pool = Pool::new(64, 128).unwrap();
+        let (mut sw, mut peer) = RingPort::pair("p", 1, 8);
+        let mut q = peer.take(0).unwrap();
+        let mut b = Burst::new(32);
+        for _ in 0..12 {
+            b.push(pool.alloc().unwrap()).unwrap();
+        }
+        assert_eq!(q.tx(&mut b), 8);
+        let one = b.pop().unwrap();
+        assert!(q.tx_one(one).is_err_and(|f| {
+            pool.free(f);
+            true
+        }));
+        assert_eq!(sw.backend_stats().unwrap()["rx_refused"], 4 + 1);
+        assert_eq!(peer.backend_stats().unwrap()["rx_refused"], 0);
+        let mut s = sw.take(0).unwrap();
+        let mut out = Burst::new(32);
+        assert_eq!(s.rx(&mut out), 8);
         for f in out.drain().chain(b.drain()) {
             pool.free(f);
         }
