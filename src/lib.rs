@@ -33,6 +33,7 @@ pub mod harness;
 pub mod lab;
 pub mod macvid;
 pub mod pcap;
+pub mod pcapng;
 pub mod pipeline;
 pub mod pktgen;
 pub mod policy;
