@@ -21,6 +21,7 @@ pub mod bench;
 #[cfg(feature = "dpdk")]
 pub mod bench_dpdk;
 pub mod buf;
+pub mod capture;
 pub mod compare;
 pub mod config;
 pub mod control;

@@ -292,6 +292,7 @@ fn telemetry_start(
         host: std::sync::Mutex::new(host),
         started: Instant::now(),
         vm: vm.map(std::sync::Mutex::new),
+        capture: Some(inst.capture.clone()),
     });
     let (path, explicit) = match (cli_socket, &t.control_socket) {
         (Some(p), _) => (p.to_path_buf(), true),

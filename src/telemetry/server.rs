@@ -177,9 +177,28 @@ fn accept_loop(l: &UnixListener, view: &Arc<View>, opts: &SocketOpts, stop: &Arc
     }
 }
 
+/// Captures a client started: stopped (file closed) when the client goes,
+/// however it goes.
+struct Owned<'a> {
+    view: &'a View,
+    ids: Vec<u64>,
+}
+
+impl Drop for Owned<'_> {
+    fn drop(&mut self) {
+        for &id in &self.ids {
+            self.view.capture_abandoned(id);
+        }
+    }
+}
+
 /// Serve one client until it closes, times out, or misbehaves.
 fn client(mut s: UnixStream, view: &View, timeout: Duration, stop: &AtomicBool) {
     let _ = s.set_read_timeout(Some(POLL.min(timeout)));
+    let mut owned = Owned {
+        view,
+        ids: Vec::new(),
+    };
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
     let mut chunk = [0u8; 4096];
     let mut last = Instant::now();
@@ -193,6 +212,9 @@ fn client(mut s: UnixStream, view: &View, timeout: Duration, stop: &AtomicBool) 
                 continue;
             }
             let reply = view.answer_line(line);
+            if reply["ok"] == true && reply["cmd"] == "capture.start" {
+                owned.ids.extend(reply["data"]["id"].as_u64());
+            }
             let mut out = reply.to_string();
             out.push('\n');
             if s.write_all(out.as_bytes()).is_err() {
