@@ -32,6 +32,7 @@ pub mod gen;
 pub mod harness;
 #[cfg(target_os = "linux")]
 pub mod lab;
+pub mod logging;
 pub mod macvid;
 pub mod pcap;
 pub mod pcapng;

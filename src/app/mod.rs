@@ -245,6 +245,7 @@ fn print_compare(o: &crate::compare::CompareOpts, rs: &[crate::compare::TopoResu
 /// Entry point; returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    crate::logging::init();
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
