@@ -6,6 +6,7 @@
 
 pub mod dpdk;
 pub mod evb;
+pub mod log;
 pub mod policy;
 pub mod telemetry;
 
@@ -414,6 +415,9 @@ pub struct Config {
     /// `[telemetry]`: control socket and Prometheus endpoint of `hairpin run`.
     #[serde(default)]
     pub telemetry: telemetry::TelemetryCfg,
+    /// `[log]`: log level of `hairpin run`.
+    #[serde(default)]
+    pub log: log::LogCfg,
     /// Directory relative file names (pcap_in, pcap_out) are taken from: the config file's.
     #[serde(skip)]
     pub base_dir: Option<std::path::PathBuf>,
@@ -1002,6 +1006,7 @@ impl Config {
         }
         self.dpdk.check().map_err(|(k, r)| e(k, r))?;
         self.telemetry.check().map_err(|(k, r)| e(k, r))?;
+        self.log.check().map_err(|(k, r)| e(k, r))?;
         self.validate_policy()?;
         self.validate_evb()?;
         Ok(())

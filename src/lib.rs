@@ -21,6 +21,7 @@ pub mod bench;
 #[cfg(feature = "dpdk")]
 pub mod bench_dpdk;
 pub mod buf;
+pub mod capture;
 pub mod compare;
 pub mod config;
 pub mod control;
@@ -31,8 +32,10 @@ pub mod gen;
 pub mod harness;
 #[cfg(target_os = "linux")]
 pub mod lab;
+pub mod logging;
 pub mod macvid;
 pub mod pcap;
+pub mod pcapng;
 pub mod pipeline;
 pub mod pktgen;
 pub mod policy;

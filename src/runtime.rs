@@ -126,6 +126,8 @@ pub struct Instance {
     pub ports: Vec<Box<dyn Port>>,
     /// For ring ports: the far end of the cable (for a generator, a test or another switch).
     pub peers: Vec<Option<RingPort>>,
+    /// Live captures (`capture.*` on the control socket); one ring per worker.
+    pub capture: Arc<crate::capture::CaptureHub>,
 }
 
 impl Instance {
@@ -150,7 +152,13 @@ impl Instance {
     ) -> Result<Instance, String> {
         let model = Model::from_config(&cfg)?;
         let fdb = Arc::new(model.new_fdb(&cfg));
+        let capture = crate::capture::CaptureHub::new(
+            &cfg.switch.workers,
+            cfg.telemetry.capture_queue,
+            pool.max_frame() + 8,
+        );
         Ok(Instance {
+            capture,
             switch: Switch::new(model, fdb, pool),
             cfg,
             ports,
@@ -271,7 +279,8 @@ impl Instance {
                     .ok_or_else(|| format!("port {}: no queue {q}", p.name()))?,
             );
         }
-        let pipe = Pipeline::new(&self.switch, Some(ptx));
+        let mut pipe = Pipeline::new(&self.switch, Some(ptx));
+        pipe.set_capture(self.capture.tap(q));
         let shared = Arc::new(SharedCounters::new(self.ports.len()));
         Ok((
             Task {

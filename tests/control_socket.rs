@@ -800,6 +800,7 @@ fn metric_names_are_documented() {
         host: Mutex::new(host),
         started: Instant::now(),
         vm: None,
+        capture: None,
     };
     let text = prom::render(&view);
     let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/operations.md"))
@@ -872,6 +873,7 @@ fn queries_while_forwarding_in_the_library_runtime() {
         host: Mutex::new(host),
         started: Instant::now(),
         vm: None,
+        capture: None,
     });
     let dir = std::env::temp_dir().join(format!("hairpin-ctlsock-{}-lib", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);

@@ -116,6 +116,8 @@ enum Cmd {
         #[command(subcommand)]
         cmd: vm::VmCmd,
     },
+    /// Copy frames of a running switch's port into a pcapng file (over its control socket).
+    Capture(capture::CaptureArgs),
     /// Network-namespace lab: VMs, a hypervisor edge and a hairpin bridge on veth (root only).
     Lab {
         #[command(subcommand)]
@@ -175,6 +177,7 @@ enum Mem {
     Plain,
 }
 
+mod capture;
 mod lab;
 mod pktgen;
 mod run;
@@ -189,6 +192,7 @@ fn load(path: &std::path::Path) -> Result<Config, String> {
 /// Entry point; returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    crate::logging::init();
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -208,6 +212,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         } => run::run(&config, seconds, &eal, control_socket.as_deref()),
         Cmd::Lab { cmd } => lab::run(cmd),
         Cmd::Vm { cmd } => vm::run(cmd),
+        Cmd::Capture(a) => capture::run(&a),
         Cmd::Stats { opts } => show::show(
             &[show::What::Ports, show::What::Cores, show::What::Drops],
             &show::FdbFilter::default(),

@@ -21,6 +21,7 @@ pub fn run(
     control_socket: Option<&Path>,
 ) -> Result<ExitCode, String> {
     let mut cfg = Config::load(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    crate::logging::apply_config(&cfg.log.level);
     if !eal.is_empty() {
         if !cfg.port.iter().any(|p| p.backend.starts_with("dpdk:")) {
             return Err(format!(
@@ -70,6 +71,9 @@ pub fn run(
     });
     // Telemetry first: when its socket or address cannot be served, no worker ran.
     let shared: Vec<_> = wl.iter().map(|(_, t)| t[0].shared.clone()).collect();
+    let mut faults =
+        crate::logging::FaultWatch::new(inst.ports.iter().map(|p| p.name().to_string()).collect());
+    let watched = shared.clone();
     let (host_tx, host_rx) = std::sync::mpsc::channel();
     let tele_stop = Arc::new(AtomicBool::new(false));
     let tele = telemetry_start(
@@ -93,8 +97,12 @@ pub fn run(
     // This thread (punts, FDB ageing, reloads, device counters for telemetry)
     // keeps off the worker cores too.
     telemetry::pin_off_workers(&workers);
-    eprintln!(
-        "hairpin: running {} ({} ports, {} workers on cores {:?}, pool {} buffers on {}); SIGINT/SIGTERM stops, SIGHUP reloads",
+    tracing::info!(
+        role = inst.cfg.switch.role.name(),
+        ports = inst.ports.len(),
+        workers = workers.len(),
+        pool = pool.capacity(),
+        "running {} ({} ports, {} workers on cores {:?}, pool {} buffers on {}); SIGINT/SIGTERM stops, SIGHUP reloads",
         inst.cfg.switch.role.name(),
         inst.ports.len(),
         workers.len(),
@@ -122,6 +130,12 @@ pub fn run(
         }
         if last_sweep.elapsed() >= Duration::from_secs(1) {
             inst.switch.fdb.age(clock.now_ms());
+            let links: Vec<Option<bool>> = inst
+                .ports
+                .iter()
+                .map(|p| p.backend_stats().and_then(|b| b["link_up"].as_bool()))
+                .collect();
+            faults.check(&watched, &links);
             last_sweep = Instant::now();
         }
         let mut any = false;
@@ -227,18 +241,25 @@ fn reload(
     match &r {
         Ok(gen) => {
             if rebase.is_some() {
-                eprintln!(
-                    "hairpin: {why}: {} reloaded (published by the 802.1Qbg control thread after generation {gen})",
+                tracing::info!(
+                    trigger = why,
+                    generation = gen,
+                    "{why}: {} reloaded (published by the 802.1Qbg control thread after generation {gen})",
                     path.display()
                 );
             } else {
-                eprintln!(
-                    "hairpin: {why}: {} reloaded (snapshot generation {gen})",
+                tracing::info!(
+                    trigger = why,
+                    generation = gen,
+                    "{why}: {} reloaded (snapshot generation {gen})",
                     path.display()
                 );
             }
         }
-        Err(e) => eprintln!("hairpin: {why}: reload refused, the running config stays: {e}"),
+        Err(e) => tracing::warn!(
+            trigger = why,
+            "{why}: reload refused, the running config stays: {e}"
+        ),
     }
     r
 }
@@ -292,6 +313,7 @@ fn telemetry_start(
         host: std::sync::Mutex::new(host),
         started: Instant::now(),
         vm: vm.map(std::sync::Mutex::new),
+        capture: Some(inst.capture.clone()),
     });
     let (path, explicit) = match (cli_socket, &t.control_socket) {
         (Some(p), _) => (p.to_path_buf(), true),
@@ -306,11 +328,11 @@ fn telemetry_start(
     };
     let socket = match telemetry::server::serve(view.clone(), opts, stop.clone()) {
         Ok(s) => {
-            eprintln!("hairpin: control socket {}", path.display());
+            tracing::info!("control socket {}", path.display());
             Some(s)
         }
         Err(e) if !explicit => {
-            eprintln!("hairpin: warning: {e}; running without a control socket (set --control-socket or [telemetry] control_socket)");
+            tracing::warn!("{e}; running without a control socket (set --control-socket or [telemetry] control_socket)");
             None
         }
         Err(e) => return Err(e),
@@ -318,7 +340,7 @@ fn telemetry_start(
     let prom = match &t.prometheus {
         Some(addr) => match telemetry::prom::serve(view, addr, cores, stop.clone()) {
             Ok(p) => {
-                eprintln!("hairpin: prometheus endpoint http://{}/metrics", p.addr);
+                tracing::info!("prometheus endpoint http://{}/metrics", p.addr);
                 Some(p)
             }
             Err(e) => {

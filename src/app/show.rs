@@ -48,6 +48,8 @@ pub enum What {
     Meters,
     /// Egress queues per port and class.
     Queues,
+    /// Live captures (`hairpin capture`) in progress.
+    Captures,
 }
 
 impl What {
@@ -61,6 +63,7 @@ impl What {
             What::Acl => "acl",
             What::Meters => "meters",
             What::Queues => "queues",
+            What::Captures => "capture.list",
         }
     }
 }
@@ -169,6 +172,8 @@ fn rows(what: What, d: &Value) -> (Rows, Vec<Col>) {
                 Col("tx_frames", "tx_frames", true),
                 Col("tx_bytes", "tx_bytes", true),
                 Col("tx_full", "tx_full", true),
+                Col("cap_drop_rx", "capture_dropped_rx", true),
+                Col("cap_drop_tx", "capture_dropped_tx", true),
                 Col("backend", "backend", false),
             ],
         ),
@@ -287,6 +292,18 @@ fn rows(what: What, d: &Value) -> (Rows, Vec<Col>) {
                 ],
             )
         }
+        What::Captures => (
+            arr(d, "id"),
+            vec![
+                Col("id", "id", false),
+                Col("port", "port", false),
+                Col("dir", "dir", false),
+                Col("frames", "frames", true),
+                Col("bytes", "bytes", true),
+                Col("capture_dropped", "capture_dropped", true),
+                Col("path", "path", false),
+            ],
+        ),
     }
 }
 

@@ -24,10 +24,19 @@ pub struct TelemetryCfg {
     /// long is disconnected (milliseconds).
     #[serde(default = "d_timeout")]
     pub client_timeout_ms: u64,
+    /// Frames each worker's capture ring holds (`hairpin capture`): copies
+    /// beyond it are dropped and counted `capture_dropped`. Allocated at the
+    /// first capture, `capture_queue` × the largest frame per worker.
+    #[serde(default = "d_capture_queue")]
+    pub capture_queue: usize,
 }
 
 fn d_timeout() -> u64 {
     5000
+}
+
+fn d_capture_queue() -> usize {
+    1024
 }
 
 impl Default for TelemetryCfg {
@@ -37,6 +46,7 @@ impl Default for TelemetryCfg {
             socket_group: None,
             prometheus: None,
             client_timeout_ms: d_timeout(),
+            capture_queue: d_capture_queue(),
         }
     }
 }
@@ -67,6 +77,12 @@ impl TelemetryCfg {
                 format!("{} is outside 10..=3600000", self.client_timeout_ms),
             ));
         }
+        if !(1..=1 << 20).contains(&self.capture_queue) {
+            return Err((
+                k("capture_queue"),
+                format!("{} is outside 1..=1048576", self.capture_queue),
+            ));
+        }
         Ok(())
     }
 }
@@ -93,6 +109,8 @@ mod tests {
         assert!(e.contains("telemetry.socket_group"), "{e}");
         let e = err("client_timeout_ms = 1");
         assert!(e.contains("telemetry.client_timeout_ms"), "{e}");
+        let e = err("capture_queue = 0");
+        assert!(e.contains("telemetry.capture_queue"), "{e}");
         let e = err("sokcet = 1");
         assert!(e.contains("sokcet"), "{e}");
     }

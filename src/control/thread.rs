@@ -362,7 +362,7 @@ impl ControlThread {
             Ok(_) => {
                 self.last_edge = edge;
                 if self.log_state {
-                    eprintln!("hairpin: qbg: {}", self.applier.state());
+                    tracing::info!("qbg: {}", self.applier.state());
                 }
             }
             Err(e) => {

@@ -362,6 +362,8 @@ pub struct Pipeline {
     pub ctr: CoreCounters,
     /// Per-port counters (rx on ports this core polls, tx on all).
     pub port_ctr: Vec<PortCounters>,
+    /// Live capture (`hairpin capture`): one mask test per burst while off.
+    cap: Option<crate::capture::Tap>,
 }
 
 impl Pipeline {
@@ -406,7 +408,13 @@ impl Pipeline {
             port_punt: Vec::new(),
             ctr: CoreCounters::default(),
             port_ctr: vec![PortCounters::default(); n],
+            cap: None,
         }
+    }
+
+    /// Copy frames to live captures through `tap` (see [`crate::capture`]).
+    pub fn set_capture(&mut self, tap: Option<crate::capture::Tap>) {
+        self.cap = tap;
     }
 
     /// Punt frames from port `i` to `queues[i]` (so the control thread knows
@@ -453,6 +461,11 @@ impl Pipeline {
         debug_assert!(n <= self.meta.len());
         if self.cell.generation() != self.model.gen {
             self.refresh();
+        }
+        if let Some(c) = &self.cap {
+            if c.on(crate::capture::RX, inp.0 as usize) {
+                c.copy_rx(inp.0 as usize, burst.as_slice(), &self.pool, now_ns);
+            }
         }
         self.ingress(inp, burst, t);
         if self.model.policy.active {
@@ -1471,7 +1484,16 @@ impl Pipeline {
             return;
         }
         let bytes: u64 = q.as_slice().iter().map(|b| b.len() as u64).sum();
+        let cap = match &self.cap {
+            Some(c) if c.on(crate::capture::TX, p) => {
+                Some((c, c.stage_tx(p, q.as_slice(), &self.pool, self.now_ns)))
+            }
+            _ => None,
+        };
         let sent = tx[p].tx_burst(q);
+        if let Some((c, staged)) = cap {
+            c.commit_tx(p, staged, sent);
+        }
         let mut left_bytes = 0u64;
         let pc = &mut self.port_ctr[p];
         for b in q.drain() {

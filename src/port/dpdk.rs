@@ -60,8 +60,9 @@ pub fn make_pool(cfg: &Config, extra: usize) -> Result<Arc<Pool>, String> {
             let info = ffi::port_info(id).map_err(|e| format!("port[{i}].backend: {e}"))?;
             match socket {
                 None => socket = Some(info.socket),
-                Some(s) if s != info.socket && info.socket >= 0 && s >= 0 => eprintln!(
-                    "hairpin: warning: port[{i}] ({dev}) is on NUMA socket {}, the mbuf pool on socket {s}: its frames cross sockets",
+                Some(s) if s != info.socket && info.socket >= 0 && s >= 0 => tracing::warn!(
+                    port = i,
+                    "port[{i}] ({dev}) is on NUMA socket {}, the mbuf pool on socket {s}: its frames cross sockets",
                     info.socket
                 ),
                 Some(_) => {}
@@ -177,8 +178,9 @@ impl DpdkPort {
             ));
         }
         let mtu = if info.max_mtu > 0 && want > dev_max {
-            eprintln!(
-                "hairpin: warning: port[{index}] (dpdk:{dev}, {}) takes an MTU up to {dev_max}; switch.mtu {} asks {want}: using {dev_max}",
+            tracing::warn!(
+                port = index,
+                "port[{index}] (dpdk:{dev}, {}) takes an MTU up to {dev_max}; switch.mtu {} asks {want}: using {dev_max}",
                 info.driver, cfg.switch.mtu
             );
             dev_max as u16
@@ -281,7 +283,7 @@ impl Port for DpdkPort {
         if self.open {
             self.open = false;
             if let Err(e) = ffi::port_close(self.id) {
-                eprintln!("hairpin: port {} (dpdk:{}): {e}", self.name, self.dev);
+                tracing::warn!(port = %self.name, "port {} (dpdk:{}): close: {e}", self.name, self.dev);
             }
         }
     }

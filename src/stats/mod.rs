@@ -105,6 +105,16 @@ pub fn counters_markdown() -> String {
     }
     s += "\nA frame received is either transmitted (once per egress copy), punted, or dropped: \
           for each core, `rx_pkts + flood_copies = tx_pkts + punted + drops_total` once the queues are idle.\n";
+    s += "\n## Capture counters\n\nPer port (control socket `ports`, Prometheus \
+          `hairpin_capture_dropped_total{port,dir}`), since the start; see `hairpin capture` in \
+          docs/operations.md. They count copies, not frames: the frames were forwarded and are in \
+          no drop reason.\n\n| name | meaning |\n|---|---|\n";
+    for (n, d) in [
+        ("capture_dropped_rx", "Copies of received frames a live capture dropped because the worker's capture queue (`[telemetry] capture_queue`) was full."),
+        ("capture_dropped_tx", "Copies of sent frames dropped for the same reason."),
+    ] {
+        s += &format!("| `{n}` | {d} |\n");
+    }
     s
 }
 

@@ -46,6 +46,10 @@ pub const COMMANDS: &[&str] = &[
     "vm.associate",
     "vm.deassociate",
     "vm.migrate",
+    "capture.start",
+    "capture.stop",
+    "capture.status",
+    "capture.list",
 ];
 
 /// Work for the thread that owns the instance (it polls for jobs between its
@@ -84,6 +88,8 @@ pub struct View {
     /// `vm.*` commands go to the 802.1Qbg control thread here (None: no
     /// control thread in this instance).
     pub vm: Option<Mutex<std::sync::mpsc::SyncSender<crate::control::vm::VmRequest>>>,
+    /// Live captures (`capture.*` commands; None: this instance cannot capture).
+    pub capture: Option<Arc<crate::capture::CaptureHub>>,
 }
 
 /// Pin the calling thread to the lowest core that runs no worker. Returns
@@ -167,6 +173,9 @@ impl View {
             "vm.associate" | "vm.deassociate" | "vm.migrate" => {
                 self.vm(cmd, obj).map_err(|e| format!("{cmd}: {e}"))
             }
+            "capture.start" | "capture.stop" | "capture.status" | "capture.list" => {
+                self.capture(cmd, obj).map_err(|e| format!("{cmd}: {e}"))
+            }
             _ => Err(format!(
                 "unknown command {cmd:?}; commands: {}",
                 COMMANDS.join(", ")
@@ -194,6 +203,8 @@ impl View {
                 "tx_frames": c.tx_pkts,
                 "tx_bytes": c.tx_bytes,
                 "tx_full": c.tx_full,
+                "capture_dropped_rx": self.capture_dropped(i)[0],
+                "capture_dropped_tx": self.capture_dropped(i)[1],
                 "backend": b,
             }));
         }
@@ -456,6 +467,40 @@ impl View {
 }
 
 impl View {
+    /// Capture copies dropped (ring full) on port `i`, [rx, tx], since the start.
+    pub fn capture_dropped(&self, i: usize) -> [u64; 2] {
+        self.capture
+            .as_ref()
+            .map(|h| h.dropped(i))
+            .unwrap_or([0; 2])
+    }
+
+    /// A `capture.*` command (see [`crate::capture::CaptureHub`]).
+    fn capture(&self, cmd: &str, obj: &Map<String, Value>) -> Result<Value, String> {
+        let hub = self
+            .capture
+            .as_ref()
+            .ok_or("this instance has no capture support")?;
+        let id = || {
+            obj.get("id")
+                .and_then(Value::as_u64)
+                .ok_or("\"id\" (the number capture.start returned) is missing")
+        };
+        match cmd {
+            "capture.start" => hub.start(&self.ports, &self.clock, obj),
+            "capture.stop" => hub.stop(id()?),
+            "capture.status" => hub.status(id()?),
+            _ => Ok(hub.list()),
+        }
+    }
+
+    /// Stop capture `id` if it still runs (its client went away).
+    pub fn capture_abandoned(&self, id: u64) {
+        if let Some(h) = &self.capture {
+            let _ = h.stop(id);
+        }
+    }
+
     /// A `vm.*` command: checked here (fields), then handed to the control
     /// thread, whose answer (after the bridge's reply) is returned.
     fn vm(&self, cmd: &str, obj: &Map<String, Value>) -> Result<Value, String> {

@@ -231,6 +231,21 @@ pub fn render(view: &View) -> String {
             }
         }
     }
+    o.family(
+        "hairpin_capture_dropped_total",
+        "counter",
+        "Capture copies dropped because the capture queue was full (frames still forwarded).",
+    );
+    for (i, p) in view.ports.iter().enumerate() {
+        let d = view.capture_dropped(i);
+        for (dir, v) in [("rx", d[0]), ("tx", d[1])] {
+            o.sample(
+                "hairpin_capture_dropped_total",
+                &[("port", p), ("dir", dir)],
+                v,
+            );
+        }
+    }
     // Drops.
     let d = view.drops();
     o.family(

@@ -124,7 +124,10 @@ pub fn serve(
 
 pub(super) fn pin_or_warn(workers: &[usize], what: &str) {
     if super::pin_off_workers(workers).is_none() {
-        eprintln!("hairpin: {what}: every core runs a worker; its thread is not pinned");
+        tracing::warn!(
+            thread = what,
+            "{what}: every core runs a worker; its thread is not pinned"
+        );
     }
 }
 
@@ -137,6 +140,12 @@ fn accept_loop(l: &UnixListener, view: &Arc<View>, opts: &SocketOpts, stop: &Arc
                 let _ = s.set_nonblocking(false);
                 let _ = s.set_write_timeout(Some(opts.client_timeout));
                 if active.load(Ordering::Relaxed) >= MAX_CLIENTS {
+                    crate::logging::warn_limited(
+                        "control socket busy",
+                        format_args!(
+                            "control socket: {MAX_CLIENTS} clients already; a new one is refused"
+                        ),
+                    );
                     let r = error_reply(format!("busy: {MAX_CLIENTS} clients already"));
                     let _ = writeln!(s, "{r}");
                     continue;
@@ -167,7 +176,10 @@ fn accept_loop(l: &UnixListener, view: &Arc<View>, opts: &SocketOpts, stop: &Arc
             }
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
             Err(e) => {
-                eprintln!("hairpin: control socket: accept: {e}");
+                crate::logging::warn_limited(
+                    "control socket accept",
+                    format_args!("control socket: accept: {e}"),
+                );
                 std::thread::sleep(POLL);
             }
         }
@@ -177,9 +189,28 @@ fn accept_loop(l: &UnixListener, view: &Arc<View>, opts: &SocketOpts, stop: &Arc
     }
 }
 
+/// Captures a client started: stopped (file closed) when the client goes,
+/// however it goes.
+struct Owned<'a> {
+    view: &'a View,
+    ids: Vec<u64>,
+}
+
+impl Drop for Owned<'_> {
+    fn drop(&mut self) {
+        for &id in &self.ids {
+            self.view.capture_abandoned(id);
+        }
+    }
+}
+
 /// Serve one client until it closes, times out, or misbehaves.
 fn client(mut s: UnixStream, view: &View, timeout: Duration, stop: &AtomicBool) {
     let _ = s.set_read_timeout(Some(POLL.min(timeout)));
+    let mut owned = Owned {
+        view,
+        ids: Vec::new(),
+    };
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
     let mut chunk = [0u8; 4096];
     let mut last = Instant::now();
@@ -193,14 +224,27 @@ fn client(mut s: UnixStream, view: &View, timeout: Duration, stop: &AtomicBool) 
                 continue;
             }
             let reply = view.answer_line(line);
+            if reply["ok"] == true && reply["cmd"] == "capture.start" {
+                owned.ids.extend(reply["data"]["id"].as_u64());
+            }
             let mut out = reply.to_string();
             out.push('\n');
-            if s.write_all(out.as_bytes()).is_err() {
+            if let Err(e) = s.write_all(out.as_bytes()) {
+                crate::logging::warn_limited(
+                    "control socket client write",
+                    format_args!(
+                        "control socket: a client does not read its replies ({e}); disconnected"
+                    ),
+                );
                 return; // never reads (write timeout) or gone
             }
             last = Instant::now();
         }
         if buf.len() > MAX_REQUEST {
+            crate::logging::warn_limited(
+                "control socket oversize",
+                format_args!("control socket: a request longer than {MAX_REQUEST} bytes; client disconnected"),
+            );
             let r = error_reply(format!(
                 "request longer than {MAX_REQUEST} bytes; closing the connection"
             ));
