@@ -333,6 +333,35 @@ pub struct VmCfg {
     /// Meter for everything this VM sends (`[meter.NAME]`), on top of its policy's.
     #[serde(default)]
     pub meter: Option<String>,
+    /// How the VM got into the table: from the config file, or installed at
+    /// run time by the 802.1Qbg control plane (never read from a file).
+    #[serde(skip)]
+    pub origin: VsiOrigin,
+}
+
+/// How a VSI got into the VSI table (its association state as the
+/// `vsi` control-socket command shows it).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub enum VsiOrigin {
+    /// A `[[vm]]` of the config file: always present, no association.
+    #[default]
+    Static,
+    /// Associated by a station over VDP (bridge role): present while the
+    /// association lasts (pre-associations reserve, they install nothing).
+    VdpAssociated,
+    /// A VM of this edge that the adjacent bridge associated over VDP.
+    BridgeAssociated,
+}
+
+impl VsiOrigin {
+    /// The name in `vsi` replies and tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            VsiOrigin::Static => "static",
+            VsiOrigin::VdpAssociated => "associated",
+            VsiOrigin::BridgeAssociated => "associated-by-bridge",
+        }
+    }
 }
 
 /// Parse a UUID `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` (hyphens optional).

@@ -373,6 +373,7 @@ fn every_command_matches_what_was_sent() {
     assert_eq!(web["uuid"], "6ba7b810-9dad-11d1-80b4-00c04fd43001");
     assert_eq!(web["policy"], Value::Null);
     assert_eq!(web["meter"], "vm web1");
+    assert_eq!(web["state"], "static");
     let db = vs.iter().find(|x| x["name"] == "db1").unwrap();
     assert_eq!(db["policy"], "nodiscard");
     assert_eq!(db["uuid"], Value::Null);

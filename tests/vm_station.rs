@@ -358,21 +358,34 @@ fn vm_associate_migrate_deassociate_between_two_hairpins() {
     );
     let b = poll(5.0, || vsis(&bs).into_iter().next()).expect("VM on the bridge");
     assert_eq!(
-        (&b["mac"], &b["vlan"], &b["uuid"], &b["port"], &b["policy"]),
+        (
+            &b["mac"],
+            &b["vlan"],
+            &b["uuid"],
+            &b["port"],
+            &b["policy"],
+            &b["state"]
+        ),
         (
             &Value::from(VM),
             &Value::from(100),
             &Value::from(UUID),
             &Value::from("hv"),
-            &Value::from("web")
+            &Value::from("web"),
+            &Value::from("associated")
         ),
         "{b}"
     );
     let e = vsis(&es);
     assert_eq!(e.len(), 1, "{e:?}");
     assert_eq!(
-        (&e[0]["mac"], &e[0]["vlan"], &e[0]["port"]),
-        (&Value::from(VM), &Value::from(100), &Value::from("vm1")),
+        (&e[0]["mac"], &e[0]["vlan"], &e[0]["port"], &e[0]["state"]),
+        (
+            &Value::from(VM),
+            &Value::from(100),
+            &Value::from("vm1"),
+            &Value::from("associated-by-bridge")
+        ),
         "{e:?}"
     );
     // A VSI type the bridge's store does not know: refused, nothing installed.

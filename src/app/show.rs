@@ -246,6 +246,7 @@ fn rows(what: What, d: &Value) -> (Rows, Vec<Col>) {
                 Col("port", "port", false),
                 Col("policy", "policy", false),
                 Col("meter", "meter", false),
+                Col("state", "state", false),
             ],
         ),
         What::Acl => (

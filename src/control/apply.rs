@@ -104,6 +104,7 @@ pub fn overlay(
             policy: None,
             uuid: Some(format_uuid(&v.uuid)),
             meter: None,
+            origin: crate::config::VsiOrigin::BridgeAssociated,
         });
     }
     for (i, p) in c.port.iter_mut().enumerate() {
@@ -130,6 +131,7 @@ pub fn overlay(
             policy: i.policy.clone(),
             uuid: (i.vsiid.format == VsiIdFormat::Uuid).then(|| format_uuid(&i.vsiid.bytes)),
             meter: None,
+            origin: crate::config::VsiOrigin::VdpAssociated,
         });
     }
     c

@@ -91,6 +91,8 @@ pub struct Policy {
 pub struct Vsi {
     /// Name.
     pub name: String,
+    /// From the config or associated at run time (the `vsi` command's `state`).
+    pub origin: crate::config::VsiOrigin,
     /// Port it is behind.
     pub port: PortId,
     /// MAC.
@@ -290,6 +292,7 @@ impl PolicySet {
                 uuid: v.uuid.as_deref().map(parse_uuid).transpose()?,
                 policy,
                 meter,
+                origin: v.origin,
             });
             let pol = policy.map(|p| &s.policies[p as usize]);
             let fast = VsiFast {

@@ -340,6 +340,7 @@ impl View {
                     "port": self.ports.get(v.port.0 as usize),
                     "policy": v.policy.and_then(|i| p.policies.get(i as usize)).map(|x| x.name.clone()),
                     "meter": v.meter.and_then(|i| p.meter_instances.get(i as usize)).map(|x| x.1.clone()),
+                    "state": v.origin.name(),
                 })
             })
             .collect();
