@@ -106,7 +106,7 @@ impl Instance {
                         nq,
                         pool.clone(),
                     )
-                    .map_err(|e| format!("port[{i}].backend: {e}"))?;
+                    .map_err(|e| format!("port[{i}].backend (port {:?}): {e}", p.name))?;
                     ports.push(Box::new(port));
                     peers.push(None);
                 }
@@ -118,7 +118,7 @@ impl Instance {
                         nq,
                         pool.clone(),
                     )
-                    .map_err(|e| format!("port[{i}].backend: {e}"))?;
+                    .map_err(|e| format!("port[{i}].backend (port {:?}): {e}", p.name))?;
                     ports.push(Box::new(port));
                     peers.push(None);
                 }
