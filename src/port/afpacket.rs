@@ -886,7 +886,14 @@ pub(crate) fn lock_interface(ifname: &str) -> Result<File, String> {
         .truncate(false)
         .write(true)
         .open(&path)
-        .map_err(|e| format!("lock file {}: {e}", path.display()))?;
+        .map_err(|e| {
+            let hint = if e.kind() == io::ErrorKind::PermissionDenied {
+                " (needs root)"
+            } else {
+                ""
+            };
+            format!("lock file {}: {e}{hint}", path.display())
+        })?;
     // SAFETY: flock on a descriptor we own.
     if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
         let holder = std::fs::read_to_string(&path)
