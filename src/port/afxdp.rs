@@ -882,7 +882,7 @@ mod tests {
             drop(b);
             // Someone else's XDP program on lo (a link this test holds, no hairpin lock).
             let foreign = attach(1, 1).expect("attach a program to lo");
-            let e = attach(1, 1).err().expect("second attach");
+            let e = attach(1, 1).map(|_| ()).expect_err("second attach");
             assert!(e.contains("another XDP program is attached"), "{e}");
             let e = AfXdpPort::open("r", "lo", 1, pool.clone())
                 .err()
