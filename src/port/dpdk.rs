@@ -177,6 +177,9 @@ pub fn make_pool(cfg: &Config, extra: usize) -> Result<Arc<Pool>, String> {
         .map(|(s, k)| format!("{k} on NUMA socket {s}"))
         .collect::<Vec<_>>()
         .join(", ");
+    if sizes.len() > 1 {
+        eprintln!("hairpin: mbuf mempools: {where_}");
+    }
     static SEQ: AtomicU64 = AtomicU64::new(0);
     let sz: Vec<(i32, u32)> = sizes.iter().map(|&(s, k)| (s, k as u32)).collect();
     let mp = MbufPool::create_per_socket(
