@@ -96,7 +96,7 @@ pub fn open_port(
                 nq,
                 pool.clone(),
             )
-            .map_err(|e| format!("port[{i}].backend: {e}"))?;
+            .map_err(|e| format!("port[{i}].backend (port {:?}): {e}", p.name))?;
             Ok((Box::new(port), None))
         }
         #[cfg(target_os = "linux")]
@@ -107,7 +107,7 @@ pub fn open_port(
                 nq,
                 pool.clone(),
             )
-            .map_err(|e| format!("port[{i}].backend: {e}"))?;
+            .map_err(|e| format!("port[{i}].backend (port {:?}): {e}", p.name))?;
             Ok((Box::new(port), None))
         }
         b => Err(format!(

@@ -18,6 +18,7 @@ fn dpdk_hugepages() {
     assert!(hairpin::dpdk::has_hugepages());
     dpdk_common::ring_forwarding("h1");
     dpdk_common::null_ports("h1");
+    dpdk_common::socket_pools("h1");
     dpdk_common::bad_input("h1");
     dpdk_common::teardown(&prefix);
     // Other processes may take free pages meanwhile (shared machine), so

@@ -13,6 +13,7 @@ fn dpdk_no_huge() {
     dpdk_common::ring_forwarding("n1");
     dpdk_common::null_ports("n1");
     dpdk_common::mbuf_ownership("n1");
+    dpdk_common::socket_pools("n1");
     dpdk_common::bad_input("n1");
     // The same scenario again in the same EAL: ports, pools and names are reusable.
     dpdk_common::ring_forwarding("n2");

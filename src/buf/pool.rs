@@ -186,6 +186,8 @@ pub trait SlotSource: Send + Sync + 'static {
     fn put_bulk(&self, idx: &[u32]);
     /// Free slots (including any the allocator caches per core).
     fn available(&self) -> usize;
+    /// Slots the allocator has in all (free or not): the pool's capacity.
+    fn size(&self) -> usize;
     /// For downcasting to the concrete allocator.
     fn as_any(&self) -> &dyn std::any::Any;
 }
@@ -253,12 +255,15 @@ impl Pool {
 
     /// A pool over memory and a free list owned by `src` (see [`SlotSource`]):
     /// slot `i` is `room` bytes at `base + i * stride`; frames start [`HEADROOM`]
-    /// bytes into it.
+    /// bytes into it. Slot numbers are below `n`; `src` may leave some of them
+    /// out (several memory regions in one slot space: the gaps are never
+    /// handed out), and [`Pool::capacity`] is `src.size()`.
     ///
     /// # Safety
-    /// `base .. base + (n - 1) * stride + room` must stay valid, readable and
-    /// writable while the pool lives (`src` is dropped after the pool's last
-    /// use), and only the holder of a slot handed out by `src` writes it.
+    /// Every slot `src` hands out (`i < n`, `base + i * stride .. + room`) must
+    /// stay valid, readable and writable while the pool lives (`src` is
+    /// dropped after the pool's last use), and only the holder of a slot
+    /// handed out by `src` writes it.
     pub unsafe fn with_source(
         base: *mut u8,
         stride: usize,
@@ -299,7 +304,10 @@ impl Pool {
     }
     /// Total buffers.
     pub fn capacity(&self) -> usize {
-        self.n as usize
+        match &self.ext {
+            Some(x) => x.size(),
+            None => self.n as usize,
+        }
     }
     /// Largest frame a buffer holds (without pushing tags).
     pub fn max_frame(&self) -> usize {
@@ -766,6 +774,7 @@ mod source_tests {
         mem: Box<[u8]>,
         free: Mutex<Vec<u32>>,
         bulk_calls: AtomicUsize,
+        n: usize,
     }
     impl SlotSource for Fake {
         fn get(&self) -> Option<u32> {
@@ -781,6 +790,9 @@ mod source_tests {
         fn available(&self) -> usize {
             self.free.lock().unwrap().len()
         }
+        fn size(&self) -> usize {
+            self.n
+        }
         fn as_any(&self) -> &dyn std::any::Any {
             self
         }
@@ -795,6 +807,7 @@ mod source_tests {
             mem: vec![0u8; N * STRIDE].into_boxed_slice(),
             free: Mutex::new((0..N as u32).rev().collect()),
             bulk_calls: AtomicUsize::new(0),
+            n: N,
         });
         let base = fake.mem.as_mut_ptr();
         // SAFETY: the memory lives in the source, which the pool owns.
@@ -832,6 +845,7 @@ mod source_tests {
             mem: vec![0u8; 4096].into_boxed_slice(),
             free: Mutex::new(vec![0]),
             bulk_calls: AtomicUsize::new(0),
+            n: 1,
         });
         let base = std::ptr::null_mut();
         // SAFETY: refused before any use of the memory.

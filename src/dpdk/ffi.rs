@@ -354,9 +354,15 @@ pub struct PortSetup {
     pub promiscuous: bool,
 }
 
-/// Configure a stopped port: queues (RX over `pool`), descriptors, MTU, RSS,
-/// promiscuous mode. Returns the RSS hash functions enabled (0 = none).
-pub fn port_setup(p: PortId, s: &PortSetup, pool: &MbufPool) -> Result<u64, DpdkError> {
+/// Configure a stopped port: queues (RX over `pool`'s mempool of NUMA
+/// socket `socket`, else its first), descriptors, MTU, RSS, promiscuous
+/// mode. Returns the RSS hash functions enabled (0 = none).
+pub fn port_setup(
+    p: PortId,
+    s: &PortSetup,
+    pool: &MbufPool,
+    socket: i32,
+) -> Result<u64, DpdkError> {
     let mut hf = 0u64;
     let mut step: *const c_char = std::ptr::null();
     // SAFETY: the mempool pointer is live (pool borrowed); out pointers valid.
@@ -367,7 +373,7 @@ pub fn port_setup(p: PortId, s: &PortSetup, pool: &MbufPool) -> Result<u64, Dpdk
             s.rx_desc,
             s.tx_desc,
             s.mtu,
-            pool.mp.as_ptr(),
+            pool.part_for(socket).mp.as_ptr(),
             s.rss as c_int,
             s.promiscuous as c_int,
             &mut hf,
@@ -462,18 +468,68 @@ struct Slots(sys::hp_slots);
 unsafe impl Send for Slots {}
 unsafe impl Sync for Slots {}
 
-/// A pktmbuf pool over one IOVA-contiguous memzone: mbuf `i`'s data room is
-/// hairpin slot `i`, so a [`Pool`] made with [`MbufPool::into_pool`] hands out
-/// `PktBuf`s that are the mbufs' own data (no copy on RX or TX).
-pub struct MbufPool {
+/// One mempool of an [`MbufPool`]: its own memzone, on one NUMA socket.
+struct Part {
     mp: NonNull<sys::rte_mempool>,
     mz: *const sys::rte_memzone,
+    socket: i32,
+    n: u32,
+}
+
+/// One or more pktmbuf mempools (one per NUMA socket), each over one
+/// IOVA-contiguous memzone, in one slot space: every mempool's objects have
+/// the same stride and their data rooms sit at addresses congruent modulo
+/// it, so slot `i` is the mbuf whose data room is at `base + i * stride`
+/// whichever mempool it belongs to, and a [`Pool`] made with
+/// [`MbufPool::into_pool`] hands out `PktBuf`s that are the mbufs' own data
+/// (no copy on RX or TX). An mbuf goes back to its own mempool when freed
+/// (`rte_pktmbuf_free` reads `mbuf->pool`), wherever it was transmitted.
+pub struct MbufPool {
+    parts: Vec<Part>,
     slots: Slots,
 }
 
 // SAFETY: rte_mempool get/put are multi-producer/multi-consumer safe.
 unsafe impl Send for MbufPool {}
 unsafe impl Sync for MbufPool {}
+
+/// Most mempools one [`MbufPool`] joins (NUMA sockets with dpdk ports).
+pub const MAX_SOCKET_POOLS: usize = 8; // HP_MAX_SEGS in shim.h
+
+/// Join per-mempool slot mappings (same stride, congruent bases) into one:
+/// the lowest base, `n` up to the highest slot, one segment per mempool.
+/// `None` when they do not fit one slot space (u32 slot numbers).
+fn join_slots(parts: &[sys::hp_slots]) -> Option<sys::hp_slots> {
+    let first = *parts.first()?;
+    if parts.len() > MAX_SOCKET_POOLS || parts.len() > first.seg_lo.len() {
+        return None;
+    }
+    let base = parts.iter().map(|p| p.base as usize).min()?;
+    let mut out = first;
+    out.base = base as *mut c_char;
+    out.nseg = parts.len() as u32;
+    let mut top = 0usize;
+    for (k, p) in parts.iter().enumerate() {
+        let d = p.base as usize - base;
+        if p.stride != first.stride
+            || p.hdr != first.hdr
+            || p.room != first.room
+            || d % first.stride != 0
+        {
+            return None;
+        }
+        let lo = d / first.stride;
+        let hi = lo.checked_add(p.n as usize)?;
+        if hi > u32::MAX as usize {
+            return None;
+        }
+        out.seg_lo[k] = lo as u32;
+        out.seg_hi[k] = hi as u32;
+        top = top.max(hi);
+    }
+    out.n = top as u32;
+    Some(out)
+}
 
 impl MbufPool {
     /// `n` mbufs with `data_room` bytes each (headroom included) on `socket`,
@@ -485,61 +541,167 @@ impl MbufPool {
         data_room: u16,
         socket: i32,
     ) -> Result<MbufPool, DpdkError> {
-        let c = cstring("rte_mempool_create_empty", name)?;
-        let mut s = sys::hp_slots::default();
-        let mut mz: *const sys::rte_memzone = std::ptr::null();
-        let mut step: *const c_char = std::ptr::null();
-        // SAFETY: valid pointers; the shim frees everything it made on failure.
-        let mp = unsafe {
-            sys::hp_pool_create(
-                c.as_ptr(),
-                n,
-                cache,
-                data_room,
-                socket,
-                &mut s,
-                &mut mz,
-                &mut step,
-            )
+        Self::create_per_socket(name, &[(socket, n)], cache, data_room)
+    }
+
+    /// One mempool per `(socket, mbufs)` entry (named `NAME` for the first,
+    /// `NAME_K` for the others), each with a per-lcore cache of `cache`, all
+    /// in one slot space. On failure nothing is left allocated; the error
+    /// names the socket when there are several.
+    pub fn create_per_socket(
+        name: &str,
+        sizes: &[(i32, u32)],
+        cache: u32,
+        data_room: u16,
+    ) -> Result<MbufPool, DpdkError> {
+        if sizes.is_empty() || sizes.len() > MAX_SOCKET_POOLS {
+            return Err(err(
+                format!(
+                    "mempools for {} NUMA sockets (1..={MAX_SOCKET_POOLS})",
+                    sizes.len()
+                ),
+                libc::EINVAL,
+            ));
+        }
+        let mut parts: Vec<Part> = Vec::new();
+        let mut maps: Vec<sys::hp_slots> = Vec::new();
+        // Frees what was made so far (the Part list is not an MbufPool yet).
+        let undo = |parts: &[Part]| {
+            for p in parts {
+                // SAFETY: made by hp_pool_create below, not used by anything else yet.
+                unsafe { sys::hp_pool_free(p.mp.as_ptr(), p.mz) }
+            }
         };
-        match NonNull::new(mp) {
-            Some(mp) => Ok(MbufPool {
-                mp,
-                mz,
-                slots: Slots(s),
-            }),
-            None => {
-                // SAFETY: step is a static string literal set by the shim.
-                let call = unsafe { CStr::from_ptr(step) }
-                    .to_string_lossy()
-                    .into_owned();
-                Err(err(call, errno()))
+        for (k, &(socket, n)) in sizes.iter().enumerate() {
+            let nm = if k == 0 {
+                name.to_string()
+            } else {
+                format!("{name}_{k}")
+            };
+            let c = match cstring("rte_mempool_create_empty", &nm) {
+                Ok(c) => c,
+                Err(e) => {
+                    undo(&parts);
+                    return Err(e);
+                }
+            };
+            let mut sl = sys::hp_slots::default();
+            let mut mz: *const sys::rte_memzone = std::ptr::null();
+            let mut step: *const c_char = std::ptr::null();
+            let align = maps
+                .first()
+                .map_or(std::ptr::null(), |m| m.base as *const c_char);
+            // SAFETY: valid pointers; `align` is the live first mempool's base;
+            // the shim frees everything it made on failure.
+            let mp = unsafe {
+                sys::hp_pool_create(
+                    c.as_ptr(),
+                    n,
+                    cache,
+                    data_room,
+                    socket,
+                    align,
+                    &mut sl,
+                    &mut mz,
+                    &mut step,
+                )
+            };
+            match NonNull::new(mp) {
+                Some(mp) => {
+                    parts.push(Part { mp, mz, socket, n });
+                    maps.push(sl);
+                }
+                None => {
+                    let e = errno();
+                    // SAFETY: step is a static string literal set by the shim.
+                    let call = unsafe { CStr::from_ptr(step) }
+                        .to_string_lossy()
+                        .into_owned();
+                    undo(&parts);
+                    let call = if sizes.len() > 1 {
+                        format!("{call} (the mempool of NUMA socket {socket})")
+                    } else {
+                        call
+                    };
+                    return Err(err(call, e));
+                }
             }
         }
+        let Some(joined) = join_slots(&maps) else {
+            undo(&parts);
+            return Err(err(
+                "joining the per-socket mempools into one slot space (their memzones are too far apart)",
+                libc::ERANGE,
+            ));
+        };
+        Ok(MbufPool {
+            parts,
+            slots: Slots(if maps.len() == 1 {
+                // One mempool: every slot below n is its own (no segment check).
+                sys::hp_slots { nseg: 0, ..maps[0] }
+            } else {
+                joined
+            }),
+        })
     }
 
-    /// Mbufs in the pool.
+    /// Mbufs in the pool (all its mempools).
     pub fn size(&self) -> u32 {
-        self.slots.0.n
+        self.parts.iter().map(|p| p.n).sum()
     }
 
-    /// Free mbufs (ring plus per-lcore caches).
+    /// Free mbufs (rings plus per-lcore caches of all its mempools).
     pub fn avail(&self) -> u32 {
-        // SAFETY: live mempool.
-        unsafe { sys::rte_mempool_avail_count(self.mp.as_ptr()) }
+        self.parts
+            .iter()
+            // SAFETY: live mempools.
+            .map(|p| unsafe { sys::rte_mempool_avail_count(p.mp.as_ptr()) })
+            .sum()
     }
 
-    /// Allocate one mbuf (`rte_pktmbuf_alloc`).
+    /// (NUMA socket, mbufs, free mbufs) of each mempool, in creation order.
+    pub fn sockets(&self) -> Vec<(i32, u32, u32)> {
+        self.parts
+            .iter()
+            // SAFETY: live mempools.
+            .map(|p| {
+                (p.socket, p.n, unsafe {
+                    sys::rte_mempool_avail_count(p.mp.as_ptr())
+                })
+            })
+            .collect()
+    }
+
+    /// The mempool for `socket`: its own, else the first.
+    fn part_for(&self, socket: i32) -> &Part {
+        self.parts
+            .iter()
+            .find(|p| p.socket == socket)
+            .unwrap_or(&self.parts[0])
+    }
+
+    /// Allocate one mbuf (`rte_pktmbuf_alloc`): from the calling thread's
+    /// socket's mempool when there are several, else (or when it is empty)
+    /// from any.
     pub fn alloc(&self) -> Option<Mbuf> {
         let mut idx = 0u32;
-        // SAFETY: live mempool; the mapping belongs to it.
-        if unsafe { sys::hp_slot_get(self.mp.as_ptr(), &self.slots.0, &mut idx) } != 0 {
-            return None;
+        let first = if self.parts.len() > 1 {
+            self.part_for(socket_id())
+        } else {
+            &self.parts[0]
+        };
+        let order =
+            std::iter::once(first).chain(self.parts.iter().filter(|p| !std::ptr::eq(*p, first)));
+        for p in order {
+            // SAFETY: live mempool; the mapping covers all of its mbufs.
+            if unsafe { sys::hp_slot_get(p.mp.as_ptr(), &self.slots.0, &mut idx) } == 0 {
+                return Some(Mbuf {
+                    idx,
+                    slots: self.slots,
+                });
+            }
         }
-        Some(Mbuf {
-            idx,
-            slots: self.slots,
-        })
+        None
     }
 
     /// Make the hairpin [`Pool`] over this mempool. Fails if DPDK's mbuf
@@ -585,13 +747,18 @@ impl SlotSource for MbufPool {
         self.alloc().map(Mbuf::into_slot)
     }
     fn get_bulk(&self, out: &mut [u32]) -> usize {
+        let mp = if self.parts.len() > 1 {
+            self.part_for(socket_id()).mp
+        } else {
+            self.parts[0].mp
+        };
         let mut done = 0;
         while done < out.len() {
             let k = (out.len() - done).min(64);
             // SAFETY: live mempool; `out[done..done + k]` is writable.
             let g = unsafe {
                 sys::hp_slot_get_bulk(
-                    self.mp.as_ptr(),
+                    mp.as_ptr(),
                     &self.slots.0,
                     out[done..].as_mut_ptr(),
                     k as u32,
@@ -625,6 +792,9 @@ impl SlotSource for MbufPool {
     fn available(&self) -> usize {
         self.avail() as usize
     }
+    fn size(&self) -> usize {
+        MbufPool::size(self) as usize
+    }
     fn as_any(&self) -> &dyn std::any::Any {
         self
     }
@@ -632,8 +802,10 @@ impl SlotSource for MbufPool {
 
 impl Drop for MbufPool {
     fn drop(&mut self) {
-        // SAFETY: we own both; every port using the pool was closed first.
-        unsafe { sys::hp_pool_free(self.mp.as_ptr(), self.mz) }
+        for p in &self.parts {
+            // SAFETY: we own both; every port using the pool was closed first.
+            unsafe { sys::hp_pool_free(p.mp.as_ptr(), p.mz) }
+        }
     }
 }
 
@@ -985,5 +1157,46 @@ impl Drop for RingDev {
             // SAFETY: rings we created; the port that used them is closed.
             unsafe { sys::rte_ring_free(r.as_ptr()) }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn part(base: usize, n: u32) -> sys::hp_slots {
+        sys::hp_slots {
+            base: base as *mut c_char,
+            stride: 2432,
+            hdr: 128,
+            magic: ((1u128 << 64) / 2432) as u64 + 1,
+            n,
+            room: 2176,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn joined_slot_space_has_one_segment_per_mempool() {
+        let a = part(0x10_0000_0000 + 5 * 2432, 300);
+        // Below the first one, congruent modulo the stride.
+        let b = part(0x10_0000_0000 - 1000 * 2432 + 5 * 2432, 200);
+        let j = join_slots(&[a, b]).unwrap();
+        assert_eq!(j.base, b.base, "the lowest base");
+        assert_eq!(j.nseg, 2);
+        assert_eq!((j.seg_lo[0], j.seg_hi[0]), (1000, 1300));
+        assert_eq!((j.seg_lo[1], j.seg_hi[1]), (0, 200));
+        assert_eq!(j.n, 1300);
+        assert_eq!(
+            (j.stride, j.hdr, j.room, j.magic),
+            (a.stride, a.hdr, a.room, a.magic)
+        );
+        // Not congruent, another stride, or too far apart for u32 slot numbers: refused.
+        assert!(join_slots(&[a, part(a.base as usize + 2432 * 400 + 64, 10)]).is_none());
+        assert!(join_slots(&[a, sys::hp_slots { stride: 2496, ..b }]).is_none());
+        assert!(join_slots(&[a, part(a.base as usize + 2432 * (u32::MAX as usize), 10)]).is_none());
+        assert!(join_slots(&[]).is_none());
+        assert!(join_slots(&vec![a; MAX_SOCKET_POOLS + 1]).is_none());
+        assert_eq!(join_slots(&[a]).unwrap().n, 300);
     }
 }

@@ -38,16 +38,22 @@ static void first_obj(struct rte_mempool *mp, void *arg, void *obj, unsigned i)
         *f = obj;
 }
 
+static int congruent(uintptr_t a, uintptr_t b, size_t m)
+{
+    return (a >= b ? a - b : b - a) % m == 0;
+}
+
 struct rte_mempool *hp_pool_create(const char *name, uint32_t n, uint32_t cache,
-                                   uint16_t data_room, int socket, struct hp_slots *s,
-                                   const struct rte_memzone **mzp, const char **step)
+                                   uint16_t data_room, int socket, const char *align,
+                                   struct hp_slots *s, const struct rte_memzone **mzp,
+                                   const char **step)
 {
     struct rte_pktmbuf_pool_private priv;
     struct rte_mempool *mp;
     const struct rte_memzone *mz;
     struct obj_check c;
     char *first = NULL;
-    size_t total;
+    size_t total, hdr, off = 0;
     int r;
 
     *mzp = NULL;
@@ -72,14 +78,24 @@ struct rte_mempool *hp_pool_create(const char *name, uint32_t n, uint32_t cache,
 
     total = (size_t)mp->header_size + mp->elt_size + mp->trailer_size;
     *step = "rte_memzone_reserve_aligned (IOVA-contiguous)";
-    mz = rte_memzone_reserve_aligned(name, total * n + RTE_CACHE_LINE_SIZE, socket,
-                                     RTE_MEMZONE_IOVA_CONTIG, RTE_CACHE_LINE_SIZE);
+    mz = rte_memzone_reserve_aligned(name, total * n + RTE_CACHE_LINE_SIZE + (align ? total : 0),
+                                     socket, RTE_MEMZONE_IOVA_CONTIG, RTE_CACHE_LINE_SIZE);
     if (mz == NULL) {
         rte_mempool_free(mp);
         return NULL;
     }
+    hdr = sizeof(struct rte_mbuf) + rte_pktmbuf_priv_size(mp);
+    if (align != NULL) {
+        /* The first object's data room lands at zone + off + header_size + hdr
+         * (the zone is cache-line aligned, off a multiple of the line size):
+         * pick off so that it is congruent to align. Checked below. */
+        uintptr_t a = (uintptr_t)align;
+        uintptr_t nat = (uintptr_t)mz->addr + mp->header_size + hdr;
+        off = a >= nat ? (a - nat) % total : (total - (nat - a) % total) % total;
+    }
     *step = "rte_mempool_populate_iova";
-    r = rte_mempool_populate_iova(mp, mz->addr, mz->iova, mz->len, NULL, NULL);
+    r = rte_mempool_populate_iova(mp, (char *)mz->addr + off, mz->iova + off, mz->len - off,
+                                  NULL, NULL);
     if (r < 0 || (uint32_t)r != n) {
         rte_mempool_free(mp);
         rte_memzone_free(mz);
@@ -94,13 +110,15 @@ struct rte_mempool *hp_pool_create(const char *name, uint32_t n, uint32_t cache,
     c.bad = 0;
     rte_mempool_obj_iter(mp, check_obj, &c);
     *step = "fixed-stride check of the mempool objects";
-    if (first == NULL || c.bad != 0) {
+    if (first == NULL || c.bad != 0 ||
+        (align != NULL && !congruent((uintptr_t)first + hdr, (uintptr_t)align, total))) {
         rte_mempool_free(mp);
         rte_memzone_free(mz);
         rte_errno = EINVAL;
         return NULL;
     }
-    s->hdr = sizeof(struct rte_mbuf) + rte_pktmbuf_priv_size(mp);
+    memset(s, 0, sizeof(*s));
+    s->hdr = hdr;
     s->base = first + s->hdr;
     s->stride = total;
     s->magic = (uint64_t)(((unsigned __int128)1 << 64) / total) + 1;
@@ -173,6 +191,16 @@ void hp_slot_put_bulk(const struct hp_slots *s, const uint32_t *idx, unsigned n)
     }
 }
 
+/* Slot i belongs to one of the joined mempools (not a gap between them). */
+static inline int in_segs(const struct hp_slots *s, uint32_t i)
+{
+    uint32_t k;
+    for (k = 0; k < s->nseg && k < HP_MAX_SEGS; k++)
+        if (i >= s->seg_lo[k] && i < s->seg_hi[k])
+            return 1;
+    return 0;
+}
+
 /* An mbuf as hairpin left it: one segment, data at off, len bytes. */
 static inline struct rte_mbuf *prep_tx(const struct hp_slots *s, uint32_t idx, uint16_t off,
                                        uint16_t len)
@@ -196,7 +224,7 @@ static inline int take_rx(const struct hp_slots *s, struct rte_mbuf *m, uint32_t
     size_t d = (size_t)((char *)m->buf_addr - s->base);
     uint64_t i = div_stride(s, d);
     if (unlikely(m->nb_segs != 1 || (char *)m->buf_addr < s->base || i * s->stride != d ||
-                 i >= s->n)) {
+                 i >= s->n || (s->nseg > 1 && !in_segs(s, (uint32_t)i)))) {
         rte_pktmbuf_free(m);
         return 0;
     }

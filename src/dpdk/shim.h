@@ -22,6 +22,7 @@
 /* The fixed slot <-> mbuf mapping of a hairpin pool: slot i's data room
  * (mbuf->buf_addr) is at base + i * stride; the mbuf header is hdr bytes
  * in front of it. */
+#define HP_MAX_SEGS 8
 struct hp_slots {
     char *base;
     size_t stride;
@@ -31,6 +32,13 @@ struct hp_slots {
     uint64_t magic;
     uint32_t n;
     uint16_t room;
+    /* Several mempools (one per NUMA socket) in one slot space: their objects
+     * share the stride and sit at addresses congruent modulo it, so one base
+     * serves all; slots [seg_lo[k], seg_hi[k]) are mempool k's and the gaps
+     * between them are no one's. nseg <= 1: every slot below n is the pool's. */
+    uint32_t nseg;
+    uint32_t seg_lo[HP_MAX_SEGS];
+    uint32_t seg_hi[HP_MAX_SEGS];
 };
 
 int hp_errno(void);
@@ -42,10 +50,13 @@ int hp_socket_id_any(void);
 
 /* A pktmbuf pool of n mbufs over one IOVA-contiguous memzone, so its objects
  * sit at a fixed stride. Fills *s. NULL with rte_errno set on failure; *step
- * names the step that failed. */
+ * names the step that failed. With align (the base of another pool made with
+ * the same data room), the objects are placed so that their data rooms are
+ * congruent to align modulo the stride (the zone is one stride larger). */
 struct rte_mempool *hp_pool_create(const char *name, uint32_t n, uint32_t cache,
-                                   uint16_t data_room, int socket, struct hp_slots *s,
-                                   const struct rte_memzone **mz, const char **step);
+                                   uint16_t data_room, int socket, const char *align,
+                                   struct hp_slots *s, const struct rte_memzone **mz,
+                                   const char **step);
 void hp_pool_free(struct rte_mempool *mp, const struct rte_memzone *mz);
 
 /* Slots (mbufs) by index. */

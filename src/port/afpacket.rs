@@ -32,8 +32,11 @@
 //!   (`tx_oversize`). Frames the kernel dropped because the RX ring was full
 //!   are read from `PACKET_STATISTICS` (`rx_ring_drops`).
 //! - An interface can be opened by one hairpin port at a time: an advisory
-//!   lock in `/run/hairpin/` (released by the kernel when the process exits)
-//!   makes a second open fail with "in use".
+//!   lock in `/run/hairpin/` (released by the kernel when the process exits,
+//!   crash or SIGKILL included) makes a second open fail with "in use" and the
+//!   holder's pid. An interface the kernel owns — enslaved to a bridge, bond,
+//!   team or Open vSwitch (`IFLA_MASTER`), or under a macvlan/ipvlan device —
+//!   is refused too (read over rtnetlink in the port thread's namespace).
 //!
 //! Interfaces that feed hairpin should have TX checksum offload and
 //! segmentation offloads off (`ethtool -K IF tx off tso off gso off`): a
@@ -248,6 +251,7 @@ pub struct AfPacketQueue {
     link_up: bool,
     last_check: Instant,
     polls: u32,
+    tx_calls: u32,
     c: AfPacketCounters,
     shared: Arc<Shared>,
 }
@@ -408,7 +412,13 @@ impl PortQueue for AfPacketQueue {
         if frames.is_empty() {
             return 0;
         }
-        self.check_link(false);
+        // The link state is refreshed by rx_burst (every 256 polls) and by a
+        // failed kick; here only every 64th burst, so a busy TX path does not
+        // read the clock per burst.
+        self.tx_calls = self.tx_calls.wrapping_add(1);
+        if self.tx_calls % 64 == 0 {
+            self.check_link(false);
+        }
         let total = frames.len();
         if !self.link_up {
             for f in frames.drain() {
@@ -509,6 +519,12 @@ impl AfPacketPort {
         let err = |why: String| OpenError(format!("{what}: {why}"));
         let (cname, ifindex) = if_index(ifname).map_err(err)?;
         let lock = lock_interface(ifname).map_err(err)?;
+        if let Some(why) = super::netlink::usage(ifindex)
+            .map_err(err)?
+            .kernel_owner(ifname)
+        {
+            return Err(err(why));
+        }
         let max_frame = pool.max_frame();
         let frame_size = (max_frame + 128).next_power_of_two().max(2048);
         let block = frame_size.max(1 << 16);
@@ -560,6 +576,7 @@ impl AfPacketPort {
                 link_up: false,
                 last_check: Instant::now(),
                 polls: 0,
+                tx_calls: 0,
                 c: AfPacketCounters::default(),
                 shared: sh.clone(),
             };
@@ -859,6 +876,7 @@ fn ring_drops(fd: RawFd) -> u64 {
 
 /// The advisory lock that makes an interface one port's: `/run/hairpin/afpacket-NETNS-IF.lock`.
 pub(crate) fn lock_interface(ifname: &str) -> Result<File, String> {
+    use std::io::Write;
     use std::os::unix::fs::MetadataExt;
     let ns = std::fs::metadata("/proc/thread-self/ns/net")
         .or_else(|_| std::fs::metadata("/proc/self/ns/net"))
@@ -876,14 +894,29 @@ pub(crate) fn lock_interface(ifname: &str) -> Result<File, String> {
         .truncate(false)
         .write(true)
         .open(&path)
-        .map_err(|e| format!("lock file {}: {e}", path.display()))?;
+        .map_err(|e| {
+            let hint = if e.kind() == io::ErrorKind::PermissionDenied {
+                " (needs root)"
+            } else {
+                ""
+            };
+            format!("lock file {}: {e}{hint}", path.display())
+        })?;
     // SAFETY: flock on a descriptor we own.
     if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let holder = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok())
+            .map(|p| format!(" by pid {p}"))
+            .unwrap_or_default();
         return Err(format!(
-            "interface {ifname:?} is in use by another hairpin port (lock {} is held)",
+            "interface {ifname:?} is in use by another hairpin port{holder} (lock {} is held)",
             path.display()
         ));
     }
+    // The holder's pid, for the message above (the lock itself is the flock).
+    let _ = f.set_len(0);
+    let _ = (&f).write_all(format!("{}\n", std::process::id()).as_bytes());
     Ok(f)
 }
 

@@ -18,6 +18,11 @@
 //! supported (AF_XDP without multi-buffer): `switch.mtu` above 3,000 is
 //! refused at open.
 //!
+//! An interface is refused when it is in use: locked by another hairpin port,
+//! owned by the kernel (a bridge, bond, macvlan … — see `afpacket`), or with
+//! an XDP program someone else attached (`IFLA_XDP_ATTACHED`, or the attach
+//! failing with EBUSY/EEXIST).
+//!
 //! Promiscuous mode comes from an extra AF_PACKET socket that receives
 //! nothing (the kernel drops the membership with it); link state from the
 //! interface flags, as for `afpacket` (frames to a down link are counted in
@@ -113,6 +118,7 @@ fn attach(ifindex: u32, queues: usize) -> Result<(OwnedFd, OwnedFd, &'static str
     put32(&mut a, 68, BPF_XDP);
     let prog = fd_of(bpf(BPF_PROG_LOAD, &mut a), "loading the XDP program")?;
     let mut last = String::new();
+    let mut busy = false;
     for (flags, mode) in [
         (XDP_FLAGS_DRV_MODE, "native"),
         (XDP_FLAGS_SKB_MODE, "generic"),
@@ -122,12 +128,30 @@ fn attach(ifindex: u32, queues: usize) -> Result<(OwnedFd, OwnedFd, &'static str
         put32(&mut a, 4, ifindex);
         put32(&mut a, 8, BPF_XDP);
         put32(&mut a, 12, flags);
-        match fd_of(bpf(BPF_LINK_CREATE, &mut a), "attaching the XDP program") {
+        let r = bpf(BPF_LINK_CREATE, &mut a);
+        // EBUSY: a program is attached in this mode; EEXIST: in the other one.
+        busy |= r < 0
+            && matches!(
+                std::io::Error::last_os_error().raw_os_error(),
+                Some(libc::EBUSY) | Some(libc::EEXIST)
+            );
+        match fd_of(r, "attaching the XDP program") {
             Ok(link) => return Ok((map, link, mode)),
             Err(e) => last = e,
         }
     }
+    if busy {
+        return Err(foreign_xdp(&last));
+    }
     Err(last)
+}
+
+/// The refusal when someone else's XDP program holds the interface.
+fn foreign_xdp(detail: &str) -> String {
+    format!(
+        "the interface is in use: another XDP program is attached ({detail}); \
+         detach it (`ip link set dev IF xdp off`, or stop its owner) first"
+    )
 }
 
 /// One mapped AF_XDP ring (producer/consumer words, descriptors).
@@ -691,6 +715,13 @@ impl AfXdpPort {
             )));
         }
         let lock = super::afpacket::lock_interface(ifname).map_err(err)?;
+        let usage = super::netlink::usage(ifindex).map_err(err)?;
+        if let Some(why) = usage.kernel_owner(ifname) {
+            return Err(err(why));
+        }
+        if let Some(id) = usage.xdp_prog {
+            return Err(err(foreign_xdp(&format!("program id {id}"))));
+        }
         let promisc = promisc_socket(ifindex).map_err(err)?;
         let nq = queues.max(1);
         let (map, link, mode) = attach(ifindex, nq).map_err(err)?;
@@ -847,8 +878,23 @@ mod tests {
                 .expect("second open");
             assert!(e.to_string().contains("in use"), "{e}");
             drop(a);
-            let b = AfXdpPort::open("q", "lo", 1, pool).expect("free again after close");
+            let b = AfXdpPort::open("q", "lo", 1, pool.clone()).expect("free again after close");
             drop(b);
+            // Someone else's XDP program on lo (a link this test holds, no hairpin lock).
+            let foreign = attach(1, 1).expect("attach a program to lo");
+            let e = attach(1, 1).map(|_| ()).expect_err("second attach");
+            assert!(e.contains("another XDP program is attached"), "{e}");
+            let e = AfXdpPort::open("r", "lo", 1, pool.clone())
+                .err()
+                .expect("foreign program");
+            let e = e.to_string();
+            assert!(e.starts_with("afxdp:lo: the interface is in use"), "{e}");
+            assert!(
+                e.contains("another XDP program is attached (program id"),
+                "{e}"
+            );
+            drop(foreign);
+            drop(AfXdpPort::open("r", "lo", 1, pool).expect("free once the program is gone"));
         })
         .join()
         .unwrap();

@@ -13,6 +13,8 @@ pub mod afpacket;
 pub mod afxdp;
 #[cfg(feature = "dpdk")]
 pub mod dpdk;
+#[cfg(target_os = "linux")]
+mod netlink;
 pub mod pcap;
 pub mod ring;
 

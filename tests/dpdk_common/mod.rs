@@ -436,3 +436,93 @@ pub fn mbuf_ownership(tag: &str) {
         "{e}"
     );
 }
+
+/// One mempool per NUMA socket in one slot space (two mempools here, on
+/// socket 0 and on SOCKET_ID_ANY, as a one-node machine can): the pool's
+/// capacity is their sum, every mbuf of both is a distinct writable slot,
+/// frames of either mempool pass through a ring ethdev's RX (set up over
+/// the first) and TX as they are, and each mbuf goes back to its own mempool.
+pub fn socket_pools(tag: &str) {
+    let mp = dpdk::MbufPool::create_per_socket(
+        &format!("hpd_sock{tag}"),
+        &[(0, 300), (-1, 200)],
+        0,
+        2176,
+    )
+    .expect("two mempools");
+    assert_eq!((mp.size(), mp.avail()), (500, 500));
+    assert_eq!(mp.sockets(), vec![(0, 300, 300), (-1, 200, 200)]);
+    let pool = Arc::new(mp.into_pool().expect("pool over both"));
+    assert_eq!((pool.capacity(), pool.available()), (500, 500));
+    let mut all = Vec::new();
+    while let Some(mut b) = pool.alloc() {
+        let k = all.len() as u32;
+        assert!(pool.fill(&mut b, &[k.to_le_bytes(), [0xab; 4]].concat().repeat(8)));
+        all.push(b);
+    }
+    assert_eq!(all.len(), 500, "both mempools hand out all their mbufs");
+    let mut idx: Vec<u32> = all.iter().map(|b| b.index()).collect();
+    idx.sort_unstable();
+    idx.dedup();
+    assert_eq!(idx.len(), 500, "distinct slots");
+    for (k, b) in all.iter().enumerate() {
+        assert_eq!(
+            &pool.data(b)[..4],
+            &(k as u32).to_le_bytes(),
+            "slots do not overlap"
+        );
+    }
+    let sockets = |p: &Pool| dpdk::MbufPool::of(p).unwrap().sockets();
+    assert_eq!(sockets(&pool), vec![(0, 300, 0), (-1, 200, 0)]);
+    // Through a ring ethdev: RX over the socket-0 mempool takes mbufs of both.
+    let mut dev = RingDev::create(&format!("sock{tag}"), 1, 1024).expect("ring ethdev");
+    let id = dpdk::ensure_device(dev.name()).expect("the ring port");
+    let setup = dpdk::PortSetup {
+        queues: 1,
+        rx_desc: 64,
+        tx_desc: 64,
+        mtu: 1500,
+        rss: false,
+        promiscuous: false,
+    };
+    dpdk::port_setup(id, &setup, dpdk::MbufPool::of(&pool).unwrap(), 0).expect("setup");
+    dpdk::port_start(id).expect("start");
+    let mut q = dpdk::EthQueue::new(id, dpdk::QueueId(0), pool.clone()).expect("queue");
+    let want: Vec<(u32, Vec<u8>)> = all.iter().map(|b| (b.index(), bytes(&pool, b))).collect();
+    let mut got = Vec::new();
+    let mut left = all.into_iter();
+    let mut b = Burst::new(32);
+    let t0 = Instant::now();
+    while got.len() < want.len() && t0.elapsed() < BOUND {
+        for x in left.by_ref().take(32 - b.len()) {
+            b.push(x).unwrap();
+        }
+        dev.put_from(0, &mut b, &pool);
+        let mut rx = Burst::new(32);
+        q.rx_into(&mut rx);
+        let n = rx.len();
+        assert_eq!(q.tx_from(&mut rx), n, "TX of mbufs of either mempool");
+        let mut out = Burst::new(32);
+        dev.get_into(0, &mut out, &pool);
+        for x in out.drain() {
+            got.push((x.index(), bytes(&pool, &x)));
+            pool.free(x);
+        }
+    }
+    assert_eq!(
+        q.unusable(),
+        0,
+        "no mbuf of the joined mempools was refused"
+    );
+    got.sort();
+    let mut want = want;
+    want.sort();
+    assert_eq!(got, want, "every frame came through in its own mbuf");
+    dpdk::port_close(id).expect("close");
+    dev.drain(&pool);
+    assert_eq!(
+        sockets(&pool),
+        vec![(0, 300, 300), (-1, 200, 200)],
+        "each mbuf back in its own mempool"
+    );
+}
