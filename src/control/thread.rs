@@ -422,7 +422,9 @@ impl ControlThread {
         if !self.worker_cores.is_empty()
             && crate::telemetry::pin_off_workers(&self.worker_cores).is_none()
         {
-            tracing::warn!("802.1Qbg control thread: every core runs a worker; its thread is not pinned");
+            tracing::warn!(
+                "802.1Qbg control thread: every core runs a worker; its thread is not pinned"
+            );
         }
         // Start from a snapshot that reflects the (still unnegotiated) state.
         self.publish(Effects {

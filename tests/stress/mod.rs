@@ -93,6 +93,7 @@ pub fn build(toml: &str, streams: &[&str], secs: f64) -> Built {
         line_bps: stream::parse_bps("100G").unwrap(),
         hz: pktgen::tsc_hz(),
         drain_ms: 1000,
+        window: None,
     };
     let engine = Engine::new(compiled, queues, queue_of, pool.clone(), ecfg).unwrap();
     Built {
@@ -270,6 +271,7 @@ impl Socket {
             host: Mutex::new(host),
             started: Instant::now(),
             vm: None,
+            capture: None,
         });
         let dir = std::env::temp_dir().join(format!("hps-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
