@@ -309,6 +309,23 @@ fn every_command_matches_what_was_sent() {
     assert_eq!(d["by_reason"]["acl_deny"], 2, "{d}");
     assert_eq!(d["by_reason"]["runt"], 1, "{d}");
     assert_eq!(d["total"], 3, "{d}");
+    // ... charged to the port they arrived on, hv1; summed over ports as the drops command.
+    let ports = c.until(json!({"cmd": "ports"}), |p| {
+        port(p, "hv1")["drops_total"] == 3
+    });
+    let hv1 = port(&ports, "hv1");
+    assert_eq!(hv1["drops"]["acl_deny"], 2, "{hv1}");
+    assert_eq!(hv1["drops"]["runt"], 1, "{hv1}");
+    assert_eq!(port(&ports, "core")["drops_total"], 0);
+    for (r, n) in d["by_reason"].as_object().unwrap() {
+        let sum: u64 = ports
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["drops"][r].as_u64().unwrap())
+            .sum();
+        assert_eq!(sum, n.as_u64().unwrap(), "{r}: ports {ports} vs drops {d}");
+    }
 
     // cores: one worker on core 0 that received the 7 frames.
     let cores = c.ok(json!({"cmd": "cores"}));
@@ -435,6 +452,20 @@ fn every_command_matches_what_was_sent() {
     );
     assert_eq!(
         metric(&body, "hairpin_drops_total{reason=\"tx_full\"}"),
+        Some(0.0)
+    );
+    assert_eq!(
+        metric(
+            &body,
+            "hairpin_port_drops_total{port=\"hv1\",reason=\"acl_deny\"}"
+        ),
+        Some(2.0)
+    );
+    assert_eq!(
+        metric(
+            &body,
+            "hairpin_port_drops_total{port=\"core\",reason=\"runt\"}"
+        ),
         Some(0.0)
     );
     assert_eq!(
@@ -692,6 +723,7 @@ fn stats_and_show_commands() {
     let hv1 = out.lines().find(|l| l.starts_with("hv1 ")).unwrap();
     let cells: Vec<&str> = hv1.split_whitespace().collect();
     assert_eq!(cells[..3], ["hv1", "up", "6"], "{hv1}");
+    assert!(cells.contains(&"acl_deny=2,runt=1"), "{hv1}");
     assert!(out
         .lines()
         .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["runt", "1"]));

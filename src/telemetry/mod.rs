@@ -194,6 +194,8 @@ impl View {
                 "tx_frames": c.tx_pkts,
                 "tx_bytes": c.tx_bytes,
                 "tx_full": c.tx_full,
+                "drops_total": c.total_drops(),
+                "drops": c.drops_json(),
                 "backend": b,
             }));
         }
