@@ -107,11 +107,9 @@ fn open_port(
             .map_err(|e| format!("port[{i}].backend: {e}"))?;
             Ok((Box::new(port), None))
         }
-        b => {
-            return Err(format!(
-                "port[{i}].backend: {b:?} is not available in this build"
-            ))
-        }
+        b => Err(format!(
+            "port[{i}].backend: {b:?} is not available in this build"
+        )),
     }
 }
 
