@@ -207,10 +207,11 @@ impl Instance {
 
     /// Apply a new config to the running switch: policies, VSIs, VLANs and
     /// port options take effect for the next burst of every worker (the whole
-    /// snapshot at once). Changes that cannot be applied live — ports added,
-    /// removed, renamed or on another backend, the role, the worker list, the
-    /// burst size, the MTU or the pool — are refused with the reason, and the
-    /// running config stays. Returns the new snapshot generation.
+    /// snapshot at once). Changes that cannot be applied live — the role,
+    /// the worker list, the burst size, the MTU or the pool — are refused
+    /// with the reason, and the running config stays; so are ports added,
+    /// removed, renamed or on another backend, which need the workers
+    /// stopped ([`Instance::prepare_ports`]). Returns the new snapshot generation.
     pub fn reload(&mut self, new: Config) -> Result<u64, String> {
         let model = self.stage_reload(new)?;
         Ok(self.switch.cell.store(model))

@@ -23,6 +23,11 @@ const DB1: Mac = Mac([2, 0, 0, 0, 0x20, 1]);
 const OUTSIDE: Mac = Mac([2, 0, 0, 0, 0, 0x77]);
 const UNKNOWN: Mac = Mac([2, 0, 0, 0, 0, 0x55]);
 
+/// The test config with another burst size: a reload must refuse it.
+fn burst_changed() -> String {
+    cfg("hv1", true).replace("idle_sleep_us = 100", "idle_sleep_us = 100\nburst = 7")
+}
+
 fn cfg(hv1_name: &str, db_policy: bool) -> String {
     format!(
         r#"
@@ -503,13 +508,14 @@ fn every_command_matches_what_was_sent() {
     let (head, _) = http_get(&run.prom, "/nope");
     assert!(head.starts_with("HTTP/1.0 404"), "{head}");
 
-    // reload: a renamed port is refused with the reason; a policy change applies.
-    std::fs::write(run.dir.join("hs.toml"), cfg("hv9", true)).unwrap();
+    // reload: a change that cannot be applied live (the burst size) is
+    // refused with the reason; a policy change applies.
+    std::fs::write(run.dir.join("hs.toml"), burst_changed()).unwrap();
     let r = c.raw(r#"{"cmd":"reload"}"#);
     assert_eq!(r["ok"], false, "{r}");
     let why = r["error"].as_str().unwrap();
     assert!(
-        why.contains("refused") && why.contains("ports were"),
+        why.contains("refused") && why.contains("switch.burst"),
         "{why}"
     );
     assert_eq!(c.ok(json!({"cmd": "vsi"}))["generation"], 0);
@@ -765,7 +771,7 @@ fn stats_and_show_commands() {
     let (code, _, err) = cli(&["show", "ports", "--count", "2"], &sock);
     assert_eq!(code, Some(1));
     assert!(err.contains("--watch"), "{err}");
-    std::fs::write(run.dir.join("hs.toml"), cfg("hv9", true)).unwrap();
+    std::fs::write(run.dir.join("hs.toml"), burst_changed()).unwrap();
     let (code, _, err) = cli(&["reload"], &sock);
     assert_eq!(code, Some(1));
     assert!(err.contains("refused"), "{err}");

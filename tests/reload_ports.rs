@@ -197,3 +197,243 @@ fn ports_added_and_removed_while_running() {
     drop(qb);
     assert_eq!(pool.available(), pool.capacity());
 }
+
+mod run {
+    //! The same through `hairpin run` and its control socket, on pcap ports.
+    use super::*;
+    use hairpin::pcap::{PcapReader, PcapWriter};
+    use serde_json::{json, Value};
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::os::unix::net::UnixStream;
+    use std::path::Path;
+    use std::process::{Command, Stdio};
+
+    fn port(name: &str, extra: &str) -> String {
+        format!("[[port]]\nname = \"{name}\"\nbackend = \"pcap\"\n{extra}")
+    }
+
+    fn write_cfg(dir: &Path, ports: &[String]) {
+        let s = String::from(
+            "[switch]\nworkers = [0]\nidle_sleep_us = 100\npool_size = 256\nhugepages = \"off\"\n[telemetry]\ncontrol_socket = \"ctl.sock\"\n",
+        ) + &ports.concat();
+        std::fs::write(dir.join("hairpin.toml"), s).unwrap();
+    }
+
+    fn pcap_in(path: &Path, src: Mac, n: usize) {
+        let mut w = PcapWriter::create(path).unwrap();
+        let f = FrameBuilder::new().src(src).dst(Mac::BROADCAST).raw();
+        for _ in 0..n {
+            w.write(1_000_000_000, &f).unwrap();
+        }
+        w.flush().unwrap();
+    }
+
+    fn ask(sock: &Path, req: Value) -> Value {
+        let mut s = UnixStream::connect(sock).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        writeln!(s, "{req}").unwrap();
+        let mut line = String::new();
+        BufReader::new(s).read_line(&mut line).unwrap();
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"))
+    }
+
+    /// Ask `ports` until `f` holds (the socket may be restarting after a port change).
+    fn ports_until(sock: &Path, f: impl Fn(&Value) -> bool) -> Value {
+        let t0 = Instant::now();
+        let mut last = Value::Null;
+        loop {
+            if let Ok(mut s) = UnixStream::connect(sock) {
+                let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+                let _ = writeln!(s, "{}", json!({"cmd": "ports"}));
+                let mut line = String::new();
+                if BufReader::new(s).read_line(&mut line).is_ok() {
+                    if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                        if v["ok"] == true && f(&v["data"]) {
+                            return v["data"].clone();
+                        }
+                        last = v;
+                    }
+                }
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(20),
+                "ports never matched; last reply {last}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn get<'a>(ports: &'a Value, name: &str) -> &'a Value {
+        ports
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("no port {name}: {ports}"))
+    }
+
+    #[test]
+    fn hairpin_run_adds_and_removes_ports_on_reload() {
+        let dir = std::env::temp_dir().join(format!("hairpin-reload-ports-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        pcap_in(&dir.join("in1.pcap"), A, 10);
+        pcap_in(&dir.join("in2.pcap"), B, 5);
+        let in1 = port("in1", "pcap_in = \"in1.pcap\"\n");
+        let out1 = port("out1", "pcap_out = \"out1.pcap\"\n");
+        let in2 = port("in2", "pcap_in = \"in2.pcap\"\n");
+        let out2 = port("out2", "pcap_out = \"out2.pcap\"\n");
+        write_cfg(&dir, &[in1.clone(), out1.clone()]);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_hairpin"))
+            .args(["run", "--config"])
+            .arg(dir.join("hairpin.toml"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        let out_thread = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = stdout.read_to_string(&mut s);
+            s
+        });
+        let mut stderr = child.stderr.take().unwrap();
+        let err_thread = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = stderr.read_to_string(&mut s);
+            s
+        });
+        let sock = dir.join("ctl.sock");
+        let p = ports_until(&sock, |p| get(p, "out1")["tx_frames"] == 10);
+        assert_eq!(p.as_array().unwrap().len(), 2);
+
+        // Add in2 (5 more broadcasts) and out2: traffic flows through both; counters continue.
+        write_cfg(
+            &dir,
+            &[in1.clone(), in2.clone(), out1.clone(), out2.clone()],
+        );
+        let r = ask(&sock, json!({"cmd": "reload"}));
+        assert_eq!(r["ok"], true, "{r}");
+        let p = ports_until(&sock, |p| {
+            p.as_array().unwrap().len() == 4 && get(p, "out2")["tx_frames"] == 5
+        });
+        assert_eq!(get(&p, "in1")["rx_frames"], 10, "{p}");
+        assert_eq!(get(&p, "in2")["rx_frames"], 5, "{p}");
+        assert_eq!(get(&p, "out1")["tx_frames"], 15, "{p}");
+
+        // A port that cannot be opened: refused with the reason; nothing changes.
+        let bad = port("in3", "pcap_in = \"missing.pcap\"\n");
+        write_cfg(
+            &dir,
+            &[in1.clone(), in2.clone(), out1.clone(), out2.clone(), bad],
+        );
+        let r = ask(&sock, json!({"cmd": "reload"}));
+        assert_eq!(r["ok"], false, "{r}");
+        let e = r["error"].as_str().unwrap();
+        assert!(
+            e.contains("refused") && e.contains("port[4].backend"),
+            "{e}"
+        );
+        let p = ask(&sock, json!({"cmd": "ports"}));
+        assert_eq!(p["data"].as_array().unwrap().len(), 4, "{p}");
+
+        // Remove out2 (and in2) with SIGHUP: out1 keeps its count and its file.
+        write_cfg(&dir, &[in1.clone(), out1.clone()]);
+        // SAFETY: kill(2) on our own child.
+        assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGHUP) }, 0);
+        let p = ports_until(&sock, |p| p.as_array().unwrap().len() == 2);
+        assert_eq!(get(&p, "out1")["tx_frames"], 15, "{p}");
+        assert_eq!(get(&p, "in1")["rx_frames"], 10, "{p}");
+
+        // SAFETY: as above.
+        assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+        let t0 = Instant::now();
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            if t0.elapsed() > Duration::from_secs(20) {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("no exit after SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let out = out_thread.join().unwrap();
+        let err = err_thread.join().unwrap();
+        assert_eq!(status.code(), Some(0), "{err}");
+        assert!(err.contains("workers restarted"), "{err}");
+        let j: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+        assert_eq!(j["pool"]["available"], j["pool"]["capacity"], "{out}");
+        let c = &j["counters"];
+        let n = |v: &Value| v.as_u64().unwrap();
+        assert_eq!(n(&c["rx_pkts"]), 15, "{out}");
+        assert_eq!(
+            n(&c["rx_pkts"]) + n(&c["flood_copies"]),
+            n(&c["tx_pkts"]) + n(&c["punted"]) + n(&c["drops_total"]),
+            "{out}"
+        );
+        assert_eq!(n(&j["ports"]["out1"]["tx_pkts"]), 15, "{out}");
+        // out1 was never reopened: its file holds all 15 frames; out2's its 5.
+        let count = |f: &str| PcapReader::open(dir.join(f)).unwrap().count();
+        assert_eq!(count("out1.pcap"), 15);
+        assert_eq!(count("out2.pcap"), 5);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// With an 802.1Qbg control thread (a port with `evb`), a port change is
+    /// refused with the reason; a policy-only change still applies.
+    #[test]
+    fn port_change_with_a_qbg_control_thread_is_refused() {
+        let dir = std::env::temp_dir().join(format!("hairpin-reload-qbg-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let base = "[switch]\nworkers = [0]\nidle_sleep_us = 100\npool_size = 256\nhugepages = \"off\"\n[telemetry]\ncontrol_socket = \"ctl.sock\"\n[[port]]\nname = \"up\"\nmode = \"trunk\"\nvlans = [10]\nevb = \"bridge\"\n[[port]]\nname = \"p2\"\npvid = 10\n";
+        let cfg = dir.join("hairpin.toml");
+        std::fs::write(&cfg, base).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_hairpin"))
+            .args(["run", "--config"])
+            .arg(&cfg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let sock = dir.join("ctl.sock");
+        ports_until(&sock, |p| p.as_array().unwrap().len() == 2);
+        std::fs::write(&cfg, format!("{base}[[port]]\nname = \"p3\"\npvid = 10\n")).unwrap();
+        let r = ask(&sock, json!({"cmd": "reload"}));
+        assert_eq!(r["ok"], false, "{r}");
+        let e = r["error"].as_str().unwrap();
+        assert!(
+            e.contains("802.1Qbg control thread") && e.contains("restart"),
+            "{e}"
+        );
+        assert_eq!(
+            ask(&sock, json!({"cmd": "ports"}))["data"]
+                .as_array()
+                .unwrap()
+                .len(),
+            2
+        );
+        // Same ports, a new policy: applied.
+        std::fs::write(&cfg, format!("{base}[policy.x]\ndefault = \"permit\"\n")).unwrap();
+        let r = ask(&sock, json!({"cmd": "reload"}));
+        assert_eq!(r["ok"], true, "{r}");
+        // SAFETY: kill(2) on our own child.
+        assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+        let t0 = Instant::now();
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            if t0.elapsed() > Duration::from_secs(20) {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("no exit after SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert_eq!(status.code(), Some(0));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
