@@ -82,7 +82,7 @@ fn open_port(
         }
         #[cfg(feature = "dpdk")]
         b if b.starts_with("dpdk:") => {
-            let port = crate::port::dpdk::DpdkPort::open(i, &b[5..], &cfg, pool.clone())?;
+            let port = crate::port::dpdk::DpdkPort::open(i, &b[5..], cfg, pool.clone())?;
             Ok((Box::new(port), None))
         }
         #[cfg(target_os = "linux")]
@@ -309,6 +309,9 @@ impl Instance {
     /// learned entries of kept ports whose VLANs or mode changed too; then the
     /// VMs' static entries are installed at their (new) port ids. Returns
     /// the new tasks and punt consumers, worker by worker, to start again.
+    /// The tasks punt to one queue per worker: an 802.1Qbg control thread's
+    /// per-port punt queues are not rebuilt (`hairpin run` refuses port
+    /// changes when it runs one).
     pub fn apply_ports(
         &mut self,
         ch: PortChange,
