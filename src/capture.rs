@@ -410,6 +410,14 @@ impl CaptureHub {
         Ok(self.session_json(&s))
     }
 
+    /// Stop every capture in progress (a reload that adds or removes ports
+    /// renumbers them): each file gets what was queued and is closed. The
+    /// number stopped.
+    pub fn stop_all(&self) -> usize {
+        let ids: Vec<u64> = self.lock().sessions.iter().map(|s| s.id).collect();
+        ids.iter().filter(|&&id| self.stop(id).is_ok()).count()
+    }
+
     /// `capture.status` `{id}`: the figures so far.
     pub fn status(&self, id: u64) -> Result<Value, String> {
         let mut st = self.lock();

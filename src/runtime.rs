@@ -116,6 +116,56 @@ pub fn open_port(
     }
 }
 
+/// The settings that no reload changes (role, workers, burst, MTU, pool,
+/// FDB, flow cache): an error naming the first that differs.
+fn fixed_settings(old: &Config, new: &Config) -> Result<(), String> {
+    let same = |what: &str, a: String, b: String| {
+        if a != b {
+            Err(format!(
+                "switch.{what} changed ({a} → {b}): restart hairpin to apply"
+            ))
+        } else {
+            Ok(())
+        }
+    };
+    same(
+        "role",
+        old.switch.role.name().into(),
+        new.switch.role.name().into(),
+    )?;
+    same(
+        "workers",
+        format!("{:?}", old.switch.workers),
+        format!("{:?}", new.switch.workers),
+    )?;
+    same(
+        "burst",
+        old.switch.burst.to_string(),
+        new.switch.burst.to_string(),
+    )?;
+    same(
+        "mtu",
+        old.switch.mtu.to_string(),
+        new.switch.mtu.to_string(),
+    )?;
+    same(
+        "pool_size",
+        old.switch.pool_size.to_string(),
+        new.switch.pool_size.to_string(),
+    )?;
+    same(
+        "fdb",
+        format!("{:?}", old.switch.fdb),
+        format!("{:?}", new.switch.fdb),
+    )?;
+    same(
+        "flow_cache",
+        old.switch.flow_cache.to_string(),
+        new.switch.flow_cache.to_string(),
+    )?;
+    Ok(())
+}
+
 /// A switch instance that is built but not yet running.
 pub struct Instance {
     /// The config it came from.
@@ -168,10 +218,11 @@ impl Instance {
 
     /// Apply a new config to the running switch: policies, VSIs, VLANs and
     /// port options take effect for the next burst of every worker (the whole
-    /// snapshot at once). Changes that cannot be applied live — ports added,
-    /// removed, renamed or on another backend, the role, the worker list, the
-    /// burst size, the MTU or the pool — are refused with the reason, and the
-    /// running config stays. Returns the new snapshot generation.
+    /// snapshot at once). Changes that cannot be applied live — the role,
+    /// the worker list, the burst size, the MTU or the pool — are refused
+    /// with the reason, and the running config stays; so are ports added,
+    /// removed, renamed or on another backend, which need the workers
+    /// stopped ([`Instance::prepare_ports`]). Returns the new snapshot generation.
     pub fn reload(&mut self, new: Config) -> Result<u64, String> {
         let model = self.stage_reload(new)?;
         Ok(self.switch.cell.store(model))
@@ -194,50 +245,7 @@ impl Instance {
         if ports(old) != ports(&new) {
             return Err("ports were added, removed, renamed or moved to another backend: restart hairpin to apply".into());
         }
-        let same = |what: &str, a: String, b: String| {
-            if a != b {
-                Err(format!(
-                    "switch.{what} changed ({a} → {b}): restart hairpin to apply"
-                ))
-            } else {
-                Ok(())
-            }
-        };
-        same(
-            "role",
-            old.switch.role.name().into(),
-            new.switch.role.name().into(),
-        )?;
-        same(
-            "workers",
-            format!("{:?}", old.switch.workers),
-            format!("{:?}", new.switch.workers),
-        )?;
-        same(
-            "burst",
-            old.switch.burst.to_string(),
-            new.switch.burst.to_string(),
-        )?;
-        same(
-            "mtu",
-            old.switch.mtu.to_string(),
-            new.switch.mtu.to_string(),
-        )?;
-        same(
-            "pool_size",
-            old.switch.pool_size.to_string(),
-            new.switch.pool_size.to_string(),
-        )?;
-        same(
-            "fdb",
-            format!("{:?}", old.switch.fdb),
-            format!("{:?}", new.switch.fdb),
-        )?;
-        same(
-            "flow_cache",
-            old.switch.flow_cache.to_string(),
-            new.switch.flow_cache.to_string(),
-        )?;
+        fixed_settings(old, &new)?;
         let model = Model::from_config(&new)?;
         // Static entries follow the VM list; ports whose VLANs changed forget what they learned.
         let fdb = &self.switch.fdb;
@@ -268,6 +276,180 @@ impl Instance {
         Ok(model)
     }
 
+    /// First half of a reload that adds or removes ports (see
+    /// [`Instance::apply_ports`]), done while the workers still run: checks
+    /// the new config as [`Instance::stage_reload`] does — except that ports
+    /// may be added, removed or reordered; a port kept by name keeps its
+    /// backend — and opens the added ports. Any error (a port that cannot be
+    /// opened, a fixed setting changed) refuses the change and leaves the
+    /// instance as it was.
+    pub fn prepare_ports(&self, new: Config) -> Result<PortChange, String> {
+        fixed_settings(&self.cfg, &new)?;
+        let mut slots = Vec::new();
+        for (i, p) in new.port.iter().enumerate() {
+            match self.cfg.port.iter().position(|o| o.name == p.name) {
+                Some(o) if self.cfg.port[o].backend != p.backend => {
+                    return Err(format!(
+                        "port[{i}].backend: port {} moved from {:?} to {:?}: remove it in one reload and add it in the next, or restart hairpin",
+                        p.name, self.cfg.port[o].backend, p.backend
+                    ))
+                }
+                Some(o) => slots.push(Slot::Kept(o)),
+                None => {
+                    let (port, peer) = open_port(&new, i, &self.switch.pool)?;
+                    slots.push(Slot::New(port, peer));
+                }
+            }
+        }
+        let model = Model::from_config(&new)?;
+        Ok(PortChange {
+            cfg: new,
+            model,
+            slots,
+        })
+    }
+
+    /// Second half of a port change, with the workers stopped and joined
+    /// (`tasks`: worker `q`'s task at index `q`, after [`worker::run`]
+    /// drained, flushed and released it). Kept ports keep their objects,
+    /// queues and counters (core counters and per-port counters carry over;
+    /// ACL hits carry over by name; meters and egress queues start afresh);
+    /// removed ports are stopped and closed, the frames waiting in their RX
+    /// queues freed (they were never accepted). The FDB: every entry, learned
+    /// or static, of a removed port or of a port whose id changed is flushed;
+    /// learned entries of kept ports whose VLANs or mode changed too; then the
+    /// VMs' static entries are installed at their (new) port ids. Returns
+    /// the new tasks and punt consumers, worker by worker, to start again.
+    /// The tasks punt to one queue per worker: an 802.1Qbg control thread's
+    /// per-port punt queues are not rebuilt (`hairpin run` refuses port
+    /// changes when it runs one).
+    pub fn apply_ports(
+        &mut self,
+        ch: PortChange,
+        tasks: Vec<Task>,
+    ) -> Result<Vec<(Task, Consumer)>, String> {
+        let old_cfg = std::mem::replace(&mut self.cfg, ch.cfg);
+        let mut old_ports: Vec<Option<Box<dyn Port>>> = std::mem::take(&mut self.ports)
+            .into_iter()
+            .map(Some)
+            .collect();
+        let mut old_peers = std::mem::take(&mut self.peers);
+        let kept: Vec<Option<usize>> = ch
+            .slots
+            .iter()
+            .map(|s| match s {
+                Slot::Kept(o) => Some(*o),
+                Slot::New(..) => None,
+            })
+            .collect();
+        for s in ch.slots {
+            match s {
+                Slot::Kept(o) => {
+                    self.ports.push(old_ports[o].take().expect("kept once"));
+                    self.peers.push(old_peers[o].take());
+                }
+                Slot::New(p, peer) => {
+                    self.ports.push(p);
+                    self.peers.push(peer);
+                }
+            }
+        }
+        let pool = self.switch.pool.clone();
+        let mut rx = crate::buf::Burst::new(64);
+        let mut free_rx = |q: &mut Box<dyn crate::port::PortQueue>| {
+            while q.rx_burst(&mut rx) > 0 {
+                for b in rx.drain() {
+                    pool.free(b);
+                }
+            }
+        };
+        // FDB: entries of removed ports and of ports that change id go.
+        let fdb = &self.switch.fdb;
+        let new_id = |o: usize| kept.iter().position(|k| *k == Some(o));
+        for o in 0..old_cfg.port.len() {
+            if new_id(o) != Some(o) {
+                fdb.flush_port_all(crate::types::PortId(o as u16));
+            }
+        }
+        for (n, k) in kept.iter().enumerate() {
+            if let Some(o) = *k {
+                let (a, b) = (&old_cfg.port[o], &self.cfg.port[n]);
+                if Config::port_vlans(a) != Config::port_vlans(b) || a.mode != b.mode {
+                    fdb.flush_port(crate::types::PortId(n as u16));
+                }
+            }
+        }
+        let key = |v: &crate::config::VmCfg| (v.mac, v.vlan, v.port.clone());
+        let new_vms: Vec<_> = self.cfg.vm.iter().map(key).collect();
+        for (mac, vid, _) in old_cfg.vm.iter().map(key).filter(|k| !new_vms.contains(k)) {
+            fdb.remove(mac, crate::types::Vid(vid));
+        }
+        let mut fdb_full = None;
+        for (mac, vid, port) in &new_vms {
+            let pi = self.cfg.port_index(port).expect("validated");
+            if !fdb.insert_static(
+                *mac,
+                crate::types::Vid(*vid),
+                crate::types::PortId(pi as u16),
+            ) {
+                fdb_full = Some(format!("FDB full: cannot install VM {mac} VLAN {vid}"));
+            }
+        }
+        self.switch.cell.store(ch.model);
+        self.switch.model = self.switch.cell.load();
+        let mut out = Vec::new();
+        for (q, mut old) in tasks.into_iter().enumerate() {
+            let mut old_q: Vec<Option<Box<dyn crate::port::PortQueue>>> =
+                old.queues.drain(..).map(Some).collect();
+            let (ptx, punt) = channel(self.cfg.switch.punt_queue);
+            let mut queues = Vec::new();
+            for (n, k) in kept.iter().enumerate() {
+                let qu = match *k {
+                    Some(o) => old_q[o].take().expect("kept once"),
+                    None => self.ports[n]
+                        .take_queue(q)
+                        .ok_or_else(|| format!("port {}: no queue {q}", self.ports[n].name()))?,
+                };
+                queues.push(qu);
+            }
+            let mut task = Task {
+                pipe: Pipeline::new(&self.switch, Some(ptx)),
+                queues,
+                shared: Arc::new(SharedCounters::new(self.ports.len())),
+            };
+            for (n, k) in kept.iter().enumerate() {
+                if let Some(o) = *k {
+                    task.pipe.port_ctr[n] = old.pipe.port_ctr[o];
+                }
+            }
+            for q in old_q.iter_mut().flatten() {
+                free_rx(q);
+            }
+            old.pipe.release();
+            task.pipe.ctr = old.pipe.ctr.clone();
+            task.pipe.hits_before = old.pipe.rule_hits();
+            task.shared.publish(&task.pipe.ctr, &task.pipe.port_ctr);
+            out.push((task, punt));
+        }
+        // Removed ports: stop the devices; ring cables give their frames back.
+        for p in old_ports.iter_mut().flatten() {
+            p.stop();
+        }
+        for peer in old_peers.iter_mut().flatten() {
+            for q in 0..self.cfg.switch.workers.len() {
+                if let Some(mut rq) = peer.take(q) {
+                    while let Some(b) = rq.rx_one() {
+                        pool.free(b);
+                    }
+                }
+            }
+        }
+        match fdb_full {
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
+    }
+
     /// The task for worker `q`: its queue on every port, a pipeline, counter slots,
     /// and the consumer end of its punt queue.
     pub fn task(&mut self, q: usize) -> Result<(Task, Consumer), String> {
@@ -291,6 +473,32 @@ impl Instance {
             prx,
         ))
     }
+}
+
+/// A port change checked and opened by [`Instance::prepare_ports`], to apply
+/// with [`Instance::apply_ports`] (dropping it closes the ports it opened).
+pub struct PortChange {
+    cfg: Config,
+    model: Model,
+    slots: Vec<Slot>,
+}
+
+impl PortChange {
+    /// Names of the ports it adds.
+    pub fn added(&self) -> Vec<String> {
+        self.slots
+            .iter()
+            .zip(&self.cfg.port)
+            .filter(|(s, _)| matches!(s, Slot::New(..)))
+            .map(|(_, p)| p.name.clone())
+            .collect()
+    }
+}
+
+/// A port of the new config: kept (its old id) or opened for the change.
+enum Slot {
+    Kept(usize),
+    New(Box<dyn Port>, Option<RingPort>),
 }
 
 /// Workers started by [`start`].

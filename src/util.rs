@@ -122,6 +122,36 @@ fn precise_sleeps_probe() -> i32 {
     unsafe { libc::prctl(libc::PR_GET_TIMERSLACK, 0, 0, 0, 0) }
 }
 
+/// The calling thread's CPU set, to return to (Linux; elsewhere a no-op).
+pub struct Affinity(#[cfg(target_os = "linux")] Option<libc::cpu_set_t>);
+
+impl Affinity {
+    /// The CPU set of the calling thread now.
+    pub fn current() -> Affinity {
+        #[cfg(target_os = "linux")]
+        {
+            // SAFETY: sched_getaffinity(2) on the calling thread fills a zeroed cpu_set_t.
+            let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+            let r = unsafe {
+                libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set)
+            };
+            Affinity((r == 0).then_some(set))
+        }
+        #[cfg(not(target_os = "linux"))]
+        Affinity()
+    }
+    /// Put the calling thread back on that set.
+    pub fn restore(&self) {
+        #[cfg(target_os = "linux")]
+        if let Some(set) = &self.0 {
+            // SAFETY: sched_setaffinity(2) on the calling thread with a set it had.
+            unsafe {
+                libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), set);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[cfg(target_os = "linux")]

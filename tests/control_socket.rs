@@ -23,6 +23,11 @@ const DB1: Mac = Mac([2, 0, 0, 0, 0x20, 1]);
 const OUTSIDE: Mac = Mac([2, 0, 0, 0, 0, 0x77]);
 const UNKNOWN: Mac = Mac([2, 0, 0, 0, 0, 0x55]);
 
+/// The test config with another burst size: a reload must refuse it.
+fn burst_changed() -> String {
+    cfg("hv1", true).replace("idle_sleep_us = 100", "idle_sleep_us = 100\nburst = 7")
+}
+
 fn cfg(hv1_name: &str, db_policy: bool) -> String {
     format!(
         r#"
@@ -309,6 +314,23 @@ fn every_command_matches_what_was_sent() {
     assert_eq!(d["by_reason"]["acl_deny"], 2, "{d}");
     assert_eq!(d["by_reason"]["runt"], 1, "{d}");
     assert_eq!(d["total"], 3, "{d}");
+    // ... charged to the port they arrived on, hv1; summed over ports as the drops command.
+    let ports = c.until(json!({"cmd": "ports"}), |p| {
+        port(p, "hv1")["drops_total"] == 3
+    });
+    let hv1 = port(&ports, "hv1");
+    assert_eq!(hv1["drops"]["acl_deny"], 2, "{hv1}");
+    assert_eq!(hv1["drops"]["runt"], 1, "{hv1}");
+    assert_eq!(port(&ports, "core")["drops_total"], 0);
+    for (r, n) in d["by_reason"].as_object().unwrap() {
+        let sum: u64 = ports
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["drops"][r].as_u64().unwrap())
+            .sum();
+        assert_eq!(sum, n.as_u64().unwrap(), "{r}: ports {ports} vs drops {d}");
+    }
 
     // cores: one worker on core 0 that received the 7 frames.
     let cores = c.ok(json!({"cmd": "cores"}));
@@ -441,6 +463,20 @@ fn every_command_matches_what_was_sent() {
     assert_eq!(
         metric(
             &body,
+            "hairpin_port_drops_total{port=\"hv1\",reason=\"acl_deny\"}"
+        ),
+        Some(2.0)
+    );
+    assert_eq!(
+        metric(
+            &body,
+            "hairpin_port_drops_total{port=\"core\",reason=\"runt\"}"
+        ),
+        Some(0.0)
+    );
+    assert_eq!(
+        metric(
+            &body,
             "hairpin_core_rx_frames_total{worker=\"0\",core=\"0\"}"
         ),
         Some(7.0)
@@ -473,13 +509,14 @@ fn every_command_matches_what_was_sent() {
     let (head, _) = http_get(&run.prom, "/nope");
     assert!(head.starts_with("HTTP/1.0 404"), "{head}");
 
-    // reload: a renamed port is refused with the reason; a policy change applies.
-    std::fs::write(run.dir.join("hs.toml"), cfg("hv9", true)).unwrap();
+    // reload: a change that cannot be applied live (the burst size) is
+    // refused with the reason; a policy change applies.
+    std::fs::write(run.dir.join("hs.toml"), burst_changed()).unwrap();
     let r = c.raw(r#"{"cmd":"reload"}"#);
     assert_eq!(r["ok"], false, "{r}");
     let why = r["error"].as_str().unwrap();
     assert!(
-        why.contains("refused") && why.contains("ports were"),
+        why.contains("refused") && why.contains("switch.burst"),
         "{why}"
     );
     assert_eq!(c.ok(json!({"cmd": "vsi"}))["generation"], 0);
@@ -693,6 +730,7 @@ fn stats_and_show_commands() {
     let hv1 = out.lines().find(|l| l.starts_with("hv1 ")).unwrap();
     let cells: Vec<&str> = hv1.split_whitespace().collect();
     assert_eq!(cells[..3], ["hv1", "up", "6"], "{hv1}");
+    assert!(cells.contains(&"acl_deny=2,runt=1"), "{hv1}");
     assert!(out
         .lines()
         .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["runt", "1"]));
@@ -734,7 +772,7 @@ fn stats_and_show_commands() {
     let (code, _, err) = cli(&["show", "ports", "--count", "2"], &sock);
     assert_eq!(code, Some(1));
     assert!(err.contains("--watch"), "{err}");
-    std::fs::write(run.dir.join("hs.toml"), cfg("hv9", true)).unwrap();
+    std::fs::write(run.dir.join("hs.toml"), burst_changed()).unwrap();
     let (code, _, err) = cli(&["reload"], &sock);
     assert_eq!(code, Some(1));
     assert!(err.contains("refused"), "{err}");

@@ -113,6 +113,22 @@ impl Harness {
         self.task
             .pipe
             .process(PortId(port), &mut b, 1, &mut self.task.queues, &mut NoTrace);
+        self.check_port_drops();
+    }
+    /// Every drop is charged to exactly one port: the ports' drops summed
+    /// equal the core's, reason by reason.
+    fn check_port_drops(&self) {
+        let mut sum = vec![0u64; DropReason::N];
+        for pc in &self.task.pipe.port_ctr {
+            for (a, b) in sum.iter_mut().zip(pc.drops) {
+                *a += b;
+            }
+        }
+        assert_eq!(sum, self.drops(), "per-port drops vs the core's");
+    }
+    /// Drops of `r` charged to port `p`.
+    fn port_drops(&self, p: usize, r: DropReason) -> u64 {
+        self.task.pipe.port_ctr[p].drops[r as usize]
     }
     fn drops(&self) -> Vec<u64> {
         self.task.pipe.ctr.drops.to_vec()
@@ -140,6 +156,8 @@ fn expect_drop(toml: &str, port: u16, frames: &[Vec<u8>], r: DropReason) {
     let before = h.drops();
     h.send(port, frames);
     assert_only(&before, &h.drops(), r, frames.len() as u64);
+    // Charged to the ingress port (these tests send to no full queue).
+    assert_eq!(h.port_drops(port as usize, r), frames.len() as u64);
 }
 
 /// `hairpin trace` names the same reason for a single frame.
@@ -411,6 +429,9 @@ fn tx_full() {
     assert_only(&before, &h.drops(), DropReason::TxFull, 3);
     assert_eq!(h.task.pipe.ctr.tx_pkts - tx_before, 2);
     assert_eq!(h.task.pipe.port_ctr[1].tx_full, 3);
+    // tx_full is charged to the egress port whose queue was full.
+    assert_eq!(h.port_drops(1, DropReason::TxFull), 3);
+    assert_eq!(h.port_drops(0, DropReason::TxFull), 0);
 }
 
 #[test]
@@ -516,6 +537,43 @@ fn queue_full() {
     let before = h.drops();
     h.send(0, &[frame(A, B), frame(A, B), frame(A, B)]);
     assert_only(&before, &h.drops(), DropReason::QueueFull, 2);
+    assert_eq!(h.port_drops(1, DropReason::QueueFull), 2);
+    // At stop whatever p1's scheduler still holds is freed and counted there too.
+    h.task.pipe.release();
+    h.check_port_drops();
+    assert_eq!(
+        h.port_drops(1, DropReason::QueueFull),
+        h.task.pipe.ctr.drops[DropReason::QueueFull as usize]
+    );
+}
+
+#[test]
+fn port_drops_on_mixed_traffic() {
+    // One switch, traffic on every port mixing forwarded frames and several
+    // drop reasons: each port's reasons are its own, and they sum to the core's.
+    let toml = BRIDGE.replace("workers = [0]", "workers = [0]\nring_depth = 4");
+    let mut h = Harness::new(&toml);
+    h.send(1, &[frame(B, A)]); // B on p1
+    let runt = frame(A, B)[..10].to_vec();
+    let pause = FrameBuilder::new()
+        .src(A)
+        .dst(Mac([0x01, 0x80, 0xc2, 0, 0, 0x01]))
+        .raw();
+    let bad_src = frame(Mac::BROADCAST, B);
+    for _ in 0..3 {
+        h.send(0, &[frame(A, B), runt.clone(), frame(A, B)]);
+        h.send(2, &[pause.clone(), frame(C, B), bad_src.clone()]);
+        h.send(3, std::slice::from_ref(&runt));
+    }
+    assert_eq!(h.port_drops(0, DropReason::Runt), 3);
+    assert_eq!(h.port_drops(3, DropReason::Runt), 3);
+    assert_eq!(h.port_drops(2, DropReason::Pause), 3);
+    assert_eq!(h.port_drops(2, DropReason::BadSrcMac), 3);
+    // p1's ring holds 4 frames: of the 9 sent to B, 5 were refused, on p1.
+    assert_eq!(h.port_drops(1, DropReason::TxFull), 5);
+    assert_eq!(h.task.pipe.ctr.drops[DropReason::TxFull as usize], 5);
+    assert_eq!(h.task.pipe.port_ctr[1].total_drops(), 5);
+    assert_eq!(h.task.pipe.ctr.total_drops(), 3 + 3 + 3 + 3 + 5);
 }
 
 #[test]

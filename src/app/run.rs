@@ -73,19 +73,22 @@ pub fn run(
     let shared: Vec<_> = wl.iter().map(|(_, t)| t[0].shared.clone()).collect();
     let mut faults =
         crate::logging::FaultWatch::new(inst.ports.iter().map(|p| p.name().to_string()).collect());
-    let watched = shared.clone();
+    let mut watched = shared.clone();
     let (host_tx, host_rx) = std::sync::mpsc::channel();
     let tele_stop = Arc::new(AtomicBool::new(false));
-    let tele = telemetry_start(
+    let mut tele = telemetry_start(
         &inst,
         shared,
         clock,
-        host_tx,
+        host_tx.clone(),
         control_socket,
         vm,
         tele_stop.clone(),
     )?;
-    let running = match runtime::start(wl, clock, stop.clone()) {
+    // Workers have their own stop flag: a reload that adds or removes ports
+    // stops and restarts them while the rest keeps running.
+    let wstop = Arc::new(AtomicBool::new(false));
+    let mut running = match runtime::start(wl, clock, wstop.clone()) {
         Ok(r) => r,
         Err(e) => {
             tele_stop.store(true, Ordering::Relaxed);
@@ -95,7 +98,9 @@ pub fn run(
     };
     let control = control.map(|c| c.spawn(clock, stop.clone())).transpose()?;
     // This thread (punts, FDB ageing, reloads, device counters for telemetry)
-    // keeps off the worker cores too.
+    // keeps off the worker cores too; workers restarted by a port change
+    // start from the CPU set it had before.
+    let cpus = crate::util::Affinity::current();
     telemetry::pin_off_workers(&workers);
     tracing::info!(
         role = inst.cfg.switch.role.name(),
@@ -114,9 +119,10 @@ pub fn run(
     let t0 = Instant::now();
     let mut punted = 0u64;
     let mut last_sweep = Instant::now();
+    let mut change = None;
     while !stop.load(Ordering::Relaxed) {
         if hup.swap(false, Ordering::Relaxed) {
-            let _ = reload(path, &mut inst, "SIGHUP", rebase.as_ref());
+            let _ = reload(path, &mut inst, "SIGHUP", rebase.as_ref(), &mut change);
         }
         while let Ok(job) = host_rx.try_recv() {
             match job {
@@ -124,9 +130,77 @@ pub fn run(
                     let _ = tx.send(inst.ports.iter().map(|p| p.backend_stats()).collect());
                 }
                 HostJob::Reload(tx) => {
-                    let _ = tx.send(reload(path, &mut inst, "control socket", rebase.as_ref()));
+                    let r = reload(
+                        path,
+                        &mut inst,
+                        "control socket",
+                        rebase.as_ref(),
+                        &mut change,
+                    );
+                    let _ = tx.send(r);
                 }
             }
+            if change.is_some() {
+                break;
+            }
+        }
+        if let Some(ch) = change.take() {
+            // Ports added or removed: workers stop (draining and flushing as
+            // at any stop), the ports change, workers and telemetry restart
+            // on the new port set (the reply was sent before).
+            wstop.store(true, Ordering::Relaxed);
+            let tasks: Vec<_> = running.join().into_iter().flatten().collect();
+            wstop.store(false, Ordering::Relaxed);
+            for p in punts.iter_mut() {
+                while let Some(b) = p.pop() {
+                    punted += 1;
+                    pool.free(b);
+                }
+            }
+            let added = ch.added();
+            let stopped = inst.capture.stop_all();
+            if stopped > 0 {
+                tracing::warn!(
+                    captures = stopped,
+                    "ports changed: {stopped} capture(s) in progress stopped, their files closed"
+                );
+            }
+            let new = inst
+                .apply_ports(ch, tasks)
+                .map_err(|e| format!("reload: applying the port change failed: {e}"))?;
+            let mut wl = Vec::new();
+            punts.clear();
+            for (q, (task, punt)) in new.into_iter().enumerate() {
+                punts.push(punt);
+                let wc = WorkerCfg {
+                    core: Some(workers[q]),
+                    burst,
+                    idle_sleep_us: idle,
+                };
+                wl.push((wc, vec![task]));
+            }
+            tele_stop.store(true, Ordering::Relaxed);
+            tele.join();
+            tele_stop.store(false, Ordering::Relaxed);
+            let shared: Vec<_> = wl.iter().map(|(_, t)| t[0].shared.clone()).collect();
+            let tele_shared = shared.clone();
+            tele = telemetry_start(
+                &inst,
+                shared,
+                clock,
+                host_tx.clone(),
+                control_socket,
+                None,
+                tele_stop.clone(),
+            )?;
+            cpus.restore();
+            let r = runtime::start(wl, clock, wstop.clone());
+            telemetry::pin_off_workers(&workers);
+            running = r?;
+            let names: Vec<String> = inst.ports.iter().map(|p| p.name().to_string()).collect();
+            tracing::info!("ports now {names:?} (added {added:?}); workers restarted");
+            faults = crate::logging::FaultWatch::new(names);
+            watched = tele_shared;
         }
         if last_sweep.elapsed() >= Duration::from_secs(1) {
             inst.switch.fdb.age(clock.now_ms());
@@ -157,6 +231,7 @@ pub fn run(
     }
     tele_stop.store(true, Ordering::Relaxed);
     tele.join();
+    wstop.store(true, Ordering::Relaxed);
     let tasks = running.join();
     let control = match control {
         Some(h) => {
@@ -220,16 +295,41 @@ pub fn run(
 
 /// Re-read the config file and apply it (SIGHUP, or `reload` on the socket);
 /// the 802.1Qbg control thread, if any, then puts its RR state and VSIs back
-/// on top of the new config.
+/// on top of the new config. A config that adds, removes or reorders ports
+/// is checked and its new ports opened here (`Instance::prepare_ports`); the
+/// change is left in `change` for the run loop to apply with the workers
+/// stopped. With a control thread such a change is refused.
 fn reload(
     path: &Path,
     inst: &mut Instance,
     why: &str,
     rebase: Option<&crate::control::thread::Rebase>,
+    change: &mut Option<runtime::PortChange>,
 ) -> Result<u64, String> {
+    let now: Vec<_> = inst
+        .cfg
+        .port
+        .iter()
+        .map(|p| (p.name.clone(), p.backend.clone()))
+        .collect();
+    let same_ports = |c: &Config| {
+        c.port.len() == now.len()
+            && c.port
+                .iter()
+                .zip(&now)
+                .all(|(a, b)| a.name == b.0 && a.backend == b.1)
+    };
     let r = Config::load(path)
         .map_err(|e| e.to_string())
         .and_then(|c| match rebase {
+            _ if !same_ports(&c) => match rebase {
+                Some(_) => Err("ports were added, removed, renamed or moved to another backend: with an 802.1Qbg control thread (a port with evb) that needs a restart of hairpin".into()),
+                // Applied by the run loop; its snapshot is the next generation.
+                None => inst.prepare_ports(c).map(|ch| {
+                    *change = Some(ch);
+                    inst.switch.cell.generation() + 1
+                }),
+            },
             // The control thread publishes the new snapshot with its 802.1Qbg
             // state on top (within a millisecond); until then the old one stays.
             Some(h) => inst.stage_reload(c).map(|_| {

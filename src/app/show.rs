@@ -163,7 +163,29 @@ fn rows(what: What, d: &Value) -> (Rows, Vec<Col>) {
     };
     match what {
         What::Ports => (
-            arr(d, "name"),
+            arr(d, "name")
+                .into_iter()
+                .map(|(k, mut o)| {
+                    // The reasons this port dropped for (zero counts left out).
+                    let nz: Vec<String> = o
+                        .get("drops")
+                        .and_then(Value::as_object)
+                        .map(|m| {
+                            m.iter()
+                                .filter(|(_, v)| v.as_u64().unwrap_or(0) > 0)
+                                .map(|(k, v)| format!("{k}={}", fmt(v)))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    let nz = if nz.is_empty() {
+                        Value::Null
+                    } else {
+                        Value::String(nz.join(","))
+                    };
+                    o.insert("drop_reasons".into(), nz);
+                    (k, o)
+                })
+                .collect(),
             vec![
                 Col("port", "name", false),
                 Col("link", "link_up", false),
@@ -174,6 +196,8 @@ fn rows(what: What, d: &Value) -> (Rows, Vec<Col>) {
                 Col("tx_full", "tx_full", true),
                 Col("cap_drop_rx", "capture_dropped_rx", true),
                 Col("cap_drop_tx", "capture_dropped_tx", true),
+                Col("drops", "drops_total", true),
+                Col("drop_reasons", "drop_reasons", false),
                 Col("backend", "backend", false),
             ],
         ),

@@ -364,6 +364,8 @@ pub struct Pipeline {
     pub port_ctr: Vec<PortCounters>,
     /// Live capture (`hairpin capture`): one mask test per burst while off.
     cap: Option<crate::capture::Tap>,
+    /// Ingress port of the burst being processed (drops charged to it).
+    cur_in: usize,
 }
 
 impl Pipeline {
@@ -409,6 +411,7 @@ impl Pipeline {
             ctr: CoreCounters::default(),
             port_ctr: vec![PortCounters::default(); n],
             cap: None,
+            cur_in: 0,
         }
     }
 
@@ -453,6 +456,7 @@ impl Pipeline {
         t: &mut T,
     ) {
         self.now_ns = now_ns;
+        self.cur_in = inp.0 as usize;
         let now_ms = now_ns / 1_000_000;
         let n = burst.len();
         if n == 0 {
@@ -714,17 +718,21 @@ impl Pipeline {
                 // class is not stored), or go out unscheduled at the next flush.
                 let q = &mut self.txq[p];
                 let (pool, cache, ctr) = (&self.pool, &mut self.cache, &mut self.ctr);
+                let pc = &mut self.port_ctr[p];
                 s.drain(|b| match fresh.as_mut() {
                     Some(f) => {
                         let len = b.len() as u32;
                         if let Err(crate::qos::sched::Dropped(b)) = f.enqueue(0, b, len) {
                             ctr.drop(DropReason::QueueFull);
+                            pc.drops[DropReason::QueueFull as usize] += 1;
                             cache.free(pool, b);
                         }
                     }
                     None => {
                         if let Err(b) = q.push(b) {
                             ctr.drop(DropReason::TxFull);
+                            pc.drops[DropReason::TxFull as usize] += 1;
+                            pc.tx_full += 1;
                             cache.free(pool, b);
                         }
                     }
@@ -1209,7 +1217,7 @@ impl Pipeline {
                         Verdict::Drop(r) => r,
                         _ => DropReason::FloodEmpty,
                     };
-                    self.ctr.drop(r);
+                    self.drop_on(inp.0 as usize, r);
                     trace!(t, i, "drop", "{} ({})", r.name(), r.describe());
                     self.cache.free(&self.pool, b);
                 }
@@ -1221,7 +1229,7 @@ impl Pipeline {
                     Some(p) => match p.push(b) {
                         Ok(()) => self.ctr.punted += 1,
                         Err(b) => {
-                            self.ctr.drop(DropReason::PuntFull);
+                            self.drop_on(inp.0 as usize, DropReason::PuntFull);
                             self.cache.free(&self.pool, b);
                         }
                     },
@@ -1265,7 +1273,7 @@ impl Pipeline {
                             ) {
                                 Err(()) => {
                                     outputs += 1;
-                                    self.ctr.drop(DropReason::AclDeny);
+                                    self.drop_on(inp.0 as usize, DropReason::AclDeny);
                                     trace!(
                                         t,
                                         i,
@@ -1299,7 +1307,7 @@ impl Pipeline {
                                 self.egress(p, c, &me, fix, tx, t, i);
                             }
                             None => {
-                                self.ctr.drop(DropReason::NoBuf);
+                                self.drop_on(inp.0 as usize, DropReason::NoBuf);
                                 trace!(t, i, "tx", "no buffer for the copy to port {p}");
                             }
                         }
@@ -1309,7 +1317,7 @@ impl Pipeline {
                         self.cache.free(&self.pool, b);
                     }
                     if outputs == 0 {
-                        self.ctr.drop(DropReason::FloodEmpty);
+                        self.drop_on(inp.0 as usize, DropReason::FloodEmpty);
                         trace!(t, i, "drop", "no receiver left after multicast-to-unicast");
                     } else {
                         self.ctr.flood_copies += outputs - 1;
@@ -1354,7 +1362,7 @@ impl Pipeline {
             }
             outputs += 1;
             let Some(mut c) = self.cache.alloc(&self.pool) else {
-                self.ctr.drop(DropReason::NoBuf);
+                self.drop_on(self.cur_in, DropReason::NoBuf);
                 continue;
             };
             self.pool.copy_into(b, &mut c);
@@ -1404,7 +1412,7 @@ impl Pipeline {
             (false, true) => true,
         };
         if !ok {
-            self.ctr.drop(DropReason::NoBuf);
+            self.drop_on(self.cur_in, DropReason::NoBuf);
             self.cache.free(&self.pool, b);
             return;
         }
@@ -1442,6 +1450,7 @@ impl Pipeline {
                 }
                 Err(Dropped(b)) => {
                     self.ctr.drop(DropReason::QueueFull);
+                    self.port_ctr[p].drops[DropReason::QueueFull as usize] += 1;
                     trace!(
                         t,
                         i,
@@ -1460,7 +1469,7 @@ impl Pipeline {
             // Staging full (a large flood): push this port out now, then retry.
             self.flush_port(p, tx);
             if let Err(b) = self.txq[p].push(b) {
-                self.ctr.drop(DropReason::TxFull);
+                self.drop_on(p, DropReason::TxFull);
                 self.port_ctr[p].tx_full += 1;
                 self.cache.free(&self.pool, b);
                 return;
@@ -1499,6 +1508,7 @@ impl Pipeline {
         for b in q.drain() {
             left_bytes += b.len() as u64;
             self.ctr.drop(DropReason::TxFull);
+            pc.drops[DropReason::TxFull as usize] += 1;
             pc.tx_full += 1;
             self.cache.free(&self.pool, b);
         }
@@ -1583,10 +1593,12 @@ impl Pipeline {
     /// Give every cached buffer back to the pool (at stop). Frames still held
     /// by an egress scheduler are freed and counted as `queue_full`.
     pub fn release(&mut self) {
-        for s in self.sched.iter_mut().flatten() {
+        for (s, pc) in self.sched.iter_mut().zip(self.port_ctr.iter_mut()) {
+            let Some(s) = s.as_mut() else { continue };
             let (pool, ctr) = (&self.pool, &mut self.ctr);
             s.drain(|b| {
                 ctr.drop(DropReason::QueueFull);
+                pc.drops[DropReason::QueueFull as usize] += 1;
                 pool.free(b);
             });
         }
@@ -1606,7 +1618,14 @@ impl Pipeline {
         self.ctr.rx_bytes += len as u64;
         self.port_ctr[p.0 as usize].rx_pkts += 1;
         self.port_ctr[p.0 as usize].rx_bytes += len as u64;
+        self.drop_on(p.0 as usize, r);
+    }
+
+    /// Count a drop for the core and for port `p` (see [`PortCounters::drops`]).
+    #[inline(always)]
+    fn drop_on(&mut self, p: usize, r: DropReason) {
         self.ctr.drop(r);
+        self.port_ctr[p].drops[r as usize] += 1;
     }
 
     /// Free a frame into this core's cache (for callers outside the stages).

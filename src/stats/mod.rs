@@ -100,11 +100,14 @@ pub fn counters_markdown() -> String {
         ("tx_pkts", "Frames the port accepted for transmission."),
         ("tx_bytes", "Bytes the port accepted for transmission."),
         ("tx_full", "Frames the port refused because its TX queue was full (also counted as drop `tx_full`)."),
+        ("drops.<reason>", "Drops by reason charged to the port: `tx_full` and `queue_full` to the egress port whose queue was full, every other reason to the port the frame arrived on."),
+        ("drops_total", "Sum of the port's `drops`."),
     ] {
         s += &format!("| `{n}` | {d} |\n");
     }
     s += "\nA frame received is either transmitted (once per egress copy), punted, or dropped: \
-          for each core, `rx_pkts + flood_copies = tx_pkts + punted + drops_total` once the queues are idle.\n";
+          for each core, `rx_pkts + flood_copies = tx_pkts + punted + drops_total` once the queues are idle. \
+          Every drop is charged to exactly one port: the ports' `drops` summed equal the cores' `drops`, reason by reason.\n";
     s += "\n## Capture counters\n\nPer port (control socket `ports`, Prometheus \
           `hairpin_capture_dropped_total{port,dir}`), since the start; see `hairpin capture` in \
           docs/operations.md. They count copies, not frames: the frames were forwarded and are in \
@@ -287,6 +290,11 @@ impl CoreCounters {
 /// Per-port counters kept by each core (rx on the ports it polls, tx on every port).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct PortCounters {
+    /// Drops by reason charged to this port, indexed by `DropReason as usize`:
+    /// `tx_full` and `queue_full` on the egress port whose queue was full,
+    /// every other reason on the ingress port. Summed over ports they equal
+    /// the core's `drops`.
+    pub drops: [u64; DropReason::N],
     /// Frames received on the port.
     pub rx_pkts: u64,
     /// Bytes received on the port.
@@ -307,20 +315,39 @@ impl PortCounters {
         self.tx_pkts += o.tx_pkts;
         self.tx_bytes += o.tx_bytes;
         self.tx_full += o.tx_full;
+        for (a, b) in self.drops.iter_mut().zip(&o.drops) {
+            *a += b;
+        }
+    }
+    /// Sum of this port's drops.
+    pub fn total_drops(&self) -> u64 {
+        self.drops.iter().sum()
+    }
+    /// Drops by reason as a JSON object `{name: count}` (all reasons, zeros included).
+    pub fn drops_json(&self) -> serde_json::Value {
+        let mut d = serde_json::Map::new();
+        for r in DropReason::ALL {
+            d.insert(r.name().into(), self.drops[*r as usize].into());
+        }
+        serde_json::Value::Object(d)
     }
     /// As JSON.
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
             "rx_pkts": self.rx_pkts, "rx_bytes": self.rx_bytes,
             "tx_pkts": self.tx_pkts, "tx_bytes": self.tx_bytes, "tx_full": self.tx_full,
+            "drops": self.drops_json(), "drops_total": self.total_drops(),
         })
     }
 }
 
+/// Published slots per port: the five scalars, then the drops by reason.
+const PORT_SLOTS: usize = 5 + DropReason::N;
+
 /// A core's published counters: the worker stores, anyone loads.
 pub struct SharedCounters {
     core: Vec<AtomicU64>,
-    ports: Vec<[AtomicU64; 5]>,
+    ports: Vec<[AtomicU64; PORT_SLOTS]>,
     /// The core's ACL hits, meter colours and egress queues (published less often).
     pub policy: policy::PolicySlot,
 }
@@ -332,7 +359,9 @@ impl SharedCounters {
             core: (0..CoreCounters::SLOTS)
                 .map(|_| AtomicU64::new(0))
                 .collect(),
-            ports: (0..nports).map(|_| Default::default()).collect(),
+            ports: (0..nports)
+                .map(|_| std::array::from_fn(|_| AtomicU64::new(0)))
+                .collect(),
             policy: Default::default(),
         }
     }
@@ -343,8 +372,8 @@ impl SharedCounters {
         }
         for (slot, p) in self.ports.iter().zip(ports) {
             let v = [p.rx_pkts, p.rx_bytes, p.tx_pkts, p.tx_bytes, p.tx_full];
-            for (s, x) in slot.iter().zip(v) {
-                s.store(x, Ordering::Relaxed);
+            for (s, x) in slot.iter().zip(v.iter().chain(&p.drops)) {
+                s.store(*x, Ordering::Relaxed);
             }
         }
     }
@@ -361,13 +390,16 @@ impl SharedCounters {
         self.ports
             .iter()
             .map(|s| {
-                let v: Vec<u64> = s.iter().map(|x| x.load(Ordering::Relaxed)).collect();
+                let v: [u64; PORT_SLOTS] = std::array::from_fn(|i| s[i].load(Ordering::Relaxed));
+                let mut drops = [0u64; DropReason::N];
+                drops.copy_from_slice(&v[5..]);
                 PortCounters {
                     rx_pkts: v[0],
                     rx_bytes: v[1],
                     tx_pkts: v[2],
                     tx_bytes: v[3],
                     tx_full: v[4],
+                    drops,
                 }
             })
             .collect()
@@ -411,11 +443,14 @@ mod tests {
             c.to_array()
         );
         let s = SharedCounters::new(2);
-        let p = [PortCounters {
+        let mut p = [PortCounters {
             tx_full: 3,
             ..Default::default()
         }; 2];
+        p[1].drops[DropReason::AclDeny as usize] = 4;
         s.publish(&c, &p);
+        assert_eq!(s.load_ports()[1].drops[DropReason::AclDeny as usize], 4);
+        assert_eq!(s.load_ports()[0].total_drops(), 0);
         let l = s.load();
         assert_eq!(l.drops[DropReason::TxFull as usize], 2);
         assert_eq!(l.rx_pkts, 7);

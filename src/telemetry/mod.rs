@@ -205,6 +205,8 @@ impl View {
                 "tx_full": c.tx_full,
                 "capture_dropped_rx": self.capture_dropped(i)[0],
                 "capture_dropped_tx": self.capture_dropped(i)[1],
+                "drops_total": c.total_drops(),
+                "drops": c.drops_json(),
                 "backend": b,
             }));
         }

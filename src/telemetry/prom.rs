@@ -203,6 +203,20 @@ pub fn render(view: &View) -> String {
         }
     }
     o.family(
+        "hairpin_port_drops_total",
+        "counter",
+        "Dropped frames by port and reason: tx_full and queue_full on the egress port, other reasons on the ingress port.",
+    );
+    for (p, c) in view.ports.iter().zip(&pc) {
+        for r in crate::stats::DropReason::ALL {
+            o.sample(
+                "hairpin_port_drops_total",
+                &[("port", p), ("reason", r.name())],
+                c.drops[*r as usize],
+            );
+        }
+    }
+    o.family(
         "hairpin_port_link_up",
         "gauge",
         "1 while the port's link is up.",
