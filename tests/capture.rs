@@ -5,24 +5,23 @@
 //! forwarding; bad requests against a real `hairpin run` get errors and leave
 //! it running. Bounds only guard against hangs; nothing is timed.
 
-use hairpin::buf::{Burst, Pool};
+use hairpin::buf::Pool;
 use hairpin::config::Config;
-use hairpin::port::ring::RingQueue;
 use hairpin::runtime::{self, Instance, Running};
 use hairpin::telemetry::{server, View, WorkerView};
 use hairpin::types::Mac;
 use hairpin::wire::build::FrameBuilder;
 use hairpin::worker::WorkerCfg;
-use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
+use serde_json::json;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const BOUND: Duration = Duration::from_secs(30);
+mod sock_common;
+use sock_common::{Client, RingGen, BOUND};
 const A: Mac = Mac([2, 0, 0, 0, 0, 1]);
 const B: Mac = Mac([2, 0, 0, 0, 0, 2]);
 
@@ -86,44 +85,6 @@ fn udp(src: Mac, dst: Mac, payload: usize) -> Vec<u8> {
         .udp4([10, 0, 0, 1].into(), [10, 0, 0, 2].into(), 1000, 53)
 }
 
-struct Client {
-    r: BufReader<UnixStream>,
-    w: UnixStream,
-}
-
-impl Client {
-    fn connect(p: &Path) -> Client {
-        let s = UnixStream::connect(p).unwrap();
-        s.set_read_timeout(Some(BOUND)).unwrap();
-        Client {
-            r: BufReader::new(s.try_clone().unwrap()),
-            w: s,
-        }
-    }
-    fn ask(&mut self, req: Value) -> Value {
-        writeln!(self.w, "{req}").unwrap();
-        let mut l = String::new();
-        self.r.read_line(&mut l).unwrap();
-        serde_json::from_str(&l).unwrap_or_else(|e| panic!("reply not JSON ({e}): {l:?}"))
-    }
-    fn ok(&mut self, req: Value) -> Value {
-        let r = self.ask(req.clone());
-        assert_eq!(r["ok"], true, "{req} → {r}");
-        r["data"].clone()
-    }
-    fn until(&mut self, req: Value, f: impl Fn(&Value) -> bool) -> Value {
-        let t0 = Instant::now();
-        loop {
-            let d = self.ok(req.clone());
-            if f(&d) {
-                return d;
-            }
-            assert!(t0.elapsed() < BOUND, "{req}: never held; last {d}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
 /// A switch on two ring ports `a`, `b` in this process, its control socket
 /// served, and the far ends of the cables.
 struct Lib {
@@ -134,10 +95,7 @@ struct Lib {
     tstop: Arc<AtomicBool>,
     srv: Option<server::SocketServer>,
     running: Option<Running>,
-    peers: Vec<RingQueue>,
-    pool: Arc<Pool>,
-    out: Burst,
-    got: [u64; 2],
+    g: RingGen,
 }
 
 impl Lib {
@@ -210,47 +168,26 @@ impl Lib {
             tstop,
             srv: Some(srv),
             running: Some(running),
-            peers,
-            pool,
-            out: Burst::new(32),
-            got: [0; 2],
+            g: RingGen::new(peers, pool),
         }
     }
 
     fn drain(&mut self) {
-        for (i, q) in self.peers.iter_mut().enumerate() {
-            q.rx(&mut self.out);
-            self.got[i] += self.out.len() as u64;
-            for x in self.out.drain() {
-                self.pool.free(x);
-            }
-        }
+        self.g.drain();
     }
 
     fn send(&mut self, p: usize, f: &[u8]) {
-        let t0 = Instant::now();
-        loop {
-            if let Some(mut b) = self.pool.alloc() {
-                assert!(self.pool.fill(&mut b, f));
-                match self.peers[p].tx_one(b) {
-                    Ok(()) => return,
-                    Err(b) => self.pool.free(b),
-                }
-            }
-            assert!(t0.elapsed() < BOUND, "port {p} never took a frame");
-            self.drain();
-            std::thread::yield_now();
-        }
+        self.g.send(p, f);
     }
 
     /// Drain until port `p`'s far end got `n` frames in all.
     fn wait_got(&mut self, p: usize, n: u64) {
         let t0 = Instant::now();
-        while self.got[p] < n {
+        while self.g.got[p] < n {
             assert!(
                 t0.elapsed() < BOUND,
                 "port {p}: got {} of {n}; drops {:?} ports {:?}",
-                self.got[p],
+                self.g.got[p],
                 self.view.drops(),
                 self.view.port_counters()
             );
@@ -457,7 +394,7 @@ fn a_tiny_capture_queue_drops_copies_never_frames() {
     assert_eq!(t.ports[0].rx_pkts, N);
     assert_eq!(t.ports[1].tx_pkts, N);
     assert_eq!(t.core.total_drops(), 0);
-    assert_eq!(s.got[1], N);
+    assert_eq!(s.g.got[1], N);
     if tshark() {
         assert_eq!(read_back(&file).len() as u64, frames);
     }

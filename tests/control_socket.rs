@@ -16,7 +16,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-const BOUND: Duration = Duration::from_secs(30);
+mod sock_common;
+use sock_common::{Client, RingGen, BOUND};
 
 const WEB1: Mac = Mac([2, 0, 0, 0, 0x10, 1]);
 const DB1: Mac = Mac([2, 0, 0, 0, 0x20, 1]);
@@ -215,49 +216,6 @@ impl Drop for Run {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-struct Client {
-    r: BufReader<UnixStream>,
-    w: UnixStream,
-}
-
-impl Client {
-    fn connect(p: &Path) -> Client {
-        let s = UnixStream::connect(p).unwrap();
-        s.set_read_timeout(Some(BOUND)).unwrap();
-        Client {
-            r: BufReader::new(s.try_clone().unwrap()),
-            w: s,
-        }
-    }
-    fn raw(&mut self, line: &str) -> Value {
-        self.w.write_all(line.as_bytes()).unwrap();
-        self.w.write_all(b"\n").unwrap();
-        let mut l = String::new();
-        self.r.read_line(&mut l).unwrap();
-        serde_json::from_str(&l).unwrap_or_else(|e| panic!("reply not JSON ({e}): {l:?}"))
-    }
-    fn ok(&mut self, req: Value) -> Value {
-        let r = self.raw(&req.to_string());
-        assert_eq!(r["ok"], true, "{req} → {r}");
-        r["data"].clone()
-    }
-    /// Ask until `f` holds (published counters lag by a few hundred poll loops).
-    fn until(&mut self, req: Value, f: impl Fn(&Value) -> bool) -> Value {
-        let t0 = Instant::now();
-        loop {
-            let d = self.ok(req.clone());
-            if f(&d) {
-                return d;
-            }
-            assert!(
-                t0.elapsed() < BOUND,
-                "{req}: condition never held; last {d}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
     }
 }
 
@@ -876,7 +834,7 @@ fn metric_names_are_documented() {
 
 #[test]
 fn queries_while_forwarding_in_the_library_runtime() {
-    use hairpin::buf::{Burst, Pool};
+    use hairpin::buf::Pool;
     use hairpin::config::Config;
     use hairpin::port::ring::RingQueue;
     use hairpin::runtime::{self, Instance};
@@ -971,12 +929,7 @@ fn queries_while_forwarding_in_the_library_runtime() {
     let (a, b) = (Mac([2, 0, 0, 0, 0, 1]), Mac([2, 0, 0, 0, 0, 2]));
     let first = udp(b, Mac::BROADCAST, 53);
     let uni = udp(a, b, 53);
-    let mut g = Gen {
-        peers,
-        pool: pool.clone(),
-        out: Burst::new(32),
-        got: [0; 2],
-    };
+    let mut g = RingGen::new(peers, pool.clone());
     g.send(1, &first);
     let t0 = Instant::now();
     while g.got[0] < 1 {
@@ -1031,42 +984,6 @@ fn queries_while_forwarding_in_the_library_runtime() {
     g.drain();
     drop(tasks);
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-/// The far ends of ring cables: sends (retrying while the ring is full) and
-/// reads everything back, counting per port.
-struct Gen {
-    peers: Vec<hairpin::port::ring::RingQueue>,
-    pool: std::sync::Arc<hairpin::buf::Pool>,
-    out: hairpin::buf::Burst,
-    got: [u64; 2],
-}
-
-impl Gen {
-    fn drain(&mut self) {
-        for (i, q) in self.peers.iter_mut().enumerate() {
-            q.rx(&mut self.out);
-            self.got[i] += self.out.len() as u64;
-            for x in self.out.drain() {
-                self.pool.free(x);
-            }
-        }
-    }
-    fn send(&mut self, p: usize, f: &[u8]) {
-        let t0 = Instant::now();
-        loop {
-            if let Some(mut b) = self.pool.alloc() {
-                assert!(self.pool.fill(&mut b, f));
-                match self.peers[p].tx_one(b) {
-                    Ok(()) => return,
-                    Err(b) => self.pool.free(b),
-                }
-            }
-            assert!(t0.elapsed() < BOUND, "port {p} never took a frame");
-            self.drain();
-            std::thread::yield_now();
-        }
-    }
 }
 
 /// CPUs a thread may run on, from /proc (`Cpus_allowed_list`, e.g. "1-3,5").
