@@ -21,9 +21,11 @@
 //! removed by a Drop guard, also when an assertion fails.
 
 use serde_json::Value;
+mod ns_common;
+use ns_common::{in_ns, ip, ok, poll, text, tool};
 use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, Output, Stdio};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::mpsc::{channel, Receiver};
 use std::time::{Duration, Instant};
 
@@ -76,62 +78,8 @@ fn unavailable(tools: &[&str]) -> Option<String> {
 }
 
 /// `name` in PATH or the sbin directories (lldpad installs to /usr/sbin).
-fn tool(name: &str) -> Option<PathBuf> {
-    let path = std::env::var("PATH").unwrap_or_default();
-    let found = path
-        .split(':')
-        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"])
-        .map(|d| Path::new(d).join(name))
-        .find(|p| p.is_file());
-    found
-}
-
 fn must(t: &str) -> String {
     tool(t).expect("checked").display().to_string()
-}
-
-/// Run `args` in namespace `ns`.
-fn in_ns(ns: &str, args: &[&str]) -> Output {
-    Command::new(must("ip"))
-        .args(["netns", "exec", ns])
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("ip netns exec {ns} {args:?}: {e}"))
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-/// Run `args` in `ns`; panic with the output when it fails.
-fn ok(ns: &str, args: &[&str]) -> String {
-    let o = in_ns(ns, args);
-    assert!(o.status.success(), "{args:?} in {ns}: {}", text(&o));
-    text(&o)
-}
-
-fn ip(args: &[&str]) {
-    let o = Command::new(must("ip")).args(args).output().unwrap();
-    assert!(o.status.success(), "ip {args:?}: {}", text(&o));
-}
-
-/// Poll `f` every 50 ms until it returns Some or `secs` pass.
-fn poll<T>(secs: f64, mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let end = Instant::now() + Duration::from_secs_f64(secs);
-    loop {
-        if let Some(v) = f() {
-            return Some(v);
-        }
-        if Instant::now() >= end {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// A running `hairpin run`: its stderr state lines and, at the end, its report.

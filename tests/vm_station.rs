@@ -9,63 +9,16 @@
 //! otherwise. Processes are killed by PID and the namespaces removed by a
 //! Drop guard, also when an assertion fails.
 
+mod ns_common;
+use ns_common::{ip, ok, poll, tool};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 const HAIRPIN: &str = env!("CARGO_BIN_EXE_hairpin");
 const VM: &str = "02:00:00:00:03:0a";
 const UUID: &str = "6ba7b810-9dad-11d1-80b4-00c04fd430e0";
-
-fn tool(name: &str) -> Option<PathBuf> {
-    let path = std::env::var("PATH").unwrap_or_default();
-    let found = path
-        .split(':')
-        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"])
-        .map(|d| Path::new(d).join(name))
-        .find(|p| p.is_file());
-    found
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn ip(args: &[&str]) {
-    let o = Command::new(tool("ip").unwrap())
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "ip {args:?}: {}", text(&o));
-}
-
-fn in_ns(ns: &str, args: &[&str]) {
-    let o = Command::new(tool("ip").unwrap())
-        .args(["netns", "exec", ns])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{args:?} in {ns}: {}", text(&o));
-}
-
-/// Poll `f` every 50 ms until it returns Some or `secs` pass.
-fn poll<T>(secs: f64, mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let end = Instant::now() + Duration::from_secs_f64(secs);
-    loop {
-        if let Some(v) = f() {
-            return Some(v);
-        }
-        if Instant::now() >= end {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 /// Two namespaces joined by a veth, a hairpin in each; all gone on drop.
 struct Lab {
@@ -92,9 +45,9 @@ impl Lab {
         };
         for n in ns {
             ip(&["netns", "add", n]);
-            in_ns(n, &["ip", "link", "set", "lo", "up"]);
-            in_ns(n, &["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"]);
-            in_ns(
+            ok(n, &["ip", "link", "set", "lo", "up"]);
+            ok(n, &["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"]);
+            ok(
                 n,
                 &["sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"],
             );
@@ -107,8 +60,8 @@ impl Lab {
         ip(&[
             "link", "add", ia, "netns", a, "type", "veth", "peer", "name", ib, "netns", b,
         ]);
-        in_ns(a, &["ip", "link", "set", ia, "up"]);
-        in_ns(b, &["ip", "link", "set", ib, "up"]);
+        ok(a, &["ip", "link", "set", ia, "up"]);
+        ok(b, &["ip", "link", "set", ib, "up"]);
     }
 
     /// `hairpin run` in `ns` with `cfg`; returns its control socket path.
