@@ -11,7 +11,6 @@ use hairpin::runtime::{self, Instance, Running};
 use hairpin::telemetry::{server, View, WorkerView};
 use hairpin::types::Mac;
 use hairpin::wire::build::FrameBuilder;
-use hairpin::worker::WorkerCfg;
 use serde_json::json;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -21,7 +20,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 mod sock_common;
-use sock_common::{Client, RingGen, BOUND};
+use sock_common::{serve_socket, start_worker, Client, RingGen, BOUND};
 const A: Mac = Mac([2, 0, 0, 0, 0, 1]);
 const B: Mac = Mac([2, 0, 0, 0, 0, 2]);
 
@@ -131,35 +130,8 @@ impl Lib {
         });
         let dir =
             std::env::temp_dir().join(format!("hairpin-capture-{}-{tag}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let sock = dir.join("s.sock");
-        let tstop = Arc::new(AtomicBool::new(false));
-        let srv = server::serve(
-            view.clone(),
-            server::SocketOpts {
-                path: sock.clone(),
-                group: None,
-                client_timeout: Duration::from_secs(5),
-                worker_cores: vec![],
-            },
-            tstop.clone(),
-        )
-        .unwrap();
-        let stop = Arc::new(AtomicBool::new(false));
-        let running = runtime::start(
-            vec![(
-                WorkerCfg {
-                    core: None,
-                    burst: 32,
-                    idle_sleep_us: 100,
-                },
-                vec![task],
-            )],
-            clock,
-            stop.clone(),
-        )
-        .unwrap();
+        let (sock, tstop, srv) = serve_socket(&dir, view.clone());
+        let (stop, running) = start_worker(task, clock);
         Lib {
             dir,
             sock,

@@ -17,7 +17,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 mod sock_common;
-use sock_common::{Client, RingGen, BOUND};
+use sock_common::{serve_socket, start_worker, Client, RingGen, BOUND};
 
 const WEB1: Mac = Mac([2, 0, 0, 0, 0x10, 1]);
 const DB1: Mac = Mac([2, 0, 0, 0, 0x20, 1]);
@@ -838,8 +838,7 @@ fn queries_while_forwarding_in_the_library_runtime() {
     use hairpin::config::Config;
     use hairpin::port::ring::RingQueue;
     use hairpin::runtime::{self, Instance};
-    use hairpin::telemetry::{server, View, WorkerView};
-    use hairpin::worker::WorkerCfg;
+    use hairpin::telemetry::{View, WorkerView};
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     use std::sync::{Arc, Mutex};
 
@@ -873,35 +872,8 @@ fn queries_while_forwarding_in_the_library_runtime() {
         capture: None,
     });
     let dir = std::env::temp_dir().join(format!("hairpin-ctlsock-{}-lib", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let sock = dir.join("s.sock");
-    let tstop = Arc::new(AtomicBool::new(false));
-    let srv = server::serve(
-        view,
-        server::SocketOpts {
-            path: sock.clone(),
-            group: None,
-            client_timeout: Duration::from_secs(5),
-            worker_cores: vec![],
-        },
-        tstop.clone(),
-    )
-    .unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let running = runtime::start(
-        vec![(
-            WorkerCfg {
-                core: None,
-                burst: 32,
-                idle_sleep_us: 100,
-            },
-            vec![task],
-        )],
-        hairpin::util::Clock::new(),
-        stop.clone(),
-    )
-    .unwrap();
+    let (sock, tstop, srv) = serve_socket(&dir, view);
+    let (stop, running) = start_worker(task, hairpin::util::Clock::new());
 
     // Queries of every command, as fast as they are answered, while frames flow.
     let qstop = Arc::new(AtomicBool::new(false));

@@ -115,3 +115,58 @@ impl RingGen {
         }
     }
 }
+
+/// Serve `view`'s control socket at `dir/s.sock` (a fresh `dir`); the
+/// socket's path, its stop flag and the server.
+pub fn serve_socket(
+    dir: &Path,
+    view: Arc<hairpin::telemetry::View>,
+) -> (
+    std::path::PathBuf,
+    Arc<std::sync::atomic::AtomicBool>,
+    hairpin::telemetry::server::SocketServer,
+) {
+    use hairpin::telemetry::server;
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).unwrap();
+    let sock = dir.join("s.sock");
+    let tstop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let srv = server::serve(
+        view,
+        server::SocketOpts {
+            path: sock.clone(),
+            group: None,
+            client_timeout: Duration::from_secs(5),
+            worker_cores: vec![],
+        },
+        tstop.clone(),
+    )
+    .unwrap();
+    (sock, tstop, srv)
+}
+
+/// One unpinned worker (burst 32, idle back-off 100 µs) running `task`; its
+/// stop flag and the running worker.
+pub fn start_worker(
+    task: hairpin::worker::Task,
+    clock: hairpin::util::Clock,
+) -> (
+    Arc<std::sync::atomic::AtomicBool>,
+    hairpin::runtime::Running,
+) {
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let running = hairpin::runtime::start(
+        vec![(
+            hairpin::worker::WorkerCfg {
+                core: None,
+                burst: 32,
+                idle_sleep_us: 100,
+            },
+            vec![task],
+        )],
+        clock,
+        stop.clone(),
+    )
+    .unwrap();
+    (stop, running)
+}
