@@ -192,3 +192,76 @@ fn flow_cache_size_is_checked_and_cannot_change_live() {
     let err = h.reload(config(128, MIXED)).unwrap_err();
     assert!(err.contains("switch.flow_cache"), "{err}");
 }
+
+#[test]
+fn the_ingress_cache_keeps_the_guard_per_port_and_follows_vsi_moves() {
+    // A's flow to C, cached on hv1; the same bytes on hv2 are a spoof there.
+    let rules = "[[policy.sender.rule]]\naction = \"permit\"\nproto = \"udp\"\n";
+    let flow = FrameBuilder::new().src(A).dst(C).udp4(
+        Ipv4Addr::new(10, 0, 0, 1),
+        Ipv4Addr::new(10, 0, 0, 3),
+        1000,
+        53,
+    );
+    let spoofed = hairpin::stats::DropReason::Spoofed as usize;
+    // A VM with from-vm rules on hv2 too, so both ports use the ingress cache.
+    let e = "[[vm]]\nname = \"e\"\nmac = \"02:00:00:00:00:0e\"\nvlan = 10\nport = \"hv2\"\npolicy = \"sender\"\n";
+    let before = toml(8192, rules) + e;
+    let mut h = Harness::new(Config::parse(&before).unwrap(), true).unwrap();
+    assert_eq!(h.run(0, &[&flow, &flow, &flow], 1), 3);
+    assert!(h.counters().flow_cache_hits >= 2, "{:?}", h.counters());
+    assert_eq!(h.run(1, &[&flow, &flow], 1), 0);
+    assert_eq!(h.counters().drops[spoofed], 2);
+    // VM a moves to hv2 (as a VDP association would): the old port's cached
+    // answer must not outlive the snapshot.
+    let moved = before.replacen(
+        "name = \"a\"\nmac = \"02:00:00:00:00:0a\"\nvlan = 10\nport = \"hv1\"",
+        "name = \"a\"\nmac = \"02:00:00:00:00:0a\"\nvlan = 10\nport = \"hv2\"",
+        1,
+    );
+    assert_ne!(moved, before, "the VM entry was not found");
+    h.reload(Config::parse(&moved).unwrap()).unwrap();
+    assert_eq!(h.run(0, &[&flow, &flow], 1), 0);
+    assert_eq!(h.counters().drops[spoofed], 4);
+    // From its new port A reaches B (on hv1); the hairpin to C is not the point here.
+    let to_b = FrameBuilder::new().src(A).dst(B).udp4(
+        Ipv4Addr::new(10, 0, 0, 1),
+        Ipv4Addr::new(10, 0, 0, 2),
+        1000,
+        53,
+    );
+    assert_eq!(h.run(1, &[&to_b, &to_b], 1), 2, "{:?}", h.counters());
+    h.check().unwrap();
+}
+
+#[test]
+fn the_ingress_cache_remembers_non_vm_senders_only_until_a_reload() {
+    // An unguarded trunk: frames from an unknown MAC meet no sender policy;
+    // once that MAC becomes a VM with a deny-all policy, they are denied.
+    let d = Mac([2, 0, 0, 0, 0, 0xd]);
+    let base = toml(8192, "").replace(
+        "name = \"hv2\"\nmode = \"access\"\npvid = 10\n",
+        "name = \"hv2\"\nmode = \"access\"\npvid = 10\nsource_guard = false\n",
+    );
+    assert!(base.contains("source_guard = false"));
+    let flow = FrameBuilder::new().src(d).dst(B).udp4(
+        Ipv4Addr::new(10, 0, 0, 4),
+        Ipv4Addr::new(10, 0, 0, 2),
+        1000,
+        53,
+    );
+    let mut h = Harness::new(Config::parse(&base).unwrap(), true).unwrap();
+    assert_eq!(h.run(1, &[&flow, &flow, &flow], 1), 3, "{:?}", h.counters());
+    let with_d = format!(
+        "{base}[[vm]]\nname = \"d\"\nmac = \"{d}\"\nvlan = 10\nport = \"hv2\"\npolicy = \"sender\"\n"
+    );
+    h.reload(Config::parse(&with_d).unwrap()).unwrap();
+    assert_eq!(h.run(1, &[&flow, &flow], 1), 0);
+    assert_eq!(
+        h.counters().drops[hairpin::stats::DropReason::AclDeny as usize],
+        2,
+        "{:?}",
+        h.counters()
+    );
+    h.check().unwrap();
+}

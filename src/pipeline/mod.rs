@@ -20,8 +20,8 @@ pub mod model;
 use crate::buf::{Burst, PktBuf, Pool, PoolCache};
 use crate::config::{PortState, Role, VmMode};
 use crate::fdb::{Fdb, Learn};
-use crate::policy::acl::PackedKey;
-use crate::policy::flow::FlowCache;
+use crate::policy::acl::{FlowKey, PackedKey};
+use crate::policy::flow::{FlowCache, NO_MATCH};
 use crate::policy::RuleAction;
 use crate::policy::NONE;
 use crate::port::ring::Producer;
@@ -341,6 +341,10 @@ pub struct Pipeline {
     keys: Vec<PackedKey>,
     /// This core's exact-match cache of classifier answers (emptied at each new snapshot).
     flows: FlowCache,
+    /// (ingress port, frame's [`FlowKey`]) → (sender's VSI, from-vm answer)
+    /// for the fast IPv4 frames on ports with from-vm rules: one probe
+    /// instead of the VSI map, the packed key and `flows`.
+    ingress_flows: FlowCache<FlowKey>,
     /// Per-rule hits (packets, bytes), indexed by `RuleAction::hit` of the current snapshot.
     pub hits: Vec<[u64; 2]>,
     /// Named counters (packets, bytes), indexed like `PolicySet::counter_names`.
@@ -398,6 +402,7 @@ impl Pipeline {
             meter_before: Default::default(),
             keys: vec![PackedKey::default(); b],
             flows: FlowCache::new(sw.model.flow_cache),
+            ingress_flows: FlowCache::new(sw.model.flow_cache),
             cell: sw.cell.clone(),
             model,
             fdb: sw.fdb.clone(),
@@ -482,8 +487,8 @@ impl Pipeline {
         }
         self.transmit(inp, burst, tx, t);
         if self.model.policy.active {
-            self.ctr.flow_cache_hits = self.flows.hits;
-            self.ctr.flow_cache_misses = self.flows.misses;
+            self.ctr.flow_cache_hits = self.flows.hits + self.ingress_flows.hits;
+            self.ctr.flow_cache_misses = self.flows.misses + self.ingress_flows.misses;
         }
     }
 
@@ -683,6 +688,7 @@ impl Pipeline {
             e[1] += h[1];
         }
         self.flows.clear();
+        self.ingress_flows.clear();
         self.hits = vec![[0; 2]; new.policy.hit_names.len()];
         self.named = vec![[0; 2]; new.policy.counter_names.len()];
         for (i, m) in self.meters.iter().enumerate() {
@@ -768,6 +774,7 @@ impl Pipeline {
             meta,
             keys,
             flows,
+            ingress_flows,
             hits,
             named,
             meters,
@@ -777,43 +784,84 @@ impl Pipeline {
         } = self;
         let pol = &model.policy;
         let guarded = pol.guard_mask & (1u64 << inp.0) != 0;
+        // Fast IPv4 frames on a port with from-vm rules ask the ingress
+        // cache first: one probe answers the sender's VSI and its rule.
+        let cached_port = pol.from_acl_mask & (1u64 << inp.0) != 0;
+        let ctx = u32::from(inp.0) + 1;
         for (i, b) in burst.as_slice().iter().enumerate() {
             let me = &mut meta[i];
             if me.verdict != Verdict::Pending {
                 continue;
             }
-            let v = match pol.vsi_fast(me.src, me.vid) {
-                Some(v) if v.port == inp => v,
-                _ if guarded => {
-                    me.verdict = Verdict::Drop(DropReason::Spoofed);
-                    trace!(
-                        t,
-                        i,
-                        "guard",
-                        "source {} VLAN {} is no VM of this port",
-                        Mac::from_u64(me.src),
-                        me.vid
-                    );
-                    continue;
+            let d = pool.data(b);
+            let len = d.len();
+            let fk = if cached_port {
+                FlowKey::from_frame(d, me.vid, me.pcp)
+            } else {
+                None
+            };
+            let hit = fk.as_ref().and_then(|k| ingress_flows.get(ctx, k));
+            let (v, answer) = match hit {
+                Some((_, NONE)) => continue, // not a VM's traffic (unguarded port)
+                Some((answer, vsi)) => (pol.fast[vsi as usize], Some(answer)),
+                None => {
+                    let v = match pol.vsi_fast(me.src, me.vid) {
+                        Some(v) if v.port == inp => v,
+                        _ if guarded => {
+                            me.verdict = Verdict::Drop(DropReason::Spoofed);
+                            trace!(
+                                t,
+                                i,
+                                "guard",
+                                "source {} VLAN {} is no VM of this port",
+                                Mac::from_u64(me.src),
+                                me.vid
+                            );
+                            continue;
+                        }
+                        // No VM, or a VM's address arriving elsewhere (unguarded port): not a VM's traffic.
+                        _ => {
+                            if let Some(k) = &fk {
+                                ingress_flows.put(ctx, k, NO_MATCH, NONE);
+                            }
+                            continue;
+                        }
+                    };
+                    // The sender's from-vm answer for the cache (the
+                    // classifier runs here once per flow and snapshot).
+                    let answer = fk.as_ref().map(|k| {
+                        let a = match pol.policies.get(v.policy as usize) {
+                            Some(p) if v.from_acl => p
+                                .from
+                                .classifier
+                                .classify_packed(&k.packed())
+                                .unwrap_or(NO_MATCH),
+                            _ => NO_MATCH,
+                        };
+                        ingress_flows.put(ctx, k, a, v.idx);
+                        a
+                    });
+                    (v, answer)
                 }
-                // No VM, or a VM's address arriving elsewhere (unguarded port): not a VM's traffic.
-                _ => continue,
             };
             me.src_vsi = v.idx;
             if T::ON {
                 let x = &pol.vsis[v.idx as usize];
                 trace!(t, i, "guard", "VSI {} ({} VLAN {})", x.name, x.mac, x.vid);
             }
-            let d = pool.data(b);
-            let len = d.len();
             let mut rule_meter = NONE;
             if v.policy != NONE {
                 me.class = v.class;
                 if v.from_acl {
                     let p = &pol.policies[v.policy as usize];
-                    keys[i] = PackedKey::from_frame(d, me.vid, me.pcp);
-                    me.has_key = true;
-                    let (a, idx) = p.from.decide(flows, v.policy, 0, &keys[i]);
+                    let (a, idx) = match answer {
+                        Some(r) => p.from.action(r),
+                        None => {
+                            keys[i] = PackedKey::from_frame(d, me.vid, me.pcp);
+                            me.has_key = true;
+                            p.from.decide(flows, v.policy, 0, &keys[i])
+                        }
+                    };
                     if let Some(c) = a.class {
                         me.class = c;
                     }

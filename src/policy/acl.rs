@@ -191,6 +191,13 @@ fn be32(b: &[u8], i: usize) -> u32 {
 }
 
 #[inline(always)]
+fn be64(b: &[u8], i: usize) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&b[i..i + 8]);
+    u64::from_be_bytes(w)
+}
+
+#[inline(always)]
 fn be48(b: &[u8], i: usize) -> u64 {
     u64::from_be_bytes([0, 0, b[i], b[i + 1], b[i + 2], b[i + 3], b[i + 4], b[i + 5]])
 }
@@ -588,12 +595,7 @@ impl PackedKey {
     /// high bits are the best mixed.
     #[inline(always)]
     pub fn hash(&self) -> u64 {
-        let mut h = 0u64;
-        for (w, k) in self.0.iter().zip(HK) {
-            h = h.wrapping_add(w.wrapping_mul(k));
-        }
-        let p = u128::from(h ^ (h >> 29)) * 0x9fb2_1c65_1e98_df25_u128;
-        (p as u64) ^ ((p >> 64) as u64)
+        hash_words(&self.0)
     }
 
     /// Equality without a call to `memcmp` (eight XORs folded).
@@ -609,6 +611,29 @@ impl PackedKey {
     /// IPv4 + TCP/UDP without options or fragmentation, at most one tag.
     #[inline(always)]
     fn fast_ipv4(f: &[u8], vlan: u16, pcp: u8) -> Option<PackedKey> {
+        FlowKey::from_frame(f, vlan, pcp).map(|k| k.packed())
+    }
+}
+
+/// The exact-match key of a frame that the fast IPv4 path packs: an
+/// untagged or singly tagged IPv4 frame with a 20-byte header, not a
+/// fragment, carrying a whole TCP or UDP header. Four words instead of
+/// [`PackedKey`]'s eight, loaded with few instructions, and injective on
+/// every field a rule can match ([`FlowKey::packed`] rebuilds the packed
+/// key from it; a property test checks it equals the general path's).
+///
+/// w0: dst_mac << 16 | vlan; w1: src_mac << 16 | TOS << 8 | proto; w2:
+/// source IPv4 << 32 | destination IPv4; w3: sport << 48 | dport << 32 |
+/// TCP flags (0 for UDP) << 8 | pcp.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(align(32))]
+pub struct FlowKey([u64; 4]);
+
+impl FlowKey {
+    /// The key of `frame` (classified VID `vlan`, priority `pcp`), or `None`
+    /// when the frame is not one the fast path takes.
+    #[inline(always)]
+    pub fn from_frame(f: &[u8], vlan: u16, pcp: u8) -> Option<FlowKey> {
         // Ethernet + IPv4 (20) + UDP (8): the shortest frame taken here.
         if f.len() < 42 {
             return None;
@@ -629,33 +654,60 @@ impl PackedKey {
         // L4 bytes the IP length and the frame both cover.
         let l4_len = tl.min(ip.len()).checked_sub(20)?;
         let l4 = &ip[20..];
-        let (sport, dport, flags, has) = match proto {
-            6 if l4_len >= 20 && l4[12] >> 4 >= 5 && usize::from(l4[12] >> 4) * 4 <= l4_len => (
-                be16(l4, 0),
-                be16(l4, 2),
-                l4[13],
-                HAS_ETH | HAS_PROTO | HAS_PORTS | HAS_TCP_FLAGS,
-            ),
-            17 if l4_len >= 8 => (be16(l4, 0), be16(l4, 2), 0, HAS_ETH | HAS_PROTO | HAS_PORTS),
+        let flags = match proto {
+            6 if l4_len >= 20 && l4[12] >> 4 >= 5 && usize::from(l4[12] >> 4) * 4 <= l4_len => {
+                l4[13]
+            }
+            17 if l4_len >= 8 => 0,
             _ => return None,
         };
         if fo & 0x3fff != 0 {
             return None; // a fragment: the general path sets `frag`
         }
-        Some(PackedKey([
-            0,
-            u64::from(be32(ip, 12)),
-            0,
-            u64::from(be32(ip, 16)),
-            u64::from(sport) << 48
-                | u64::from(dport) << 32
-                | u64::from(proto) << 24
-                | u64::from(et) << 8
-                | u64::from(pcp),
-            be48(f, 0) << 16 | u64::from(vlan),
-            be48(f, 6) << 16 | u64::from(ip[1] >> 2) << 8,
-            u64::from(flags) << 48 | u64::from(has) | F_IP | F_V4,
+        // f.len() >= 42: both 8-byte loads are inside the frame.
+        let dst = be64(f, 0) >> 16;
+        let src = be64(f, 6) >> 16;
+        Some(FlowKey([
+            dst << 16 | u64::from(vlan),
+            src << 16 | u64::from(ip[1]) << 8 | u64::from(proto),
+            be64(ip, 12),
+            u64::from(be32(l4, 0)) << 32 | u64::from(flags) << 8 | u64::from(pcp),
         ]))
+    }
+
+    /// A 64-bit hash of the four words (the high bits are the best mixed).
+    #[inline(always)]
+    pub fn hash(&self) -> u64 {
+        hash_words(&self.0)
+    }
+
+    /// Equality of all four words, without a call to `memcmp`.
+    #[inline(always)]
+    pub fn same(&self, o: &FlowKey) -> bool {
+        ((self.0[0] ^ o.0[0]) | (self.0[1] ^ o.0[1]) | (self.0[2] ^ o.0[2]) | (self.0[3] ^ o.0[3]))
+            == 0
+    }
+
+    /// The packed classifier key of the frame this key came from.
+    #[inline]
+    pub fn packed(&self) -> PackedKey {
+        let [w0, w1, w2, w3] = self.0;
+        let proto = w1 & 0xff;
+        let has = if proto == 6 {
+            HAS_ETH | HAS_PROTO | HAS_PORTS | HAS_TCP_FLAGS
+        } else {
+            HAS_ETH | HAS_PROTO | HAS_PORTS
+        };
+        PackedKey([
+            0,
+            w2 >> 32,
+            0,
+            w2 & 0xffff_ffff,
+            (w3 >> 32) << 32 | proto << 24 | 0x0800 << 8 | (w3 & 0xff),
+            w0,
+            (w1 >> 16) << 16 | (w1 >> 10 & 0x3f) << 8,
+            (w3 >> 8 & 0xff) << 48 | u64::from(has) | F_IP | F_V4,
+        ])
     }
 }
 
@@ -987,6 +1039,19 @@ const HK: [u64; W] = [
     0xc4ce_b9fe_1a85_ec53,
     0x94d0_49bb_1331_11eb,
 ];
+
+/// Hash of up to eight words for the flow caches ([`PackedKey::hash`],
+/// [`FlowKey::hash`]): one multiply per word, summed, then one 128-bit
+/// multiply; the high bits are the best mixed.
+#[inline(always)]
+fn hash_words(w: &[u64]) -> u64 {
+    let mut h = 0u64;
+    for (w, k) in w.iter().zip(HK) {
+        h = h.wrapping_add(w.wrapping_mul(k));
+    }
+    let p = u128::from(h ^ (h >> 29)) * 0x9fb2_1c65_1e98_df25_u128;
+    (p as u64) ^ ((p >> 64) as u64)
+}
 
 /// Hash of the masked key: eight independent multiplies, summed, then one
 /// 128-bit multiply to mix high and low bits. Collisions only cost time

@@ -16,26 +16,58 @@
 //! Nothing is allocated after [`FlowCache::new`]; a full set evicts a
 //! pseudo-random way.
 
-use super::acl::{Classifier, PackedKey};
+use super::acl::{Classifier, FlowKey, PackedKey};
 
 /// Entries a cache has unless the config says otherwise (`switch.flow_cache`).
 pub const DEFAULT_ENTRIES: usize = 8192;
 /// Largest accepted size.
 pub const MAX_ENTRIES: usize = 1 << 20;
 
-const NO_MATCH: u32 = u32::MAX;
+/// The stored answer for "no rule matched".
+pub const NO_MATCH: u32 = u32::MAX;
 /// Ways per set: the four tags of a set share one cache line.
 const WAYS: usize = 4;
+
+/// A key the cache can hold: hashed once per lookup, compared in full.
+pub trait CacheKey: Copy + Default {
+    /// 64-bit hash; the high bits are the best mixed.
+    fn hash(&self) -> u64;
+    /// Equality of every word.
+    fn same(&self, o: &Self) -> bool;
+}
+
+impl CacheKey for PackedKey {
+    #[inline(always)]
+    fn hash(&self) -> u64 {
+        PackedKey::hash(self)
+    }
+    #[inline(always)]
+    fn same(&self, o: &Self) -> bool {
+        PackedKey::same(self, o)
+    }
+}
+
+impl CacheKey for FlowKey {
+    #[inline(always)]
+    fn hash(&self) -> u64 {
+        FlowKey::hash(self)
+    }
+    #[inline(always)]
+    fn same(&self, o: &Self) -> bool {
+        FlowKey::same(self, o)
+    }
+}
 
 /// Tag of one entry: 16 bytes, four to a cache line.
 #[derive(Clone, Copy, Default)]
 struct Tag {
-    /// Rule set ((policy << 1 | direction) + 1) in the high half, high hash
+    /// Context (a rule set, or an ingress port) in the high half, high hash
     /// bits | 1 in the low half; 0: empty way.
     id: u64,
-    /// The classifier's answer ([`NO_MATCH`] for none).
+    /// The stored answer ([`NO_MATCH`] for none).
     answer: u32,
-    _pad: u32,
+    /// A second value stored with the answer (the sender's VSI).
+    aux: u32,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -43,21 +75,21 @@ struct Tag {
 struct Set([Tag; WAYS]);
 
 /// The cache of one worker core. Not shared: no atomics, no locks.
-pub struct FlowCache {
+pub struct FlowCache<K: CacheKey = PackedKey> {
     sets: Box<[Set]>,
     /// The full key of every way, `WAYS` per set.
-    keys: Box<[PackedKey]>,
+    keys: Box<[K]>,
     set_mask: usize,
     /// Lookups answered from the cache.
     pub hits: u64,
-    /// Lookups that ran the classifier.
+    /// Lookups that found nothing.
     pub misses: u64,
 }
 
-impl FlowCache {
+impl<K: CacheKey> FlowCache<K> {
     /// A cache of `entries` (rounded up to a power of two, at least one set
     /// of four); 0 turns caching off.
-    pub fn new(entries: usize) -> FlowCache {
+    pub fn new(entries: usize) -> FlowCache<K> {
         let sets = if entries == 0 {
             0
         } else {
@@ -65,7 +97,7 @@ impl FlowCache {
         };
         FlowCache {
             sets: vec![Set::default(); sets].into_boxed_slice(),
-            keys: vec![PackedKey::default(); sets * WAYS].into_boxed_slice(),
+            keys: vec![K::default(); sets * WAYS].into_boxed_slice(),
             set_mask: sets.saturating_sub(1),
             hits: 0,
             misses: 0,
@@ -82,49 +114,73 @@ impl FlowCache {
         self.sets.fill(Set::default());
     }
 
-    /// The first rule of `c` that matches `k`, as [`Classifier::classify_packed`]
-    /// gives it; `policy` and `dir` (0 from-vm, 1 to-vm) name the rule set.
     #[inline(always)]
-    pub fn classify(&mut self, c: &Classifier, policy: u32, dir: u8, k: &PackedKey) -> Option<u32> {
-        if self.sets.is_empty() {
-            return c.classify_packed(k);
-        }
-        // policy < 2^31 (a snapshot has far fewer policies), so rule_set is never 0.
-        let rule_set = ((policy << 1) | u32::from(dir & 1)) + 1;
-        let h = k.hash() ^ u64::from(rule_set).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    fn place(&self, ctx: u32, k: &K) -> (usize, u64, u64) {
+        let h = k.hash() ^ u64::from(ctx).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         let si = (h >> 16) as usize & self.set_mask;
-        let id = u64::from(rule_set) << 32 | (h >> 32) | 1;
+        (si, u64::from(ctx) << 32 | (h >> 32) | 1, h)
+    }
+
+    /// The (answer, aux) stored for `k` in context `ctx`, counting a hit or
+    /// a miss. Always a miss when the cache is off.
+    #[inline(always)]
+    pub fn get(&mut self, ctx: u32, k: &K) -> Option<(u32, u32)> {
+        if self.sets.is_empty() {
+            return None;
+        }
+        let (si, id, _) = self.place(ctx, k);
         let set = &self.sets[si];
         let keys = &self.keys[si * WAYS..si * WAYS + WAYS];
         for (t, key) in set.0.iter().zip(keys) {
             if t.id == id && key.same(k) {
                 self.hits += 1;
-                return (t.answer != NO_MATCH).then_some(t.answer);
+                return Some((t.answer, t.aux));
             }
         }
-        self.miss(c, si, id, h, k)
+        self.misses += 1;
+        None
     }
 
-    /// Run the classifier and remember its answer in set `si`.
+    /// Remember (answer, aux) for `k` in context `ctx`: an empty way if the
+    /// set has one, else a pseudo-random victim (no LRU bookkeeping on hits,
+    /// and no pathological cycle for k > ways flows). A no-op when off.
     #[cold]
     #[inline(never)]
-    fn miss(&mut self, c: &Classifier, si: usize, id: u64, h: u64, k: &PackedKey) -> Option<u32> {
-        self.misses += 1;
+    pub fn put(&mut self, ctx: u32, k: &K, answer: u32, aux: u32) {
+        if self.sets.is_empty() {
+            return;
+        }
+        let (si, id, h) = self.place(ctx, k);
         let set = &mut self.sets[si];
-        let r = c.classify_packed(k);
-        // An empty way if there is one, else a pseudo-random victim (no LRU
-        // bookkeeping on hits, and no pathological cycle for k > ways flows).
         let w = set
             .0
             .iter()
             .position(|t| t.id == 0)
             .unwrap_or((self.misses ^ (h >> 8)) as usize & (WAYS - 1));
-        set.0[w] = Tag {
-            id,
-            answer: r.unwrap_or(NO_MATCH),
-            _pad: 0,
-        };
+        set.0[w] = Tag { id, answer, aux };
         self.keys[si * WAYS + w] = *k;
+    }
+}
+
+impl FlowCache<PackedKey> {
+    /// The first rule of `c` that matches `k`, as [`Classifier::classify_packed`]
+    /// gives it; `policy` and `dir` (0 from-vm, 1 to-vm) name the rule set.
+    #[inline(always)]
+    pub fn classify(&mut self, c: &Classifier, policy: u32, dir: u8, k: &PackedKey) -> Option<u32> {
+        // policy < 2^31 (a snapshot has far fewer policies), so the context is never 0.
+        let rule_set = ((policy << 1) | u32::from(dir & 1)) + 1;
+        match self.get(rule_set, k) {
+            Some((a, _)) => (a != NO_MATCH).then_some(a),
+            None => self.miss(c, rule_set, k),
+        }
+    }
+
+    /// Run the classifier and remember its answer.
+    #[cold]
+    #[inline(never)]
+    fn miss(&mut self, c: &Classifier, rule_set: u32, k: &PackedKey) -> Option<u32> {
+        let r = c.classify_packed(k);
+        self.put(rule_set, k, r.unwrap_or(NO_MATCH), 0);
         r
     }
 }

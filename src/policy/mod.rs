@@ -60,8 +60,16 @@ impl DirPolicy {
         dir: u8,
         key: &acl::PackedKey,
     ) -> (&RuleAction, Option<usize>) {
-        match flows.classify(&self.classifier, policy, dir, key) {
-            Some(r) => (&self.actions[r as usize], Some(self.cfg_index[r as usize])),
+        let r = flows.classify(&self.classifier, policy, dir, key);
+        self.action(r.unwrap_or(flow::NO_MATCH))
+    }
+
+    /// The action for a classifier answer ([`flow::NO_MATCH`]: the default),
+    /// with the rule's index in the config's rule list.
+    #[inline(always)]
+    pub fn action(&self, answer: u32) -> (&RuleAction, Option<usize>) {
+        match self.actions.get(answer as usize) {
+            Some(a) => (a, Some(self.cfg_index[answer as usize])),
             None => (&self.default, None),
         }
     }
@@ -157,6 +165,9 @@ pub struct PolicySet {
     pub index: MacVidMap<VsiFast>,
     /// Ports where only VSIs may send.
     pub guard_mask: u64,
+    /// Ports behind which some VSI has from-vm rules (the pipeline's
+    /// per-port flow cache answers VSI and rule together there).
+    pub from_acl_mask: u64,
     /// Policies.
     pub policies: Vec<Policy>,
     /// (port, VID) → index into `port_vlan_lists`: the VSIs behind a port in a VLAN,
@@ -304,6 +315,9 @@ impl PolicySet {
                 to_acl: pol.is_some_and(|p| !p.to.is_noop()),
                 class: pol.map_or(0, |p| p.class),
             };
+            if fast.from_acl {
+                s.from_acl_mask |= 1 << port;
+            }
             s.fast.push(fast);
             entries.push((v.mac.to_u64(), v.vlan, fast));
             port_vlan
