@@ -53,6 +53,12 @@ impl<V: Copy> MacVidMap<V> {
     /// Look up.
     #[inline(always)]
     pub fn get(&self, mac: u64, vid: u16) -> Option<V> {
+        self.get_ref(mac, vid).copied()
+    }
+
+    /// Look up, without copying the value out.
+    #[inline(always)]
+    pub fn get_ref(&self, mac: u64, vid: u16) -> Option<&V> {
         if self.slots.is_empty() {
             return None;
         }
@@ -61,7 +67,7 @@ impl<V: Copy> MacVidMap<V> {
         loop {
             let s = &self.slots[i];
             if s.0 == k {
-                return Some(s.1);
+                return Some(&s.1);
             }
             if s.0 == 0 {
                 return None;

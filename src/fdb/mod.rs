@@ -170,6 +170,10 @@ pub struct Fdb {
     capacity: usize,
     per_port_limit: usize,
     aging_ms: u64,
+    /// `aging_ms`, or `u64::MAX` with ageing off: one compare in [`Fdb::live`].
+    live_ms: u64,
+    /// [`Fdb::refresh_ms`], computed once.
+    refresh_ms: u64,
     count: AtomicUsize,
     learned: Box<[AtomicUsize]>,
 }
@@ -185,6 +189,12 @@ impl Fdb {
             capacity,
             per_port_limit,
             aging_ms,
+            live_ms: if aging_ms == 0 { u64::MAX } else { aging_ms },
+            refresh_ms: if aging_ms == 0 {
+                REFRESH_MS
+            } else {
+                REFRESH_MS.min(aging_ms)
+            },
             count: AtomicUsize::new(0),
             learned: (0..MAX_PORTS).map(|_| AtomicUsize::new(0)).collect(),
         }
@@ -200,9 +210,7 @@ impl Fdb {
 
     #[inline(always)]
     fn live(&self, v: u64, now_ms: u64) -> bool {
-        v & F_STATIC != 0
-            || self.aging_ms == 0
-            || now_ms.saturating_sub(v >> TIME_SHIFT) <= self.aging_ms
+        v & F_STATIC != 0 || now_ms.saturating_sub(v >> TIME_SHIFT) <= self.live_ms
     }
 
     /// How long a known source goes without being re-stamped: [`REFRESH_MS`],
@@ -210,11 +218,7 @@ impl Fdb {
     /// never expire, so the full [`REFRESH_MS`] applies.
     #[inline(always)]
     fn refresh_ms(&self) -> u64 {
-        if self.aging_ms == 0 {
-            REFRESH_MS
-        } else {
-            REFRESH_MS.min(self.aging_ms)
-        }
+        self.refresh_ms
     }
 
     /// Look up (MAC, VID). Entries older than the ageing time are not returned.

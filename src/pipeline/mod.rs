@@ -497,14 +497,13 @@ impl Pipeline {
     fn ingress<T: Tracer>(&mut self, inp: PortId, burst: &Burst, t: &mut T) {
         let m = &*self.model;
         let port = &m.ports[inp.0 as usize];
-        let pc = &mut self.port_ctr[inp.0 as usize];
+        // Counted once per burst: every frame of it is received, whatever its verdict.
+        let frames = burst.len() as u64;
+        let mut bytes = 0u64;
         for (i, b) in burst.as_slice().iter().enumerate() {
             let d = self.pool.data(b);
             let len = d.len();
-            self.ctr.rx_pkts += 1;
-            self.ctr.rx_bytes += len as u64;
-            pc.rx_pkts += 1;
-            pc.rx_bytes += len as u64;
+            bytes += len as u64;
             let me = &mut self.meta[i];
             *me = Meta::default();
             if port.state == PortState::Disabled {
@@ -666,6 +665,11 @@ impl Pipeline {
             }
             trace!(t, i, "ingress", "port {} VLAN {}", port.name, me.vid);
         }
+        self.ctr.rx_pkts += frames;
+        self.ctr.rx_bytes += bytes;
+        let pc = &mut self.port_ctr[inp.0 as usize];
+        pc.rx_pkts += frames;
+        pc.rx_bytes += bytes;
     }
 
     /// Take the newest snapshot (between bursts). Hit counters of the old one are kept by name.
@@ -803,7 +807,7 @@ impl Pipeline {
             let hit = fk.as_ref().and_then(|k| ingress_flows.get(ctx, k));
             let (v, answer) = match hit {
                 Some((_, NONE)) => continue, // not a VM's traffic (unguarded port)
-                Some((answer, vsi)) => (pol.fast[vsi as usize], Some(answer)),
+                Some((answer, vsi)) => (&pol.fast[vsi as usize], Some(answer)),
                 None => {
                     let v = match pol.vsi_fast(me.src, me.vid) {
                         Some(v) if v.port == inp => v,

@@ -363,8 +363,8 @@ impl PolicySet {
 
     /// The fast-path record of the VSI with this (MAC, VID), if any.
     #[inline(always)]
-    pub fn vsi_fast(&self, mac: u64, vid: u16) -> Option<VsiFast> {
-        self.index.get(mac, vid)
+    pub fn vsi_fast(&self, mac: u64, vid: u16) -> Option<&VsiFast> {
+        self.index.get_ref(mac, vid)
     }
 }
 

@@ -659,7 +659,7 @@ impl MeterCache {
 
     /// Colour a frame of `len` bytes at `now_ns`. `pre` is the incoming colour,
     /// used only in colour-aware mode (pass `Color::Green` when unknown).
-    #[inline]
+    #[inline(always)]
     pub fn meter(&mut self, now_ns: u64, len: u32, pre: Color) -> Color {
         let pre = if self.aware { pre } else { Color::Green };
         let len = u64::from(len);
@@ -674,7 +674,7 @@ impl MeterCache {
     }
 
     /// Colour and look up the configured action in one call.
-    #[inline]
+    #[inline(always)]
     pub fn police(&mut self, now_ns: u64, len: u32, pre: Color) -> (Color, Action) {
         let c = self.meter(now_ns, len, pre);
         (c, self.actions[c as usize])
