@@ -223,6 +223,7 @@ reflective_relay = true
         core: o.switch_core,
         burst: o.burst,
         idle_sleep_us: 0,
+        idle_spin_us: 0,
     };
     let clock = Clock::new();
     let running = runtime::start(vec![(wc, vec![task])], clock, stop.clone())?;

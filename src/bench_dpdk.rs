@@ -103,6 +103,7 @@ reflective_relay = true
         core: o.switch_core,
         burst: o.burst,
         idle_sleep_us: 0,
+        idle_spin_us: 0,
     };
     let running = runtime::start(vec![(wc, vec![task])], Clock::new(), stop.clone())?;
     let (gs, of, fw) = (gen_stop.clone(), offered.clone(), forwarded.clone());

@@ -144,6 +144,11 @@ fn d_mtu() -> usize {
 fn d_true() -> bool {
     true
 }
+/// Default `switch.idle_spin_us`.
+pub const DEFAULT_IDLE_SPIN_US: u64 = 200;
+fn d_idle_spin() -> u64 {
+    DEFAULT_IDLE_SPIN_US
+}
 fn d_pool() -> usize {
     16384
 }
@@ -182,6 +187,11 @@ pub struct SwitchCfg {
     /// After 64 empty polls in a row, sleep this long (0 = never sleep: pure poll mode).
     #[serde(default)]
     pub idle_sleep_us: u64,
+    /// With `idle_sleep_us` set: keep polling without sleep for this long
+    /// after the last received frame (a reply that follows a request is then
+    /// handled by a worker that is still awake).
+    #[serde(default = "d_idle_spin")]
+    pub idle_spin_us: u64,
     /// Buffers in the pool.
     #[serde(default = "d_pool")]
     pub pool_size: usize,
@@ -732,6 +742,9 @@ impl Config {
         if s.idle_sleep_us > 1_000_000 {
             return Err(e("switch.idle_sleep_us", "more than one second"));
         }
+        if s.idle_spin_us > 1_000_000 {
+            return Err(e("switch.idle_spin_us", "more than one second"));
+        }
         if !(64..=(1 << 24)).contains(&s.pool_size) {
             return Err(e(
                 "switch.pool_size",
@@ -1096,6 +1109,15 @@ pvid = 10
         let e = Config::parse("[switch]\nmtu = 'big'\n").unwrap_err();
         assert_eq!(e.path, "switch.mtu");
         assert!(e.reason.contains("line 2"), "{e}");
+        let e = Config::parse("[switch]\nidle_spin_us = 2000000\n").unwrap_err();
+        assert_eq!(e.path, "switch.idle_spin_us");
+        assert_eq!(
+            Config::parse("[[port]]\nname = 'a'\n")
+                .unwrap()
+                .switch
+                .idle_spin_us,
+            DEFAULT_IDLE_SPIN_US
+        );
     }
 
     #[test]

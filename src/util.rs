@@ -53,6 +53,61 @@ pub fn precise_sleeps() -> Option<u64> {
     }
 }
 
+/// An idle worker's back-off: wait up to `timeout` for one of `fds` (the RX
+/// sockets of its queues) to become readable, so a frame that arrives during
+/// the back-off is handled at once instead of after the rest of the sleep.
+/// With no descriptor (in-memory ports) it sleeps for `timeout`.
+pub fn idle_wait(fds: &mut [IdleFd], timeout: std::time::Duration) {
+    #[cfg(target_os = "linux")]
+    if !fds.is_empty() {
+        let ts = libc::timespec {
+            tv_sec: timeout.as_secs() as libc::time_t,
+            tv_nsec: timeout.subsec_nanos() as libc::c_long,
+        };
+        // SAFETY: `fds` is a valid, exclusively borrowed array of pollfd
+        // (IdleFd is a transparent wrapper) of the given length; `ts` lives
+        // across the call; a null signal mask leaves the mask unchanged. The
+        // descriptors belong to queues the caller owns, open for its lifetime.
+        unsafe {
+            libc::ppoll(
+                fds.as_mut_ptr().cast::<libc::pollfd>(),
+                fds.len() as libc::nfds_t,
+                &ts,
+                std::ptr::null(),
+            );
+        }
+        return;
+    }
+    let _ = fds;
+    std::thread::sleep(timeout);
+}
+
+/// One descriptor [`idle_wait`] watches for input.
+#[derive(Clone, Copy)]
+#[repr(transparent)]
+pub struct IdleFd(
+    #[cfg(target_os = "linux")] libc::pollfd,
+    #[cfg(not(target_os = "linux"))] i32,
+);
+
+impl IdleFd {
+    /// Watch `fd` for input.
+    pub fn new(fd: i32) -> IdleFd {
+        #[cfg(target_os = "linux")]
+        {
+            IdleFd(libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            })
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            IdleFd(fd)
+        }
+    }
+}
+
 /// TSC ticks per second, measured once over `ms` milliseconds.
 pub fn tsc_hz(ms: u64) -> f64 {
     let (t0, c0) = (Instant::now(), tsc());
@@ -149,6 +204,44 @@ impl Affinity {
                 libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), set);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod idle_tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn idle_wait_ends_on_input_and_at_its_timeout() {
+        use std::os::fd::AsRawFd;
+        let (a, b) = std::os::unix::net::UnixDatagram::pair().unwrap();
+        let mut fds = [IdleFd::new(b.as_raw_fd())];
+        // Nothing to read: the wait ends at its timeout.
+        let t = Instant::now();
+        idle_wait(&mut fds, Duration::from_millis(20));
+        assert!(
+            t.elapsed() >= Duration::from_millis(15),
+            "{:?}",
+            t.elapsed()
+        );
+        // Input pending: the wait ends long before a 10 s timeout.
+        a.send(b"x").unwrap();
+        let t = Instant::now();
+        idle_wait(&mut fds, Duration::from_secs(10));
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    }
+
+    #[test]
+    fn idle_wait_without_descriptors_sleeps() {
+        let t = Instant::now();
+        idle_wait(&mut [], Duration::from_millis(20));
+        assert!(
+            t.elapsed() >= Duration::from_millis(15),
+            "{:?}",
+            t.elapsed()
+        );
     }
 }
 

@@ -32,7 +32,11 @@ pub fn run(
     }
     let pool = make_pool(&cfg, 0)?;
     let workers = cfg.switch.workers.clone();
-    let (burst, idle) = (cfg.switch.burst, cfg.switch.idle_sleep_us);
+    let (burst, idle, spin) = (
+        cfg.switch.burst,
+        cfg.switch.idle_sleep_us,
+        cfg.switch.idle_spin_us,
+    );
     let mut inst = Instance::new(cfg, pool.clone())?;
     let mut wl = Vec::new();
     let mut punts = Vec::new();
@@ -44,6 +48,7 @@ pub fn run(
                 core: Some(core),
                 burst,
                 idle_sleep_us: idle,
+                idle_spin_us: spin,
             },
             vec![task],
         ));
@@ -176,6 +181,7 @@ pub fn run(
                     core: Some(workers[q]),
                     burst,
                     idle_sleep_us: idle,
+                    idle_spin_us: spin,
                 };
                 wl.push((wc, vec![task]));
             }

@@ -204,6 +204,7 @@ pub fn rig_for_config(cfg: Config, file: &PktgenFile) -> Result<Rig, String> {
                 core: Some(core),
                 burst: cfg.switch.burst,
                 idle_sleep_us: cfg.switch.idle_sleep_us,
+                idle_spin_us: cfg.switch.idle_spin_us,
             },
             vec![task],
         ));

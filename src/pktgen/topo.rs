@@ -338,6 +338,7 @@ pub fn build(
         core: Some(core),
         burst: 32,
         idle_sleep_us: 0,
+        idle_spin_us: 0,
     };
     let _ = far_ends; // the far end of the uplink / outside: nobody sends there
     Rig::start(engine, vec![(wc, tasks)], switches, instances, pool)

@@ -15,6 +15,11 @@
 //! takes a new snapshot, so an answer never outlives the rules that gave it.
 //! Nothing is allocated after [`FlowCache::new`]; a full set evicts a
 //! pseudo-random way.
+//!
+//! The table is generic over its key: the pipeline also keeps one keyed by
+//! (ingress port, [`FlowKey`]) whose entries hold the sender's VSI next to
+//! the from-vm answer (`aux`), so a hit replaces the VSI map, the packed key
+//! and the rule cache for the common IPv4 TCP/UDP frame.
 
 use super::acl::{Classifier, FlowKey, PackedKey};
 

@@ -334,6 +334,9 @@ impl AfPacketQueue {
 }
 
 impl PortQueue for AfPacketQueue {
+    fn rx_fd(&self) -> Option<i32> {
+        Some(self.fd.as_raw_fd())
+    }
     fn rx_burst(&mut self, out: &mut Burst) -> usize {
         self.polls = self.polls.wrapping_add(1);
         if self.polls % 256 == 0 {

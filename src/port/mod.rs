@@ -33,6 +33,11 @@ pub trait PortQueue: Send {
     fn link_up(&self) -> bool {
         true
     }
+    /// A descriptor that polls readable when RX has frames (a socket), for
+    /// an idle worker's back-off; `None` for queues without one.
+    fn rx_fd(&self) -> Option<i32> {
+        None
+    }
 }
 
 /// A port of the switch: a factory of per-worker queues.

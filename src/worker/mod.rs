@@ -4,15 +4,18 @@
 //! one) and polls queue `q` of every port of each, burst by burst. Counters
 //! are plain fields of the pipeline, published to [`SharedCounters`] every
 //! [`PUBLISH_EVERY`] loops. With `idle_sleep_us` set, a worker that found
-//! nothing in 64 passes in a row sleeps that long (for lab and CI machines
-//! with few cores); by default it polls without pause.
+//! nothing in 64 passes in a row, and no frame for `idle_spin_us`, sleeps
+//! that long (for lab and CI machines with few cores); by default it polls
+//! without pause. When every queue it
+//! polls is a socket (AF_PACKET, AF_XDP), the sleep is a wait on those
+//! sockets that ends as soon as one has a frame.
 
 use crate::buf::Burst;
 use crate::pipeline::{NoTrace, Pipeline};
 use crate::port::PortQueue;
 use crate::stats::SharedCounters;
 use crate::types::PortId;
-use crate::util::{tsc, Clock};
+use crate::util::{idle_wait, tsc, Clock, IdleFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,6 +47,8 @@ pub struct WorkerCfg {
     pub burst: usize,
     /// Sleep after a run of empty passes (0 = never).
     pub idle_sleep_us: u64,
+    /// With `idle_sleep_us`: no sleep until this long after the last frame.
+    pub idle_spin_us: u64,
 }
 
 /// Pin the calling thread to `core`. Errors if the core does not exist.
@@ -64,6 +69,15 @@ pub fn run(tasks: &mut [Task], cfg: &WorkerCfg, clock: &Clock, stop: &AtomicBool
         let _ = crate::util::precise_sleeps();
     }
     let mut burst = Burst::new(cfg.burst.max(1));
+    // The back-off waits on the queues' RX sockets where every queue has one;
+    // a queue without (in-memory rings) is only polled after the sleep.
+    let all_fds: Option<Vec<IdleFd>> = tasks
+        .iter()
+        .flat_map(|t| t.queues.iter().map(|q| q.rx_fd().map(IdleFd::new)))
+        .collect();
+    let mut fds = all_fds.unwrap_or_default();
+    let spin_ns = cfg.idle_spin_us.saturating_mul(1000);
+    let mut last_rx_ns = clock.now_ns();
     let mut loops: u64 = 0;
     let mut empty_run: u32 = 0;
     while !stop.load(Ordering::Relaxed) {
@@ -86,15 +100,18 @@ pub fn run(tasks: &mut [Task], cfg: &WorkerCfg, clock: &Clock, stop: &AtomicBool
         }
         if got == 0 {
             empty_run += 1;
-            if cfg.idle_sleep_us > 0 && empty_run >= IDLE_PASSES {
+            if may_sleep(cfg, empty_run, last_rx_ns, spin_ns, || clock.now_ns()) {
                 let t0 = tsc();
-                std::thread::sleep(Duration::from_micros(cfg.idle_sleep_us));
+                idle_wait(&mut fds, Duration::from_micros(cfg.idle_sleep_us));
                 if let Some(t) = tasks.first_mut() {
                     t.pipe.ctr.idle_cycles += tsc().wrapping_sub(t0);
                 }
             }
         } else {
             empty_run = 0;
+            if cfg.idle_sleep_us > 0 {
+                last_rx_ns = clock.now_ns();
+            }
         }
     }
     // Graceful stop: forward what already arrived, within a bound.
@@ -127,6 +144,20 @@ pub fn run(tasks: &mut [Task], cfg: &WorkerCfg, clock: &Clock, stop: &AtomicBool
     }
 }
 
+/// The back-off rule: sleeping is on, `IDLE_PASSES` passes in a row found
+/// nothing, and the last frame came at least `spin_ns` ago (`now` is read
+/// only when the first two hold).
+#[inline]
+fn may_sleep(
+    cfg: &WorkerCfg,
+    empty_run: u32,
+    last_rx_ns: u64,
+    spin_ns: u64,
+    now: impl FnOnce() -> u64,
+) -> bool {
+    cfg.idle_sleep_us > 0 && empty_run >= IDLE_PASSES && now().saturating_sub(last_rx_ns) >= spin_ns
+}
+
 /// One pass over every port of a task. Returns frames received.
 #[inline]
 pub fn poll_once(t: &mut Task, burst: &mut Burst, clock: &Clock) -> usize {
@@ -147,4 +178,35 @@ pub fn poll_once(t: &mut Task, burst: &mut Burst, clock: &Clock) -> usize {
         t.pipe.ctr.busy_cycles += tsc().wrapping_sub(t0);
     }
     got
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(sleep: u64, spin: u64) -> WorkerCfg {
+        WorkerCfg {
+            core: None,
+            burst: 32,
+            idle_sleep_us: sleep,
+            idle_spin_us: spin,
+        }
+    }
+
+    #[test]
+    fn back_off_waits_for_empty_passes_and_the_spin_time() {
+        let c = cfg(50, 200);
+        let spin = 200_000;
+        // Pure polling never sleeps.
+        assert!(!may_sleep(&cfg(0, 200), u32::MAX, 0, spin, || u64::MAX));
+        // Too few empty passes: no sleep, and the clock is not read.
+        assert!(!may_sleep(&c, IDLE_PASSES - 1, 0, spin, || panic!(
+            "clock read"
+        )));
+        // Enough passes, but a frame came 199 µs ago: keep polling.
+        assert!(!may_sleep(&c, IDLE_PASSES, 1_000_000, spin, || 1_199_000));
+        assert!(may_sleep(&c, IDLE_PASSES, 1_000_000, spin, || 1_200_000));
+        // Without a spin time the passes alone decide.
+        assert!(may_sleep(&cfg(50, 0), IDLE_PASSES, 5, 0, || 5));
+    }
 }
