@@ -434,6 +434,7 @@ pvid = 10
         core: Some(last_core()),
         burst: 32,
         idle_sleep_us: 0,
+        idle_spin_us: 0,
     };
     let running = runtime::start(vec![(wc, vec![task])], clock, stop.clone()).unwrap();
 

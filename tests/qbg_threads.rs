@@ -32,6 +32,7 @@ fn control_thread_and_workers_serve_a_station() {
         core: None,
         burst: 32,
         idle_sleep_us: 50,
+        idle_spin_us: 0,
     };
     let mut wl = vec![(wc, vec![task])];
     let ctl = prepare(&inst, &mut wl, &pool).unwrap().expect("EVB ports");

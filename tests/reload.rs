@@ -72,6 +72,7 @@ fn reload_under_traffic_is_atomic_and_lossless() {
         core: None,
         burst: 32,
         idle_sleep_us: 20,
+        idle_spin_us: 0,
     };
     let running = runtime::start(vec![(wc, vec![task])], Clock::new(), stop.clone()).unwrap();
 

@@ -39,6 +39,7 @@ fn start(tasks: Vec<Task>, stop: &Arc<AtomicBool>) -> Running {
         core: None,
         burst: 32,
         idle_sleep_us: 50,
+        idle_spin_us: 0,
     };
     let w = tasks.into_iter().map(|t| (wc.clone(), vec![t])).collect();
     runtime::start(w, Clock::new(), stop.clone()).unwrap()

@@ -57,6 +57,7 @@ fn library_stop_returns_every_buffer() {
                 core: None,
                 burst: 32,
                 idle_sleep_us: 100,
+                idle_spin_us: 0,
             },
             vec![task],
         )],

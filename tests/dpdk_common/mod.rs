@@ -83,6 +83,7 @@ impl Sw {
                     core: None,
                     burst: 32,
                     idle_sleep_us: 50,
+                    idle_spin_us: 0,
                 },
                 vec![task],
             )],

@@ -161,6 +161,7 @@ pub fn start_worker(
                 core: None,
                 burst: 32,
                 idle_sleep_us: 100,
+                idle_spin_us: 0,
             },
             vec![task],
         )],

@@ -82,6 +82,7 @@ pub fn build(toml: &str, streams: &[&str], secs: f64) -> Built {
                 core: Some(core),
                 burst: cfg.switch.burst,
                 idle_sleep_us: cfg.switch.idle_sleep_us,
+                idle_spin_us: cfg.switch.idle_spin_us,
             },
             vec![task],
         ));
