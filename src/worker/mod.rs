@@ -47,7 +47,8 @@ pub struct WorkerCfg {
     pub burst: usize,
     /// Sleep after a run of empty passes (0 = never).
     pub idle_sleep_us: u64,
-    /// With `idle_sleep_us`: no sleep until this long after the last frame.
+    /// With `idle_sleep_us`: no sleep until this long after the last frame
+    /// (empty passes in that time yield the core instead).
     pub idle_spin_us: u64,
 }
 
@@ -106,6 +107,11 @@ pub fn run(tasks: &mut [Task], cfg: &WorkerCfg, clock: &Clock, stop: &AtomicBool
                 if let Some(t) = tasks.first_mut() {
                     t.pipe.ctr.idle_cycles += tsc().wrapping_sub(t0);
                 }
+            } else if cfg.idle_sleep_us > 0 && empty_run >= IDLE_PASSES {
+                // Spinning after a frame: stay runnable, but let another
+                // poller pinned to this core (an edge and a bridge on one
+                // core in the lab) have it.
+                std::thread::yield_now();
             }
         } else {
             empty_run = 0;
