@@ -21,6 +21,8 @@
 #        drops, tx_full, drops) are in the lost column. trafgen paces with one
 #        sendto() per frame (no mmap ring), so on a loaded machine it may offer less
 #        than asked: offered/target is printed too.
+#   H-vepa-xdp-paced / H-vepa-xdp-acl-paced   the same two paced runs with the
+#        bridge's ports on AF_XDP
 # Measures per topology and round:
 #   pps  trafgen (netsniff-ng), 64-byte UDP VM1 -> VM2, one sender pinned to CPU 0;
 #        delivered = rx_packets delta on VM2's interface over WINDOW s, offered =
@@ -133,6 +135,7 @@ EOF
     printf '\n[[policy.acl100.rule]]\nsrc_ip = "192.0.2.%d"\ndst_ip = "198.51.100.%d"\nproto = "udp"\ndst_port = "%d"\naction = "deny"\n' \
       $((k % 250 + 1)) $((k / 250 + 1)) $((2000 + k))
   done; } > "$OUT/lab-bridge-acl.toml"
+sed 's/^bridge_core = 1$/bridge_core = 1\nbackend = "afxdp"/' "$OUT/lab-bridge-acl.toml" > "$OUT/lab-bridge-acl-xdp.toml"
 
 hp_up() {  # mode config
   "$HP" lab up --vms 2 --mode $1 --config $2 > "$OUT/lab-up.log" 2>&1 || { cat "$OUT/lab-up.log" >&2; exit 1; }
@@ -215,6 +218,10 @@ for r in $(seq 1 "$RUNS"); do
   ip netns exec ${P}vm1 ping -c 2 -i 0.2 -q 10.77.0.2 >/dev/null || echo "WARN: hairpin AF_XDP ping failed" >&2
   t=$(tcp_run ${P}vm1 ${P}vm2 10.77.0.2); l=$(rtt_run ${P}vm1 10.77.0.2); hp_down_cpf >/dev/null
   rec "H-vepa-xdp $r $p $t $l $c NA"
+  if [ "$kr" -gt 0 ]; then
+    hp_up macvtap "$OUT/lab-bridge-xdp.toml"; p=$(pps_run $H $kr); c=$(hp_down_cpf)
+    rec "H-vepa-xdp-paced $r $p NA NA NA $c $km"
+  fi
   # kernel VEB (plain Linux bridge)
   p=$(pps_run $K2); t=$(tcp_run ${P}kvm3 ${P}kvm4 10.78.0.4); l=$(rtt_run ${P}kvm3 10.78.0.4)
   rec "K-veb $r $p $t $l NA NA NA NA"
@@ -236,6 +243,8 @@ for r in $(seq 1 "$RUNS"); do
     # paced at the kernel's rate without ACLs: hairpin should keep it with 100 rules
     hp_up macvtap "$OUT/lab-bridge-acl.toml"; p=$(pps_run $H $kr); c=$(hp_down_cpf)
     rec "H-vepa-acl-paced $r $p NA NA NA $c $km"
+    hp_up macvtap "$OUT/lab-bridge-acl-xdp.toml"; p=$(pps_run $H $kr); c=$(hp_down_cpf)
+    rec "H-vepa-xdp-acl-paced $r $p NA NA NA $c $km"
   fi
 done
 
@@ -252,12 +261,12 @@ def med(t, i):
     c = col(t, i)
     return st.median(c) if c else float('nan')
 print("\nmedians over rounds (pps in Mpps, tcp in Gbit/s, rtt in us, cycles per frame)")
-print("%-16s %9s %9s %7s %8s %8s %9s %8s %8s" % ("topology", "delivered", "offered", "tcp", "rtt_med", "rtt_p99", "br_cpf", "edge_cpf", "br_lost"))
-TOPOS = ["K-vepa", "H-vepa", "H-vepa-paced", "H-vepa-xdp", "K-veb", "H-edge-vepa", "H-edge-veb",
-         "K-vepa-acl", "H-vepa-acl", "H-vepa-acl-paced"]
+print("%-20s %9s %9s %7s %8s %8s %9s %8s %8s" % ("topology", "delivered", "offered", "tcp", "rtt_med", "rtt_p99", "br_cpf", "edge_cpf", "br_lost"))
+TOPOS = ["K-vepa", "H-vepa", "H-vepa-paced", "H-vepa-xdp", "H-vepa-xdp-paced", "K-veb", "H-edge-vepa",
+         "H-edge-veb", "K-vepa-acl", "H-vepa-acl", "H-vepa-acl-paced", "H-vepa-xdp-acl-paced"]
 for t in TOPOS:
     if t in by:
-        print("%-16s %9.3f %9.3f %7.2f %8.0f %8.0f %9.0f %8.0f %8.0f" % ((t,) + tuple(med(t, i) for i in range(8))))
+        print("%-20s %9.3f %9.3f %7.2f %8.0f %8.0f %9.0f %8.0f %8.0f" % ((t,) + tuple(med(t, i) for i in range(8))))
 def ratio(a, b, i):
     rs = [float(by[a][k][i]) / float(by[b][k][i]) for k in by.get(a, {}) if k in by.get(b, {})
           and by[a][k][i] != 'NA' and by[b][k][i] != 'NA' and float(by[b][k][i]) > 0]
@@ -273,7 +282,7 @@ for t in ["H-vepa", "H-vepa-xdp", "H-vepa-acl", "K-vepa", "K-vepa-acl"]:
     if t in by:
         print("  %-16s delivered/offered: %s" % (t, " ".join("%.3f" % (float(v[0]) / max(float(v[1]), 1e-9)) for v in by[t].values())))
 print("\npaced at the kernel's delivered rate of the round (the zero-loss target), per round")
-for t in ["H-vepa-paced", "H-vepa-acl-paced"]:
+for t in ["H-vepa-paced", "H-vepa-xdp-paced", "H-vepa-acl-paced", "H-vepa-xdp-acl-paced"]:
     for k, v in sorted(by.get(t, {}).items()):
         d, o, tgt = float(v[0]), float(v[1]), float(v[8])
         print("  %-16s round %d: target %.3f Mpps, offered %.3f (%.2f of target), delivered %.3f,"
