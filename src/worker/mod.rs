@@ -6,9 +6,9 @@
 //! [`PUBLISH_EVERY`] loops. With `idle_sleep_us` set, a worker that found
 //! nothing in 64 passes in a row, and no frame for `idle_spin_us`, sleeps
 //! that long (for lab and CI machines with few cores); by default it polls
-//! without pause. When every queue it
-//! polls is a socket (AF_PACKET, AF_XDP), the sleep is a wait on those
-//! sockets that ends as soon as one has a frame.
+//! without pause. When every queue it polls is a socket (AF_PACKET,
+//! AF_XDP), the sleep is a wait on those sockets that ends as soon as one
+//! has a frame.
 
 use crate::buf::Burst;
 use crate::pipeline::{NoTrace, Pipeline};
