@@ -214,8 +214,8 @@ impl CoreCounters {
         "RX polls that returned nothing.",
         "TSC cycles spent on polls that returned frames (receive, pipeline, transmit).",
         "TSC cycles spent on empty polls and idle back-off sleeps.",
-        "ACL lookups (one per direction and receiver) answered by the worker's flow cache.",
-        "ACL lookups that missed the flow cache and ran the classifier (the cache is emptied at every new policy snapshot).",
+        "Policy lookups answered by the worker's flow caches: one per receiver for to-vm rules, and one per frame on the sender side (on a port with from-vm rules an IPv4 TCP/UDP frame's lookup answers its sending VM and that VM's rule together, also for senders without rules there).",
+        "Policy lookups that missed the flow caches and ran the VSI lookup and the classifier (the caches are emptied at every new policy snapshot).",
     ];
     /// Number of u64 slots: scalars then drops.
     pub const SLOTS: usize = Self::SCALARS.len() + DropReason::N;
