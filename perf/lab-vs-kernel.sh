@@ -9,15 +9,20 @@
 # them, and then the lab's directory is $HAIRPIN_LAB_DIR or /tmp/hairpin-lab-PREFIX):
 #   K-vepa   kernel macvlan (vepa) edge on hp-kup -> veth -> Linux bridge, hairpin on
 #   H-vepa   same kernel macvlan edge (lab --mode macvtap) -> veth -> hairpin bridge
-#   H-vepa-xdp  as H-vepa, the bridge's ports on AF_XDP ([lab] backend = "afxdp")
+#            on AF_PACKET ports ([lab] backend = "afpacket")
+#   H-vepa-xdp  as H-vepa, the bridge's ports on AF_XDP ([lab] backend = "afxdp",
+#            the lab's default)
 #   K-veb    two VM veths on a plain Linux bridge (local switching)
 #   H-edge-vepa / H-edge-veb   hairpin's own edge (lab --mode vepa / veb) + hairpin bridge
+#                              (the lab's default backend: AF_XDP)
 #   K-vepa-acl / H-vepa-acl    as K-vepa / H-vepa with 100 non-matching ACL rules
 #                              (nft bridge forward chain / a hairpin policy on VM1)
 #   H-vepa-paced / H-vepa-acl-paced   H-vepa / H-vepa-acl offered a PACED rate: the
 #        rate K-vepa delivered in the same round (trafgen -b Npps). The target "hairpin
 #        forwards everything the generator offers" means delivered = offered here;
-#        loss = 1 - delivered/offered, and hairpin's own losses (kernel RX ring
+#        trafgen sends a fixed count (rate x WINDOW, -n) and both interface counters
+#        are read before and after it, so loss = 1 - delivered/offered is exact
+#        (frame counts), and hairpin's own losses (kernel RX ring
 #        drops, tx_full, drops) are in the lost column. trafgen paces with one
 #        sendto() per frame (no mmap ring), so on a loaded machine it may offer less
 #        than asked: offered/target is printed too.
@@ -121,8 +126,9 @@ cat > "$OUT/lab-bridge.toml" <<EOF
 [lab]
 idle_sleep_us = 0
 bridge_core = 1
+backend = "afpacket"
 EOF
-{ cat "$OUT/lab-bridge.toml"; echo 'backend = "afxdp"'; } > "$OUT/lab-bridge-xdp.toml"
+sed 's/^backend = "afpacket"$/backend = "afxdp"/' "$OUT/lab-bridge.toml" > "$OUT/lab-bridge-xdp.toml"
 cat > "$OUT/lab-edge.toml" <<EOF
 [lab]
 idle_sleep_us = 10
@@ -135,7 +141,7 @@ EOF
     printf '\n[[policy.acl100.rule]]\nsrc_ip = "192.0.2.%d"\ndst_ip = "198.51.100.%d"\nproto = "udp"\ndst_port = "%d"\naction = "deny"\n' \
       $((k % 250 + 1)) $((k / 250 + 1)) $((2000 + k))
   done; } > "$OUT/lab-bridge-acl.toml"
-sed 's/^bridge_core = 1$/bridge_core = 1\nbackend = "afxdp"/' "$OUT/lab-bridge-acl.toml" > "$OUT/lab-bridge-acl-xdp.toml"
+sed 's/^backend = "afpacket"$/backend = "afxdp"/' "$OUT/lab-bridge-acl.toml" > "$OUT/lab-bridge-acl-xdp.toml"
 
 hp_up() {  # mode config
   "$HP" lab up --vms 2 --mode $1 --config $2 > "$OUT/lab-up.log" 2>&1 || { cat "$OUT/lab-up.log" >&2; exit 1; }
@@ -174,6 +180,22 @@ pps_run() {  # srcns dstns dmac smac sip dip [pps] -> "delivered_Mpps offered_Mp
   pkill -KILL -P $tp 2>/dev/null; kill -KILL $tp 2>/dev/null; wait $tp 2>/dev/null
   awk -v a=$r0 -v b=$r1 -v c=$t0 -v d=$t1 -v w=$WINDOW 'BEGIN{printf "%.4f %.4f", (b-a)/w/1e6, (d-c)/w/1e6}'
 }
+paced_run() {  # srcns dstns dmac smac sip dip pps -> "delivered_Mpps offered_Mpps"
+  # Exact counts: trafgen sends WINDOW s worth of frames (-n) at the paced rate
+  # and exits; the interface counters are read before it starts and after the
+  # last frame had time to arrive, so delivered/offered is a ratio of frame
+  # counts (the unpaced pps_run reads two counters over a window, and the
+  # milliseconds between the reads skew that ratio by up to ~1 %).
+  local n r0 r1 t0 t1 s0 s1
+  n=$(awk -v r=$7 -v w=$WINDOW 'BEGIN{printf "%d", r * w}')
+  t0=$(stat_ $1 ${P}eth0 tx_packets); r0=$(stat_ $2 ${P}eth0 rx_packets)
+  s0=$(date +%s.%N)
+  timeout $((WINDOW * 3 + 10)) ip netns exec $1 taskset -c 0 trafgen --no-sock-mem -Q -C -P 1 --dev ${P}eth0 -p \
+    --conf "$TG" -b "${7}pps" -n "$n" -D DMAC="$3" -D SMAC="$4" -D SIP="$5" -D DIP="$6" >/dev/null 2>&1
+  s1=$(date +%s.%N); sleep 0.5
+  t1=$(stat_ $1 ${P}eth0 tx_packets); r1=$(stat_ $2 ${P}eth0 rx_packets)
+  awk -v a=$r0 -v b=$r1 -v c=$t0 -v d=$t1 -v s0=$s0 -v s1=$s1 'BEGIN{w = s1 - s0; printf "%.6f %.6f", (b-a)/w/1e6, (d-c)/w/1e6}'
+}
 tcp_run() {  # cns sns sip -> Gbit/s
   local sp
   ip netns exec $2 taskset -c 1 iperf3 -s -1 -B $3 >/dev/null 2>&1 &
@@ -209,7 +231,7 @@ for r in $(seq 1 "$RUNS"); do
   t=$(tcp_run ${P}vm1 ${P}vm2 10.77.0.2); l=$(rtt_run ${P}vm1 10.77.0.2); hp_down_cpf >/dev/null
   rec "H-vepa $r $p $t $l $c NA"
   if [ "$kr" -gt 0 ]; then
-    hp_up macvtap "$OUT/lab-bridge.toml"; p=$(pps_run $H $kr); c=$(hp_down_cpf)
+    hp_up macvtap "$OUT/lab-bridge.toml"; p=$(paced_run $H $kr); c=$(hp_down_cpf)
     rec "H-vepa-paced $r $p NA NA NA $c $km"
   fi
   # the same with the bridge's ports on AF_XDP instead of AF_PACKET
@@ -219,7 +241,7 @@ for r in $(seq 1 "$RUNS"); do
   t=$(tcp_run ${P}vm1 ${P}vm2 10.77.0.2); l=$(rtt_run ${P}vm1 10.77.0.2); hp_down_cpf >/dev/null
   rec "H-vepa-xdp $r $p $t $l $c NA"
   if [ "$kr" -gt 0 ]; then
-    hp_up macvtap "$OUT/lab-bridge-xdp.toml"; p=$(pps_run $H $kr); c=$(hp_down_cpf)
+    hp_up macvtap "$OUT/lab-bridge-xdp.toml"; p=$(paced_run $H $kr); c=$(hp_down_cpf)
     rec "H-vepa-xdp-paced $r $p NA NA NA $c $km"
   fi
   # kernel VEB (plain Linux bridge)
@@ -241,9 +263,9 @@ for r in $(seq 1 "$RUNS"); do
   rec "H-vepa-acl $r $p NA NA NA $c NA"
   if [ "$kr" -gt 0 ]; then
     # paced at the kernel's rate without ACLs: hairpin should keep it with 100 rules
-    hp_up macvtap "$OUT/lab-bridge-acl.toml"; p=$(pps_run $H $kr); c=$(hp_down_cpf)
+    hp_up macvtap "$OUT/lab-bridge-acl.toml"; p=$(paced_run $H $kr); c=$(hp_down_cpf)
     rec "H-vepa-acl-paced $r $p NA NA NA $c $km"
-    hp_up macvtap "$OUT/lab-bridge-acl-xdp.toml"; p=$(pps_run $H $kr); c=$(hp_down_cpf)
+    hp_up macvtap "$OUT/lab-bridge-acl-xdp.toml"; p=$(paced_run $H $kr); c=$(hp_down_cpf)
     rec "H-vepa-xdp-acl-paced $r $p NA NA NA $c $km"
   fi
 done

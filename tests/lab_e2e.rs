@@ -401,10 +401,39 @@ fn neigh_resolved(ns: &str, ip: &str, want_mac: &str) -> bool {
     s.contains(&format!("lladdr {want_mac}")) && !s.contains("FAILED") && !s.contains("INCOMPLETE")
 }
 
+/// VM2's link goes down under traffic (pings to it fail, the edge counts
+/// `tx_link_down`) and comes back: traffic resumes.
+fn vm2_link_down_and_back() {
+    Command::new("ip")
+        .args(["-n", "hp-vm2", "link", "set", "hp-eth0", "down"])
+        .status()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(ping("hp-vm1", "10.77.0.2", 3), 0, "VM2 is down");
+    Command::new("ip")
+        .args(["-n", "hp-vm2", "link", "set", "hp-eth0", "up"])
+        .status()
+        .unwrap();
+    wait_carrier("hp-hv", "hp-vm2");
+    assert_eq!(
+        ping("hp-vm1", "10.77.0.2", 3),
+        3,
+        "traffic resumes after link up"
+    );
+}
+
+/// The edge's final count of frames toward VM2's down link.
+fn edge_tx_link_down() -> u64 {
+    final_counters("edge")["ports"]["vm2"]["backend"]["tx_link_down"]
+        .as_u64()
+        .unwrap()
+}
+
 #[test]
 fn lab_vepa_ping_arp_broadcast_spoof_linkdown_restart() {
     let Some(_g) = guard() else { return };
-    lab_up(3, "vepa", None);
+    // AF_PACKET ports (the default is AF_XDP: the test below).
+    lab_up(3, "vepa", Some("[lab]\nbackend = \"afpacket\"\n"));
     assert_eq!(
         ping("hp-vm1", "10.77.0.2", 3),
         3,
@@ -427,23 +456,7 @@ fn lab_vepa_ping_arp_broadcast_spoof_linkdown_restart() {
     let counts = probe_counts(&vm_nss(3), 0, frames, n);
     assert_eq!(counts, vec![0, 0, 0, 0], "spoofed frames went through");
 
-    // VM2's link goes down under traffic: drops are counted, traffic resumes.
-    Command::new("ip")
-        .args(["-n", "hp-vm2", "link", "set", "hp-eth0", "down"])
-        .status()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(100));
-    assert_eq!(ping("hp-vm1", "10.77.0.2", 3), 0, "VM2 is down");
-    Command::new("ip")
-        .args(["-n", "hp-vm2", "link", "set", "hp-eth0", "up"])
-        .status()
-        .unwrap();
-    wait_carrier("hp-hv", "hp-vm2");
-    assert_eq!(
-        ping("hp-vm1", "10.77.0.2", 3),
-        3,
-        "traffic resumes after link up"
-    );
+    vm2_link_down_and_back();
 
     // Unmetered TCP runs at full speed (far above the 10 Mbit/s meter test).
     let bps = iperf("hp-vm1", "hp-vm2", "10.77.0.2", 2);
@@ -479,9 +492,7 @@ fn lab_vepa_ping_arp_broadcast_spoof_linkdown_restart() {
     let edge = final_counters("edge");
     let spoofed = edge["counters"]["drops"]["spoofed"].as_u64().unwrap();
     assert!(spoofed >= 8, "edge counted the spoofed frames: {spoofed}");
-    let ld = edge["ports"]["vm2"]["backend"]["tx_link_down"]
-        .as_u64()
-        .unwrap();
+    let ld = edge_tx_link_down();
     assert!(ld >= 1, "edge counted frames to the down link: {ld}");
     assert_eq!(
         edge["pool"]["capacity"], edge["pool"]["available"],
@@ -659,7 +670,8 @@ fn has_xdp(ns: &str, dev: &str) -> bool {
 #[test]
 fn lab_afxdp_vepa_ping_broadcast_crash_detaches() {
     let Some(_g) = guard() else { return };
-    lab_up(3, "vepa", Some("[lab]\nbackend = \"afxdp\"\n"));
+    // No `[lab] backend`: AF_XDP is the default.
+    lab_up(3, "vepa", None);
     assert_eq!(
         ping("hp-vm1", "10.77.0.2", 3),
         3,
@@ -671,6 +683,7 @@ fn lab_afxdp_vepa_ping_broadcast_crash_detaches() {
     );
     assert_eq!(ping("hp-vm2", "10.77.0.254", 2), 2, "VM2 -> outside");
     assert_broadcast_once(3);
+    vm2_link_down_and_back();
     // The XDP program is held by the process: a crash detaches it.
     assert!(has_xdp("hp-sw", "hp-swhv"), "XDP program attached");
     let pid = instance_pid("bridge");
@@ -703,6 +716,8 @@ fn lab_afxdp_vepa_ping_broadcast_crash_detaches() {
         "{br}"
     );
     assert!(br["counters"]["reflected"].as_u64().unwrap() > 0);
+    let ld = edge_tx_link_down();
+    assert!(ld >= 1, "edge counted frames to the down link: {ld}");
 }
 
 /// Replies to `n` unfragmentable pings of `size` payload bytes.

@@ -238,9 +238,12 @@ impl Drop for XRing {
     }
 }
 
+/// Number of [`AfXdpCounters`] fields.
+const NCOUNTERS: usize = 11;
+
 #[derive(Default)]
 struct Shared {
-    c: [AtomicU64; 9],
+    c: [AtomicU64; NCOUNTERS],
     link_up: AtomicBool,
 }
 
@@ -265,10 +268,15 @@ pub struct AfXdpCounters {
     pub tx_oversize: u64,
     /// Failed `sendto()` kicks.
     pub tx_errors: u64,
+    /// Frames the kernel could not hand to the socket (`XDP_STATISTICS`:
+    /// RX ring full, no fill-ring buffer, invalid descriptors).
+    pub rx_ring_drops: u64,
+    /// TX descriptors the kernel refused (`XDP_STATISTICS` tx_invalid_descs).
+    pub tx_invalid: u64,
 }
 
 impl AfXdpCounters {
-    fn arr(&self) -> [u64; 9] {
+    fn arr(&self) -> [u64; NCOUNTERS] {
         [
             self.rx_pkts,
             self.rx_bytes,
@@ -279,6 +287,8 @@ impl AfXdpCounters {
             self.tx_link_down,
             self.tx_oversize,
             self.tx_errors,
+            self.rx_ring_drops,
+            self.tx_invalid,
         ]
     }
     /// The counters as (name, value) pairs, in a fixed order.
@@ -293,6 +303,8 @@ impl AfXdpCounters {
             "tx_link_down",
             "tx_oversize",
             "tx_errors",
+            "rx_ring_drops",
+            "tx_invalid",
         ];
         names.into_iter().zip(self.arr()).collect()
     }
@@ -344,7 +356,16 @@ impl AfXdpQueue {
         if let Some(m) = mtu {
             self.tx_max = (m + 18).min(FRAME);
         }
+        self.read_kernel_drops();
         self.publish();
+    }
+
+    /// The kernel's drop counts for this socket (cumulative since it was opened).
+    fn read_kernel_drops(&mut self) {
+        if let Some(st) = xdp_statistics(self.fd.as_raw_fd()) {
+            self.c.rx_ring_drops = st.rx_dropped + st.rx_ring_full + st.rx_invalid_descs;
+            self.c.tx_invalid = st.tx_invalid_descs;
+        }
     }
 
     fn kick(&mut self) {
@@ -542,11 +563,33 @@ impl PortQueue for AfXdpQueue {
 
 impl Drop for AfXdpQueue {
     fn drop(&mut self) {
+        // The final counters include the kernel's drops up to the close.
+        self.read_kernel_drops();
+        self.publish();
         self.cache.flush(&self.pool);
         // The rings are unmapped by their own Drop; the socket closes with fd.
         // SAFETY: the UMEM was mapped with this size in open_queue.
         unsafe { libc::munmap(self.umem as *mut libc::c_void, FRAME * NFRAMES) };
     }
+}
+
+/// `XDP_STATISTICS` of an XDP socket (None when the kernel refuses; a kernel
+/// before 5.9 fills only the first three fields, the rest stay 0).
+fn xdp_statistics(fd: RawFd) -> Option<libc::xdp_statistics> {
+    // SAFETY: all-zero is a valid xdp_statistics (plain u64 fields).
+    let mut st: libc::xdp_statistics = unsafe { std::mem::zeroed() };
+    let mut l = std::mem::size_of::<libc::xdp_statistics>() as libc::socklen_t;
+    // SAFETY: st and l are valid for the kernel to write, l bytes at most.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_XDP,
+            libc::XDP_STATISTICS,
+            &mut st as *mut libc::xdp_statistics as *mut libc::c_void,
+            &mut l,
+        )
+    };
+    (r == 0).then_some(st)
 }
 
 fn setopt<T>(fd: RawFd, opt: libc::c_int, v: &T) -> Result<(), String> {
@@ -780,7 +823,7 @@ impl AfXdpPort {
 
     /// Counters summed over the queues (as last published, after each burst).
     pub fn counters(&self) -> AfXdpCounters {
-        let mut t = [0u64; 9];
+        let mut t = [0u64; NCOUNTERS];
         for s in &self.shared {
             for (a, c) in t.iter_mut().zip(s.c.iter()) {
                 *a += c.load(Ordering::Relaxed);
@@ -796,6 +839,8 @@ impl AfXdpPort {
             tx_link_down: t[6],
             tx_oversize: t[7],
             tx_errors: t[8],
+            rx_ring_drops: t[9],
+            tx_invalid: t[10],
         }
     }
 }
@@ -848,6 +893,85 @@ mod tests {
         );
         let c = p[4].to_ne_bytes();
         assert_eq!((c[0], c[4]), (0x85, 51), "call bpf_redirect_map");
+    }
+
+    /// `ip ARGS`/`sysctl ARGS` in the calling thread's network namespace.
+    fn sh(cmd: &str, args: &[&str]) {
+        let o = std::process::Command::new(cmd).args(args).output().unwrap();
+        assert!(o.status.success(), "{cmd} {args:?}: {o:?}");
+    }
+
+    #[test]
+    fn kernel_rx_drops_are_counted_when_the_socket_is_not_read() {
+        if !super::super::afpacket::is_root() {
+            eprintln!("skipped: not root (a veth pair and XDP sockets need root)");
+            return;
+        }
+        std::thread::spawn(|| {
+            // SAFETY: unshare of the calling thread's network namespace; the
+            // `ip` children inherit it, so the veth pair never leaves it.
+            assert_eq!(unsafe { libc::unshare(libc::CLONE_NEWNET) }, 0);
+            sh("sysctl", &["-qw", "net.ipv6.conf.all.disable_ipv6=1"]);
+            sh("sysctl", &["-qw", "net.ipv6.conf.default.disable_ipv6=1"]);
+            sh(
+                "ip",
+                &["link", "add", "xa", "type", "veth", "peer", "name", "xb"],
+            );
+            sh("ip", &["link", "set", "xa", "up"]);
+            sh("ip", &["link", "set", "xb", "up"]);
+            let pool = Arc::new(Pool::new(512, 1600).unwrap());
+            let mut rx_port = AfXdpPort::open("a", "xa", 1, pool.clone()).expect("afxdp on xa");
+            let mut tx_port =
+                super::super::afpacket::AfPacketPort::open("b", "xb", 1, pool.clone())
+                    .expect("afpacket on xb");
+            let mut rx = rx_port.take_queue(0).unwrap();
+            let mut tx = tx_port.take_queue(0).unwrap();
+            // More frames than the RX ring holds (NFRAMES / 2), none read meanwhile.
+            let sent = NFRAMES as u64;
+            let mut frame = [0u8; 60];
+            frame[..6].copy_from_slice(&[2, 0, 0, 0, 0, 0xa]);
+            frame[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 0xb]);
+            frame[12..14].copy_from_slice(&[0x88, 0xb5]);
+            let mut b = Burst::new(32);
+            let mut queued = 0u64;
+            let t0 = Instant::now();
+            while queued < sent && t0.elapsed() < std::time::Duration::from_secs(10) {
+                while b.len() < 32 && queued + (b.len() as u64) < sent {
+                    let mut f = pool.alloc().unwrap();
+                    pool.fill(&mut f, &frame);
+                    let _ = b.push(f);
+                }
+                queued += tx.tx_burst(&mut b) as u64;
+                for f in b.drain() {
+                    pool.free(f);
+                }
+                tx.flush();
+                std::thread::sleep(std::time::Duration::from_micros(50));
+            }
+            assert_eq!(queued, sent, "all frames queued on xb");
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            let mut got = 0u64;
+            let mut out = Burst::new(32);
+            let t0 = Instant::now();
+            while t0.elapsed() < std::time::Duration::from_millis(300) {
+                got += rx.rx_burst(&mut out) as u64;
+                for f in out.drain() {
+                    pool.free(f);
+                }
+            }
+            drop(rx);
+            let c = rx_port.counters();
+            assert_eq!(c.rx_pkts, got);
+            assert!(got <= (NFRAMES / 2) as u64, "the RX ring held {got}");
+            assert_eq!(
+                got + c.rx_ring_drops,
+                sent,
+                "every frame is received or counted as a kernel drop: {c:?}"
+            );
+            assert_eq!(c.rx_no_buffer, 0);
+        })
+        .join()
+        .unwrap();
     }
 
     #[test]
