@@ -859,6 +859,15 @@ pub fn up(a: &UpArgs) -> Result<State, String> {
             a.edges
         ));
     }
+    // A hairpin edge has a port per VM plus its uplink.
+    let edge_max = crate::types::MAX_PORTS as u32 - 1;
+    if a.mode != Mode::Macvtap && a.vms > edge_max {
+        return Err(format!(
+            "--vms: {} is more than a hairpin edge has ports for in --mode {} (at most {edge_max}: a port per VM plus the uplink; --mode macvtap, whose edge is the kernel's, takes up to {MAX_VMS})",
+            a.vms,
+            a.mode.name()
+        ));
+    }
     if a.mode != Mode::Qbg && a.edges != 1 {
         return Err("--edges: more than one edge needs --mode qbg".into());
     }

@@ -508,6 +508,15 @@ fn lab_vepa_ping_arp_broadcast_spoof_linkdown_restart() {
 #[test]
 fn lab_veb_local_switching() {
     let Some(_g) = guard() else { return };
+    // More VMs than a hairpin edge has ports: refused up front, nothing built.
+    let o = hp(&["lab", "up", "--vms", "64", "--mode", "veb"]);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        e.contains("--vms: 64 is more than a hairpin edge has ports for in --mode veb (at most 63"),
+        "{e}"
+    );
+    assert!(lab::lab_namespaces().is_empty(), "nothing built");
     lab_up(3, "veb", None);
     assert_eq!(
         ping("hp-vm1", "10.77.0.2", 3),
