@@ -161,6 +161,10 @@ fn d_punt() -> usize {
 fn d_flow_cache() -> usize {
     crate::policy::flow::DEFAULT_ENTRIES
 }
+/// Largest `rx_ring` of an afxdp port (32 MiB of UMEM per queue); here
+/// because `port::afxdp` exists only on Linux.
+pub const AFXDP_MAX_RX_RING: usize = 16384;
+
 fn d_backend() -> String {
     "ring".into()
 }
@@ -268,6 +272,10 @@ pub struct PortCfg {
     /// pcap backend: file to write transmitted frames to.
     #[serde(default)]
     pub pcap_out: Option<String>,
+    /// afpacket/afxdp: frames the kernel can hold per RX queue before the
+    /// worker reads them (default: afxdp 2048, afpacket 2 MiB of slots).
+    #[serde(default)]
+    pub rx_ring: Option<usize>,
     /// access | trunk.
     #[serde(default)]
     pub mode: PortMode,
@@ -851,6 +859,25 @@ impl Config {
                     return Err(e(at("backend"), why));
                 }
             }
+            if let Some(n) = p.rx_ring {
+                if p.backend.starts_with("afxdp:") {
+                    if !n.is_power_of_two() || !(64..=AFXDP_MAX_RX_RING).contains(&n) {
+                        return Err(e(
+                            at("rx_ring"),
+                            format!("{n}: afxdp needs a power of two in 64..={AFXDP_MAX_RX_RING}"),
+                        ));
+                    }
+                } else if p.backend.starts_with("afpacket:") {
+                    if !(64..=65536).contains(&n) {
+                        return Err(e(at("rx_ring"), format!("{n} is out of range 64..=65536")));
+                    }
+                } else {
+                    return Err(e(
+                        at("rx_ring"),
+                        "only for backend = \"afpacket:IF\" or \"afxdp:IF\"",
+                    ));
+                }
+            }
             if p.backend != "pcap" && (p.pcap_in.is_some() || p.pcap_out.is_some()) {
                 return Err(e(at("pcap_in"), "only for backend = \"pcap\""));
             }
@@ -1106,6 +1133,35 @@ pvid = 10
         assert_eq!(e.path, "port[2].vlans[1]");
         let e = err("[[port]]\nname='t'\nbackend='tap:eth0'\n");
         assert_eq!(e.path, "port[2].backend");
+        for (port, why) in [
+            (
+                "backend='afxdp:v0'\nrx_ring=3000",
+                "3000: afxdp needs a power of two in 64..=16384",
+            ),
+            (
+                "backend='afxdp:v0'\nrx_ring=32768",
+                "32768: afxdp needs a power of two",
+            ),
+            (
+                "backend='afpacket:v0'\nrx_ring=10",
+                "10 is out of range 64..=65536",
+            ),
+            (
+                "rx_ring=4096",
+                "only for backend = \"afpacket:IF\" or \"afxdp:IF\"",
+            ),
+        ] {
+            let e = Config::parse(&format!("[[port]]\nname='a'\n{port}\n")).unwrap_err();
+            assert_eq!(e.path, "port[0].rx_ring", "{port}");
+            assert!(e.reason.starts_with(why), "{port}: {e}");
+        }
+        for port in [
+            "backend='afxdp:v0'\nrx_ring=8192",
+            "backend='afpacket:v0'\nrx_ring=3000",
+        ] {
+            let c = Config::parse(&format!("[[port]]\nname='a'\n{port}\n")).unwrap();
+            assert!(c.port[0].rx_ring.is_some(), "{port}");
+        }
         let e = Config::parse("[switch]\nmtu = 'big'\n").unwrap_err();
         assert_eq!(e.path, "switch.mtu");
         assert!(e.reason.contains("line 2"), "{e}");

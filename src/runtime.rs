@@ -90,22 +90,24 @@ pub fn open_port(
         }
         #[cfg(target_os = "linux")]
         b if b.starts_with("afpacket:") => {
-            let port = crate::port::afpacket::AfPacketPort::open(
+            let port = crate::port::afpacket::AfPacketPort::open_ring(
                 &p.name,
                 &b["afpacket:".len()..],
                 nq,
                 pool.clone(),
+                p.rx_ring,
             )
             .map_err(|e| format!("port[{i}].backend (port {:?}): {e}", p.name))?;
             Ok((Box::new(port), None))
         }
         #[cfg(target_os = "linux")]
         b if b.starts_with("afxdp:") => {
-            let port = crate::port::afxdp::AfXdpPort::open(
+            let port = crate::port::afxdp::AfXdpPort::open_ring(
                 &p.name,
                 &b["afxdp:".len()..],
                 nq,
                 pool.clone(),
+                p.rx_ring.unwrap_or(crate::port::afxdp::DEFAULT_RX_RING),
             )
             .map_err(|e| format!("port[{i}].backend (port {:?}): {e}", p.name))?;
             Ok((Box::new(port), None))

@@ -518,6 +518,19 @@ impl AfPacketPort {
         queues: usize,
         pool: Arc<Pool>,
     ) -> Result<AfPacketPort, OpenError> {
+        Self::open_ring(name, ifname, queues, pool, None)
+    }
+
+    /// As [`AfPacketPort::open`], with an RX ring of at least `rx_ring`
+    /// frames per socket (`port.rx_ring`, rounded up to whole ring blocks;
+    /// `None`: 2 MiB of slots, at least 256).
+    pub fn open_ring(
+        name: &str,
+        ifname: &str,
+        queues: usize,
+        pool: Arc<Pool>,
+        rx_ring: Option<usize>,
+    ) -> Result<AfPacketPort, OpenError> {
         let what = format!("afpacket:{ifname}");
         let err = |why: String| OpenError(format!("{what}: {why}"));
         let (cname, ifindex) = if_index(ifname).map_err(err)?;
@@ -531,7 +544,10 @@ impl AfPacketPort {
         let max_frame = pool.max_frame();
         let frame_size = (max_frame + 128).next_power_of_two().max(2048);
         let block = frame_size.max(1 << 16);
-        let rx_blocks = ((2usize << 20).max(256 * frame_size)) / block;
+        let rx_blocks = match rx_ring {
+            Some(n) => (n * frame_size).div_ceil(block).max(1),
+            None => ((2usize << 20).max(256 * frame_size)) / block,
+        };
         let tx_blocks = ((1usize << 20).max(128 * frame_size)) / block;
         let mut qs = Vec::new();
         let mut shared = Vec::new();

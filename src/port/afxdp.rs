@@ -39,8 +39,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 const FRAME: usize = 2048;
-const NFRAMES: usize = 4096;
-const RING: u32 = 2048;
+/// UMEM frames for TX, and the size of the TX and completion rings.
+const TX_FRAMES: usize = 2048;
+const RING: u32 = TX_FRAMES as u32;
+/// Default size of the RX and fill rings (`port.rx_ring`): frames the kernel
+/// can hold for a queue before hairpin reads them.
+pub const DEFAULT_RX_RING: usize = 2048;
+/// Largest `port.rx_ring` (a power of two).
+pub const MAX_RX_RING: usize = crate::config::AFXDP_MAX_RX_RING;
 /// Largest `switch.mtu` an AF_XDP port accepts (one 2 KiB UMEM frame per packet).
 pub const MAX_MTU: usize = 1900;
 
@@ -171,8 +177,9 @@ impl XRing {
         off: &libc::xdp_ring_offset,
         entry: usize,
         pgoff: u64,
+        size: u32,
     ) -> Result<XRing, String> {
-        let len = off.desc as usize + RING as usize * entry;
+        let len = off.desc as usize + size as usize * entry;
         // SAFETY: mapping one of the socket's rings at its documented page offset.
         let m = unsafe {
             libc::mmap(
@@ -198,7 +205,7 @@ impl XRing {
                 cons: b.add(off.consumer as usize) as *const AtomicU32,
                 flags: b.add(off.flags as usize) as *const AtomicU32,
                 desc: b.add(off.desc as usize),
-                mask: RING - 1,
+                mask: size - 1,
                 map: m,
                 map_len: len,
             })
@@ -316,6 +323,7 @@ pub struct AfXdpQueue {
     /// An AF_PACKET socket for interface ioctls (an XDP socket has none).
     ctl: OwnedFd,
     umem: *mut u8,
+    umem_len: usize,
     rx: XRing,
     tx: XRing,
     fill: XRing,
@@ -569,7 +577,7 @@ impl Drop for AfXdpQueue {
         self.cache.flush(&self.pool);
         // The rings are unmapped by their own Drop; the socket closes with fd.
         // SAFETY: the UMEM was mapped with this size in open_queue.
-        unsafe { libc::munmap(self.umem as *mut libc::c_void, FRAME * NFRAMES) };
+        unsafe { libc::munmap(self.umem as *mut libc::c_void, self.umem_len) };
     }
 }
 
@@ -612,7 +620,19 @@ fn setopt<T>(fd: RawFd, opt: libc::c_int, v: &T) -> Result<(), String> {
     Ok(())
 }
 
-fn open_queue(ifindex: u32, q: u32, map: RawFd) -> Result<(OwnedFd, *mut u8, [XRing; 4]), String> {
+/// UMEM bytes of a queue whose RX ring holds `rx_n` frames.
+fn umem_len(rx_n: usize) -> usize {
+    FRAME * (rx_n + TX_FRAMES)
+}
+
+/// One XDP socket on queue `q`: a UMEM of `rx_n` RX frames (all on the fill
+/// ring) followed by `TX_FRAMES` TX frames.
+fn open_queue(
+    ifindex: u32,
+    q: u32,
+    map: RawFd,
+    rx_n: usize,
+) -> Result<(OwnedFd, *mut u8, [XRing; 4]), String> {
     // SAFETY: plain socket call.
     let raw = unsafe { libc::socket(libc::AF_XDP, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
     if raw < 0 {
@@ -626,7 +646,7 @@ fn open_queue(ifindex: u32, q: u32, map: RawFd) -> Result<(OwnedFd, *mut u8, [XR
     let umem = unsafe {
         libc::mmap(
             std::ptr::null_mut(),
-            FRAME * NFRAMES,
+            umem_len(rx_n),
             libc::PROT_READ | libc::PROT_WRITE,
             libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE,
             -1,
@@ -638,25 +658,26 @@ fn open_queue(ifindex: u32, q: u32, map: RawFd) -> Result<(OwnedFd, *mut u8, [XR
     }
     let unmap = || {
         // SAFETY: unmapping the UMEM mapped above.
-        unsafe { libc::munmap(umem, FRAME * NFRAMES) };
+        unsafe { libc::munmap(umem, umem_len(rx_n)) };
     };
     let r = (|| {
         let reg = libc::xdp_umem_reg {
             addr: umem as u64,
-            len: (FRAME * NFRAMES) as u64,
+            len: umem_len(rx_n) as u64,
             chunk_size: FRAME as u32,
             headroom: 0,
             flags: 0,
             tx_metadata_len: 0,
         };
         setopt(s, libc::XDP_UMEM_REG, &reg)?;
-        for o in [
-            libc::XDP_UMEM_FILL_RING,
-            libc::XDP_UMEM_COMPLETION_RING,
-            libc::XDP_RX_RING,
-            libc::XDP_TX_RING,
+        let rx_size = rx_n as u32;
+        for (o, n) in [
+            (libc::XDP_UMEM_FILL_RING, rx_size),
+            (libc::XDP_UMEM_COMPLETION_RING, RING),
+            (libc::XDP_RX_RING, rx_size),
+            (libc::XDP_TX_RING, RING),
         ] {
-            setopt(s, o, &RING)?;
+            setopt(s, o, &n)?;
         }
         // SAFETY: plain data, zero is valid.
         let mut off: libc::xdp_mmap_offsets = unsafe { std::mem::zeroed() };
@@ -678,16 +699,16 @@ fn open_queue(ifindex: u32, q: u32, map: RawFd) -> Result<(OwnedFd, *mut u8, [XR
             ));
         }
         let d = std::mem::size_of::<libc::xdp_desc>();
-        let rx = XRing::map(s, &off.rx, d, libc::XDP_PGOFF_RX_RING as u64)?;
-        let tx = XRing::map(s, &off.tx, d, libc::XDP_PGOFF_TX_RING as u32 as u64)?;
-        let fill = XRing::map(s, &off.fr, 8, libc::XDP_UMEM_PGOFF_FILL_RING)?;
-        let comp = XRing::map(s, &off.cr, 8, libc::XDP_UMEM_PGOFF_COMPLETION_RING)?;
-        // Half the UMEM goes to the fill ring now.
-        for i in 0..(NFRAMES / 2) as u32 {
+        let rx = XRing::map(s, &off.rx, d, libc::XDP_PGOFF_RX_RING as u64, rx_size)?;
+        let tx = XRing::map(s, &off.tx, d, libc::XDP_PGOFF_TX_RING as u32 as u64, RING)?;
+        let fill = XRing::map(s, &off.fr, 8, libc::XDP_UMEM_PGOFF_FILL_RING, rx_size)?;
+        let comp = XRing::map(s, &off.cr, 8, libc::XDP_UMEM_PGOFF_COMPLETION_RING, RING)?;
+        // The RX frames go to the fill ring now.
+        for i in 0..rx_size {
             // SAFETY: the fill ring is empty and ours to produce into.
             unsafe { std::ptr::write_volatile(fill.addr_slot(i), i as u64 * FRAME as u64) };
         }
-        fill.prod().store((NFRAMES / 2) as u32, Ordering::Release);
+        fill.prod().store(rx_size, Ordering::Release);
         // SAFETY: sockaddr_xdp is plain data.
         let mut sa: libc::sockaddr_xdp = unsafe { std::mem::zeroed() };
         sa.sxdp_family = libc::AF_XDP as u16;
@@ -745,12 +766,25 @@ pub struct AfXdpPort {
 }
 
 impl AfXdpPort {
-    /// Open `queues` XDP sockets on RX queues 0.. of `ifname` for port `name`.
+    /// Open `queues` XDP sockets on RX queues 0.. of `ifname` for port
+    /// `name`, with RX rings of [`DEFAULT_RX_RING`] frames.
     pub fn open(
         name: &str,
         ifname: &str,
         queues: usize,
         pool: Arc<Pool>,
+    ) -> Result<AfXdpPort, OpenError> {
+        Self::open_ring(name, ifname, queues, pool, DEFAULT_RX_RING)
+    }
+
+    /// As [`AfXdpPort::open`], with RX and fill rings of `rx_ring` frames (a
+    /// power of two, 64..=[`MAX_RX_RING`]; the config checks it).
+    pub fn open_ring(
+        name: &str,
+        ifname: &str,
+        queues: usize,
+        pool: Arc<Pool>,
+        rx_ring: usize,
     ) -> Result<AfXdpPort, OpenError> {
         let what = format!("afxdp:{ifname}");
         let err = |why: String| OpenError::new(format!("{what}: {why}"));
@@ -770,12 +804,18 @@ impl AfXdpPort {
         }
         let promisc = promisc_socket(ifindex).map_err(err)?;
         let nq = queues.max(1);
+        if !rx_ring.is_power_of_two() || !(64..=MAX_RX_RING).contains(&rx_ring) {
+            return Err(err(format!(
+                "rx_ring {rx_ring}: not a power of two in 64..={MAX_RX_RING}"
+            )));
+        }
         let (map, link, mode) = attach(ifindex, nq).map_err(err)?;
         let mut qs = Vec::new();
         let mut shared = Vec::new();
         for q in 0..nq {
-            let (fd, umem, [rx, tx, fill, comp]) = open_queue(ifindex, q as u32, map.as_raw_fd())
-                .map_err(|e| err(format!("queue {q}: {e}")))?;
+            let (fd, umem, [rx, tx, fill, comp]) =
+                open_queue(ifindex, q as u32, map.as_raw_fd(), rx_ring)
+                    .map_err(|e| err(format!("queue {q}: {e}")))?;
             let sh = Arc::new(Shared::default());
             let ctl = promisc
                 .try_clone()
@@ -784,11 +824,14 @@ impl AfXdpPort {
                 fd,
                 ctl,
                 umem,
+                umem_len: umem_len(rx_ring),
                 rx,
                 tx,
                 fill,
                 comp,
-                tx_free: (NFRAMES / 2..NFRAMES).map(|i| (i * FRAME) as u64).collect(),
+                tx_free: (rx_ring..rx_ring + TX_FRAMES)
+                    .map(|i| (i * FRAME) as u64)
+                    .collect(),
                 tx_pending: false,
                 tx_max: FRAME,
                 ifname: cname.clone(),
@@ -920,14 +963,16 @@ mod tests {
             sh("ip", &["link", "set", "xa", "up"]);
             sh("ip", &["link", "set", "xb", "up"]);
             let pool = Arc::new(Pool::new(512, 1600).unwrap());
-            let mut rx_port = AfXdpPort::open("a", "xa", 1, pool.clone()).expect("afxdp on xa");
+            // An RX ring of 512 frames (port.rx_ring), none read meanwhile.
+            let ring = 512;
+            let mut rx_port =
+                AfXdpPort::open_ring("a", "xa", 1, pool.clone(), ring).expect("afxdp on xa");
             let mut tx_port =
                 super::super::afpacket::AfPacketPort::open("b", "xb", 1, pool.clone())
                     .expect("afpacket on xb");
             let mut rx = rx_port.take_queue(0).unwrap();
             let mut tx = tx_port.take_queue(0).unwrap();
-            // More frames than the RX ring holds (NFRAMES / 2), none read meanwhile.
-            let sent = NFRAMES as u64;
+            let sent = 3 * ring as u64;
             let mut frame = [0u8; 60];
             frame[..6].copy_from_slice(&[2, 0, 0, 0, 0, 0xa]);
             frame[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 0xb]);
@@ -962,7 +1007,8 @@ mod tests {
             drop(rx);
             let c = rx_port.counters();
             assert_eq!(c.rx_pkts, got);
-            assert!(got <= (NFRAMES / 2) as u64, "the RX ring held {got}");
+            assert!(got <= ring as u64, "the RX ring held {got}");
+            assert!(got >= ring as u64 - 32, "the RX ring held only {got}");
             assert_eq!(
                 got + c.rx_ring_drops,
                 sent,
