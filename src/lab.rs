@@ -1454,27 +1454,23 @@ mod tests {
         ] {
             assert_eq!(lab(t).check_backend(), Ok(()), "{t}");
         }
-        let e = lab("[lab]\nbackend = \"afxdp\"\nmtu = 9000\n")
-            .check_backend()
-            .unwrap_err();
-        assert!(
-            e.starts_with("lab.backend: afxdp carries frames up to 1900"),
-            "{e}"
-        );
-        let e = lab("[lab]\nbackend = \"afxdp\"\nbridge_workers = [0, 1]\n")
-            .check_backend()
-            .unwrap_err();
-        assert!(
-            e.contains("lab.bridge_workers (2 cores) needs afpacket"),
-            "{e}"
-        );
-        let e = lab("[lab]\nbackend = \"dpdk\"\n")
-            .check_backend()
-            .unwrap_err();
-        assert!(
-            e.starts_with("lab.backend: \"dpdk\" is not a lab backend"),
-            "{e}"
-        );
+        for (t, want) in [
+            (
+                "[lab]\nbackend = \"afxdp\"\nmtu = 9000\n",
+                "lab.backend: afxdp carries frames up to 1900",
+            ),
+            (
+                "[lab]\nbackend = \"afxdp\"\nbridge_workers = [0, 1]\n",
+                "lab.backend: afxdp binds one socket per RX queue and a lab veth has one, so lab.bridge_workers (2 cores) needs afpacket",
+            ),
+            (
+                "[lab]\nbackend = \"dpdk\"\n",
+                "lab.backend: \"dpdk\" is not a lab backend",
+            ),
+        ] {
+            let e = lab(t).check_backend().unwrap_err();
+            assert!(e.starts_with(want), "{t}: {e}");
+        }
         let o = lab("[lab]\nmtu = 9000\n");
         let c = Config::parse(&edge_config(Mode::Vepa, 2, &o)).unwrap();
         assert_eq!(c.port[2].backend, "afpacket:hp-up");
