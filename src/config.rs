@@ -276,6 +276,9 @@ pub struct PortCfg {
     /// worker reads them (default: afxdp 2048, afpacket 2 MiB of slots).
     #[serde(default)]
     pub rx_ring: Option<usize>,
+    /// afxdp: how the XDP program is attached: auto | native | generic.
+    #[serde(default)]
+    pub xdp_mode: XdpMode,
     /// access | trunk.
     #[serde(default)]
     pub mode: PortMode,
@@ -328,6 +331,19 @@ pub struct PortCfg {
     /// `[port.egress]`: 8 traffic classes with strict priority and DRR, shaping, queue limits.
     #[serde(default)]
     pub egress: Option<EgressCfg>,
+}
+
+/// `port.xdp_mode`: where an afxdp port's XDP program runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum XdpMode {
+    /// In the driver where it has XDP, else generic.
+    #[default]
+    Auto,
+    /// In the driver only (an error where the driver has no XDP).
+    Native,
+    /// On the kernel's skb path (SKB mode), for any interface.
+    Generic,
 }
 
 /// `[[vm]]`: a VM behind a port (edge roles), or a static FDB entry (bridge).
@@ -877,6 +893,9 @@ impl Config {
                         "only for backend = \"afpacket:IF\" or \"afxdp:IF\"",
                     ));
                 }
+            }
+            if p.xdp_mode != XdpMode::Auto && !p.backend.starts_with("afxdp:") {
+                return Err(e(at("xdp_mode"), "only for backend = \"afxdp:IF\""));
             }
             if p.backend != "pcap" && (p.pcap_in.is_some() || p.pcap_out.is_some()) {
                 return Err(e(at("pcap_in"), "only for backend = \"pcap\""));

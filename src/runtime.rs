@@ -108,6 +108,7 @@ pub fn open_port(
                 nq,
                 pool.clone(),
                 p.rx_ring.unwrap_or(crate::port::afxdp::DEFAULT_RX_RING),
+                p.xdp_mode,
             )
             .map_err(|e| format!("port[{i}].backend (port {:?}): {e}", p.name))?;
             Ok((Box::new(port), None))

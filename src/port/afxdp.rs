@@ -32,6 +32,7 @@
 use super::afpacket::{link_state, promisc_socket, OpenError};
 use super::{Port, PortQueue};
 use crate::buf::{Burst, Pool, PoolCache};
+pub use crate::config::XdpMode;
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -106,7 +107,11 @@ fn xdp_program(map_fd: RawFd) -> Vec<u64> {
 }
 
 /// Create the XSKMAP, load the program, attach it; returns (map, link, mode name).
-fn attach(ifindex: u32, queues: usize) -> Result<(OwnedFd, OwnedFd, &'static str), String> {
+fn attach(
+    ifindex: u32,
+    queues: usize,
+    want: XdpMode,
+) -> Result<(OwnedFd, OwnedFd, &'static str), String> {
     let mut a = [0u8; 128];
     put32(&mut a, 0, BPF_MAP_TYPE_XSKMAP);
     put32(&mut a, 4, 4);
@@ -125,10 +130,15 @@ fn attach(ifindex: u32, queues: usize) -> Result<(OwnedFd, OwnedFd, &'static str
     let prog = fd_of(bpf(BPF_PROG_LOAD, &mut a), "loading the XDP program")?;
     let mut last = String::new();
     let mut busy = false;
-    for (flags, mode) in [
-        (XDP_FLAGS_DRV_MODE, "native"),
-        (XDP_FLAGS_SKB_MODE, "generic"),
-    ] {
+    let modes: &[(u32, &'static str)] = match want {
+        XdpMode::Auto => &[
+            (XDP_FLAGS_DRV_MODE, "native"),
+            (XDP_FLAGS_SKB_MODE, "generic"),
+        ],
+        XdpMode::Native => &[(XDP_FLAGS_DRV_MODE, "native")],
+        XdpMode::Generic => &[(XDP_FLAGS_SKB_MODE, "generic")],
+    };
+    for &(flags, mode) in modes {
         let mut a = [0u8; 128];
         put32(&mut a, 0, prog.as_raw_fd() as u32);
         put32(&mut a, 4, ifindex);
@@ -774,17 +784,19 @@ impl AfXdpPort {
         queues: usize,
         pool: Arc<Pool>,
     ) -> Result<AfXdpPort, OpenError> {
-        Self::open_ring(name, ifname, queues, pool, DEFAULT_RX_RING)
+        Self::open_ring(name, ifname, queues, pool, DEFAULT_RX_RING, XdpMode::Auto)
     }
 
     /// As [`AfXdpPort::open`], with RX and fill rings of `rx_ring` frames (a
-    /// power of two, 64..=[`MAX_RX_RING`]; the config checks it).
+    /// power of two, 64..=[`MAX_RX_RING`]; the config checks it) and the XDP
+    /// program attached in `mode` (`port.xdp_mode`).
     pub fn open_ring(
         name: &str,
         ifname: &str,
         queues: usize,
         pool: Arc<Pool>,
         rx_ring: usize,
+        mode: XdpMode,
     ) -> Result<AfXdpPort, OpenError> {
         let what = format!("afxdp:{ifname}");
         let err = |why: String| OpenError::new(format!("{what}: {why}"));
@@ -809,7 +821,7 @@ impl AfXdpPort {
                 "rx_ring {rx_ring}: not a power of two in 64..={MAX_RX_RING}"
             )));
         }
-        let (map, link, mode) = attach(ifindex, nq).map_err(err)?;
+        let (map, link, mode) = attach(ifindex, nq, mode).map_err(err)?;
         let mut qs = Vec::new();
         let mut shared = Vec::new();
         for q in 0..nq {
@@ -965,8 +977,8 @@ mod tests {
             let pool = Arc::new(Pool::new(512, 1600).unwrap());
             // An RX ring of 512 frames (port.rx_ring), none read meanwhile.
             let ring = 512;
-            let mut rx_port =
-                AfXdpPort::open_ring("a", "xa", 1, pool.clone(), ring).expect("afxdp on xa");
+            let mut rx_port = AfXdpPort::open_ring("a", "xa", 1, pool.clone(), ring, XdpMode::Auto)
+                .expect("afxdp on xa");
             let mut tx_port =
                 super::super::afpacket::AfPacketPort::open("b", "xb", 1, pool.clone())
                     .expect("afpacket on xb");
@@ -1054,8 +1066,10 @@ mod tests {
             let b = AfXdpPort::open("q", "lo", 1, pool.clone()).expect("free again after close");
             drop(b);
             // Someone else's XDP program on lo (a link this test holds, no hairpin lock).
-            let foreign = attach(1, 1).expect("attach a program to lo");
-            let e = attach(1, 1).map(|_| ()).expect_err("second attach");
+            let foreign = attach(1, 1, XdpMode::Auto).expect("attach a program to lo");
+            let e = attach(1, 1, XdpMode::Auto)
+                .map(|_| ())
+                .expect_err("second attach");
             assert!(e.contains("another XDP program is attached"), "{e}");
             let e = AfXdpPort::open("r", "lo", 1, pool.clone())
                 .err()
