@@ -404,7 +404,10 @@ idle_sleep_us = 50
 pool_size = 2048
 
 [evb]
-r = 3
+# The most ECP retries (8 sends over ~80 ms at RTE 10): lldpad does not ACK
+# ECP for a while after the first EVB exchange, and on a loaded CI machine
+# that while outlasted r = 3 (4 sends over ~40 ms) once.
+r = 7
 rte = {RTE}
 rwd = {RWD}
 rka = {RKA}
