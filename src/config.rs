@@ -333,6 +333,25 @@ pub struct PortCfg {
     pub egress: Option<EgressCfg>,
 }
 
+/// Why `rx_ring = n` does not fit a port of `backend` (`afxdp:IF`,
+/// `afpacket:IF`, or another backend, which has no kernel ring).
+pub fn check_rx_ring(backend: &str, n: usize) -> Result<(), String> {
+    if backend.starts_with("afxdp") {
+        if !n.is_power_of_two() || !(64..=AFXDP_MAX_RX_RING).contains(&n) {
+            return Err(format!(
+                "{n}: afxdp needs a power of two in 64..={AFXDP_MAX_RX_RING}"
+            ));
+        }
+    } else if backend.starts_with("afpacket") {
+        if !(64..=65536).contains(&n) {
+            return Err(format!("{n} is out of range 64..=65536"));
+        }
+    } else {
+        return Err("only for backend = \"afpacket:IF\" or \"afxdp:IF\"".into());
+    }
+    Ok(())
+}
+
 /// `port.xdp_mode`: where an afxdp port's XDP program runs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -344,6 +363,17 @@ pub enum XdpMode {
     Native,
     /// On the kernel's skb path (SKB mode), for any interface.
     Generic,
+}
+
+impl XdpMode {
+    /// The config name.
+    pub fn name(self) -> &'static str {
+        match self {
+            XdpMode::Auto => "auto",
+            XdpMode::Native => "native",
+            XdpMode::Generic => "generic",
+        }
+    }
 }
 
 /// `[[vm]]`: a VM behind a port (edge roles), or a static FDB entry (bridge).
@@ -876,23 +906,7 @@ impl Config {
                 }
             }
             if let Some(n) = p.rx_ring {
-                if p.backend.starts_with("afxdp:") {
-                    if !n.is_power_of_two() || !(64..=AFXDP_MAX_RX_RING).contains(&n) {
-                        return Err(e(
-                            at("rx_ring"),
-                            format!("{n}: afxdp needs a power of two in 64..={AFXDP_MAX_RX_RING}"),
-                        ));
-                    }
-                } else if p.backend.starts_with("afpacket:") {
-                    if !(64..=65536).contains(&n) {
-                        return Err(e(at("rx_ring"), format!("{n} is out of range 64..=65536")));
-                    }
-                } else {
-                    return Err(e(
-                        at("rx_ring"),
-                        "only for backend = \"afpacket:IF\" or \"afxdp:IF\"",
-                    ));
-                }
+                check_rx_ring(&p.backend, n).map_err(|why| e(at("rx_ring"), why))?;
             }
             if p.xdp_mode != XdpMode::Auto && !p.backend.starts_with("afxdp:") {
                 return Err(e(at("xdp_mode"), "only for backend = \"afxdp:IF\""));

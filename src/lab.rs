@@ -229,12 +229,8 @@ impl LabOpts {
             .map(|n| format!("rx_ring = {n}\n"))
             .unwrap_or_default();
         if self.backend() == "afxdp" {
-            let m = match self.xdp_mode.unwrap_or(crate::config::XdpMode::Generic) {
-                crate::config::XdpMode::Auto => "auto",
-                crate::config::XdpMode::Native => "native",
-                crate::config::XdpMode::Generic => "generic",
-            };
-            s += &format!("xdp_mode = \"{m}\"\n");
+            let m = self.xdp_mode.unwrap_or(crate::config::XdpMode::Generic);
+            s += &format!("xdp_mode = \"{}\"\n", m.name());
         }
         s
     }
@@ -256,8 +252,23 @@ impl LabOpts {
     fn bridge_worker_count(&self) -> usize {
         self.bridge_workers.as_ref().map_or(1, Vec::len)
     }
-    /// `lab.backend` against the rest of `[lab]`: an error naming the key.
-    pub fn check_backend(&self) -> Result<(), String> {
+    /// `lab.backend`, `lab.rx_ring` and `lab.xdp_mode` against the rest of
+    /// `[lab]`: an error naming the key.
+    pub fn check_port_opts(&self) -> Result<(), String> {
+        self.check_backend()?;
+        if let Some(n) = self.rx_ring {
+            crate::config::check_rx_ring(self.backend(), n)
+                .map_err(|why| format!("lab.rx_ring: {why} (the ports are {})", self.backend()))?;
+        }
+        if self.xdp_mode.is_some() && self.backend() != "afxdp" {
+            return Err(format!(
+                "lab.xdp_mode: only for AF_XDP ports, and this lab's are {}",
+                self.backend()
+            ));
+        }
+        Ok(())
+    }
+    fn check_backend(&self) -> Result<(), String> {
         match self.backend() {
             "afpacket" => Ok(()),
             "afxdp" if self.switch_mtu() > afxdp::MAX_MTU => Err(format!(
@@ -902,7 +913,7 @@ pub fn up(a: &UpArgs) -> Result<State, String> {
             opts.link_mtu()
         ));
     }
-    opts.check_backend()?;
+    opts.check_port_opts()?;
     if a.mode == Mode::Qbg && !(1..=MAX_EDGES).contains(&a.edges) {
         return Err(format!(
             "--edges: {} is out of range 1..={MAX_EDGES}",
@@ -1477,7 +1488,7 @@ mod tests {
             "[lab]\nbridge_workers = [0, 1]\n",
             "[lab]\nbackend = \"afpacket\"\nmtu = 9000\n",
         ] {
-            assert_eq!(lab(t).check_backend(), Ok(()), "{t}");
+            assert_eq!(lab(t).check_port_opts(), Ok(()), "{t}");
         }
         for (t, want) in [
             (
@@ -1492,8 +1503,20 @@ mod tests {
                 "[lab]\nbackend = \"dpdk\"\n",
                 "lab.backend: \"dpdk\" is not a lab backend",
             ),
+            (
+                "[lab]\nrx_ring = 3000\n",
+                "lab.rx_ring: 3000: afxdp needs a power of two in 64..=16384 (the ports are afxdp)",
+            ),
+            (
+                "[lab]\nmtu = 9000\nrx_ring = 10\n",
+                "lab.rx_ring: 10 is out of range 64..=65536 (the ports are afpacket)",
+            ),
+            (
+                "[lab]\nmtu = 9000\nxdp_mode = \"native\"\n",
+                "lab.xdp_mode: only for AF_XDP ports, and this lab's are afpacket",
+            ),
         ] {
-            let e = lab(t).check_backend().unwrap_err();
+            let e = lab(t).check_port_opts().unwrap_err();
             assert!(e.starts_with(want), "{t}: {e}");
         }
         let o = lab("[lab]\nmtu = 9000\n");
