@@ -871,26 +871,37 @@ fn if_mtu(fd: RawFd, name: &CString) -> io::Result<usize> {
 
 /// Frames the kernel dropped for this socket since the last call (the kernel resets the count).
 fn ring_drops(fd: RawFd) -> u64 {
-    let mut st = libc::tpacket_stats {
+    let st = libc::tpacket_stats {
         tp_packets: 0,
         tp_drops: 0,
     };
-    let mut l = std::mem::size_of::<libc::tpacket_stats>() as libc::socklen_t;
-    // SAFETY: st and l are valid for the kernel to write.
+    getsockopt_into(fd, libc::SOL_PACKET, libc::PACKET_STATISTICS, st)
+        .map_or(0, |st| st.tp_drops as u64)
+}
+
+/// `getsockopt(fd, level, opt)` into a plain-data `T` that starts as `init`
+/// (a kernel that knows a shorter `T` leaves the rest as it was); None when
+/// the kernel refuses.
+pub(super) fn getsockopt_into<T: Copy>(
+    fd: RawFd,
+    level: libc::c_int,
+    opt: libc::c_int,
+    init: T,
+) -> Option<T> {
+    let mut v = init;
+    let mut l = std::mem::size_of::<T>() as libc::socklen_t;
+    // SAFETY: v and l are valid for the kernel to write, l bytes at most, and
+    // T is plain data (any bytes the kernel writes are a valid T).
     let r = unsafe {
         libc::getsockopt(
             fd,
-            libc::SOL_PACKET,
-            libc::PACKET_STATISTICS,
-            &mut st as *mut libc::tpacket_stats as *mut libc::c_void,
+            level,
+            opt,
+            &mut v as *mut T as *mut libc::c_void,
             &mut l,
         )
     };
-    if r == 0 {
-        st.tp_drops as u64
-    } else {
-        0
-    }
+    (r == 0).then_some(v)
 }
 
 /// The advisory lock that makes an interface one port's: `/run/hairpin/afpacket-NETNS-IF.lock`.

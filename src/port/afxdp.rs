@@ -595,19 +595,8 @@ impl Drop for AfXdpQueue {
 /// before 5.9 fills only the first three fields, the rest stay 0).
 fn xdp_statistics(fd: RawFd) -> Option<libc::xdp_statistics> {
     // SAFETY: all-zero is a valid xdp_statistics (plain u64 fields).
-    let mut st: libc::xdp_statistics = unsafe { std::mem::zeroed() };
-    let mut l = std::mem::size_of::<libc::xdp_statistics>() as libc::socklen_t;
-    // SAFETY: st and l are valid for the kernel to write, l bytes at most.
-    let r = unsafe {
-        libc::getsockopt(
-            fd,
-            libc::SOL_XDP,
-            libc::XDP_STATISTICS,
-            &mut st as *mut libc::xdp_statistics as *mut libc::c_void,
-            &mut l,
-        )
-    };
-    (r == 0).then_some(st)
+    let zero: libc::xdp_statistics = unsafe { std::mem::zeroed() };
+    super::afpacket::getsockopt_into(fd, libc::SOL_XDP, libc::XDP_STATISTICS, zero)
 }
 
 fn setopt<T>(fd: RawFd, opt: libc::c_int, v: &T) -> Result<(), String> {
@@ -816,11 +805,8 @@ impl AfXdpPort {
         }
         let promisc = promisc_socket(ifindex).map_err(err)?;
         let nq = queues.max(1);
-        if !rx_ring.is_power_of_two() || !(64..=MAX_RX_RING).contains(&rx_ring) {
-            return Err(err(format!(
-                "rx_ring {rx_ring}: not a power of two in 64..={MAX_RX_RING}"
-            )));
-        }
+        crate::config::check_rx_ring("afxdp", rx_ring)
+            .map_err(|why| err(format!("rx_ring {why}")))?;
         let (map, link, mode) = attach(ifindex, nq, mode).map_err(err)?;
         let mut qs = Vec::new();
         let mut shared = Vec::new();
