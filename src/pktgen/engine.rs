@@ -433,10 +433,11 @@ impl Engine {
                         break;
                     };
                     let k = x.next_seq + out.len() as u64;
-                    let len = s.templates[s.template_of(k)].bytes.len();
+                    let t = s.template_of(k);
+                    let len = s.template_len(t);
                     b.off = HEADROOM as u16;
                     pool.set_len(&mut b, len);
-                    s.build(k, ts, pool.data_mut(&mut b));
+                    s.build_from(t, k, ts, pool.data_mut(&mut b));
                     bytes += (len + FCS) as u64;
                     let _ = out.push(b);
                 }

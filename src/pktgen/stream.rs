@@ -879,6 +879,20 @@ fn delta(acc: &mut u32, off: usize, base: usize, old: &[u8], new: &[u8]) {
     }
 }
 
+/// The signature's contribution to a one's-complement sum, folded to 16
+/// bits: its seven big-endian words, byte-swapped when the signature starts
+/// at an odd offset of the checksummed data (a byte-swapped sum is the sum
+/// of the byte-swapped words, RFC 1071 §2(B)).
+#[inline(always)]
+fn sig_sum(sb: &[u8; SIG_LEN], odd: bool) -> u32 {
+    let mut sum = 0u32;
+    for w in sb.chunks_exact(2) {
+        sum += u32::from(u16::from_be_bytes([w[0], w[1]]));
+    }
+    let s = fold16(sum);
+    u32::from(if odd { s.swap_bytes() } else { s })
+}
+
 #[inline]
 fn fold16(mut s: u32) -> u16 {
     while s > 0xffff {
@@ -896,8 +910,16 @@ impl Stream {
                 let z = r.at(k) as u32;
                 ((z - self.size_min) as u128 / r.inc) as usize
             }
+            // One size (the common case): no division per frame.
+            None if self.size_cycle.len() == 1 => self.size_cycle[0] as usize,
             None => self.size_cycle[(k % self.size_cycle.len() as u64) as usize] as usize,
         }
+    }
+
+    /// Length of frame `k` when built from template `t` (see [`Stream::build_from`]).
+    #[inline]
+    pub fn template_len(&self, t: usize) -> usize {
+        self.templates[t].bytes.len()
     }
 
     /// True when frames vary other than in size.
@@ -914,7 +936,14 @@ impl Stream {
     /// signature with sequence number `k` and timestamp `ts` (TSC ticks).
     #[inline]
     pub fn build(&self, k: u64, ts: u64, buf: &mut [u8]) -> usize {
-        let t = &self.templates[self.template_of(k)];
+        self.build_from(self.template_of(k), k, ts, buf)
+    }
+
+    /// As [`Stream::build`], with frame `k`'s template index `t` (from
+    /// [`Stream::template_of`]) already known.
+    #[inline]
+    pub fn build_from(&self, t: usize, k: u64, ts: u64, buf: &mut [u8]) -> usize {
+        let t = &self.templates[t];
         let n = t.bytes.len();
         buf[..n].copy_from_slice(&t.bytes);
         let f = &mut buf[..n];
@@ -972,7 +1001,7 @@ impl Stream {
         let mut sb = [0u8; SIG_LEN];
         sig::write(&mut sb, &s);
         // The template's signature bytes are zero: add the new words.
-        delta(&mut l4, so, lay.l4, &[0u8; SIG_LEN], &sb);
+        l4 += sig_sum(&sb, (so - lay.l4) % 2 == 1);
         f[so..].copy_from_slice(&sb);
         let mut c = !fold16(l4);
         if c == 0 && self.proto == L4::Udp {
