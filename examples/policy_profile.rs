@@ -2,8 +2,10 @@
 //! --rules N` configuration driven through the real pipeline with the
 //! in-process harness (no generator thread), for `valgrind --tool=callgrind`.
 //!
-//! `cargo run --release --example policy_profile -- RULES [FRAMES] [qos]`
-//! (`qos`: a meter on every VM and 8-class egress, as `hairpin bench --qos`).
+//! `cargo run --release --example policy_profile -- RULES [FRAMES] [qos] [flows=N]`
+//! (`qos`: a meter on every VM and 8-class egress, as `hairpin bench --qos`;
+//! `flows=N`: N distinct frames, default 4096; `hairpin bench` keeps 1,536
+//! in flight).
 //! Prints the minimum and the median cycles per frame over windows of one
 //! pass over the 4,096 frames (robust against preemption on a shared machine).
 
@@ -15,7 +17,11 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let n: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(100);
     let frames: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(200_000);
-    let qos = args.get(3).is_some_and(|a| a == "qos");
+    let qos = args.iter().skip(3).any(|a| a == "qos");
+    let flows: usize = args
+        .iter()
+        .find_map(|a| a.strip_prefix("flows=").and_then(|n| n.parse().ok()))
+        .unwrap_or(4096);
     let mut base = "[switch]\nworkers = [0]\npool_size = 4096\n[[port]]\nname = \"hv1\"\nmode = \"access\"\npvid = 10\nreflective_relay = true\n".to_string();
     if qos {
         base += "egress = { strict = 2 }\n";
@@ -27,7 +33,7 @@ fn main() {
         base.to_string() + &t
     };
     let mut h = Harness::new(Config::parse(&toml).unwrap(), false).unwrap();
-    let built: Vec<Vec<u8>> = (0..4096)
+    let built: Vec<Vec<u8>> = (0..flows)
         .map(|k| {
             let (s, d) = (k as u32 % 1000, (k as u32 + 7) % 1000);
             hairpin::bench::tuple_frame(vm_mac(s), vm_mac(d), &keys[k % keys.len()])

@@ -21,7 +21,7 @@ use crate::buf::{Burst, PktBuf, Pool, PoolCache};
 use crate::config::{PortState, Role, VmMode};
 use crate::fdb::{Fdb, Learn};
 use crate::policy::acl::{FlowKey, PackedKey};
-use crate::policy::flow::{FlowCache, NO_MATCH};
+use crate::policy::flow::{FlowCache, IngressCache, IngressHit, NO_MATCH};
 use crate::policy::RuleAction;
 use crate::policy::NONE;
 use crate::port::ring::Producer;
@@ -198,6 +198,57 @@ fn count_action(hits: &mut [[u64; 2]], named: &mut [[u64; 2]], a: &RuleAction, l
     }
 }
 
+/// Meters: the matching rule's, then the VM's own (hairpinned and uplink
+/// traffic alike); [`NONE`] entries are skipped. A red frame whose action is
+/// drop gets its verdict here.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn police<T: Tracer>(
+    pol: &crate::policy::PolicySet,
+    meters: &mut [crate::qos::meter::MeterCache],
+    me: &mut Meta,
+    which: [u32; 2],
+    now_ns: u64,
+    len: usize,
+    t: &mut T,
+    i: usize,
+) {
+    for m in which {
+        if m == NONE {
+            continue;
+        }
+        let m = m as usize;
+        let pre = match pol.meter_yellow_pcp[m] {
+            Some(p) if me.tagged && me.pcp == p => Color::Yellow,
+            _ => Color::Green,
+        };
+        let (c, act) = meters[m].police(now_ns, len as u32, pre);
+        trace!(
+            t,
+            i,
+            "meter",
+            "{}: {} → {act:?}",
+            pol.meter_instances[m].1,
+            c.name()
+        );
+        match act {
+            MeterAction::Transmit => {}
+            MeterAction::Remark { pcp, dscp } => {
+                if let Some(x) = pcp {
+                    me.set_pcp = x;
+                }
+                if let Some(x) = dscp {
+                    me.set_dscp = x;
+                }
+            }
+            MeterAction::Drop => {
+                me.verdict = Verdict::Drop(DropReason::MeterDrop);
+                return;
+            }
+        }
+    }
+}
+
 /// The receiver side of the policy for the copy of frame `i` (state `me`,
 /// bytes `frame`) going to port `p`. A unicast copy is judged by its
 /// destination VM's to-vm rules (and may get that rule's class and
@@ -341,10 +392,11 @@ pub struct Pipeline {
     keys: Vec<PackedKey>,
     /// This core's exact-match cache of classifier answers (emptied at each new snapshot).
     flows: FlowCache,
-    /// (ingress port, frame's [`FlowKey`]) → (sender's VSI, from-vm answer)
-    /// for the fast IPv4 frames on ports with from-vm rules: one probe
-    /// instead of the VSI map, the packed key and `flows`.
-    ingress_flows: FlowCache<FlowKey>,
+    /// (ingress port, frame's [`FlowKey`]) → everything the sender's side of
+    /// the policy decides ([`IngressHit`]) for the fast IPv4 frames on ports
+    /// with from-vm rules: one cache line instead of the VSI map, the packed
+    /// key, `flows` and the rule's action.
+    ingress_flows: IngressCache,
     /// Per-rule hits (packets, bytes), indexed by `RuleAction::hit` of the current snapshot.
     pub hits: Vec<[u64; 2]>,
     /// Named counters (packets, bytes), indexed like `PolicySet::counter_names`.
@@ -402,7 +454,7 @@ impl Pipeline {
             meter_before: Default::default(),
             keys: vec![PackedKey::default(); b],
             flows: FlowCache::new(sw.model.flow_cache),
-            ingress_flows: FlowCache::new(sw.model.flow_cache),
+            ingress_flows: IngressCache::new(sw.model.flow_cache),
             cell: sw.cell.clone(),
             model,
             fdb: sw.fdb.clone(),
@@ -789,7 +841,7 @@ impl Pipeline {
         let pol = &model.policy;
         let guarded = pol.guard_mask & (1u64 << inp.0) != 0;
         // Fast IPv4 frames on a port with from-vm rules ask the ingress
-        // cache first: one probe answers the sender's VSI and its rule.
+        // cache first: one probe answers everything the sender's side decides.
         let cached_port = pol.from_acl_mask & (1u64 << inp.0) != 0;
         let ctx = u32::from(inp.0) + 1;
         for (i, b) in burst.as_slice().iter().enumerate() {
@@ -804,10 +856,44 @@ impl Pipeline {
             } else {
                 None
             };
-            let hit = fk.as_ref().and_then(|k| ingress_flows.get(ctx, k));
+            let hit = match &fk {
+                Some(k) => ingress_flows.get(ctx, k).copied(),
+                None => None,
+            };
             let (v, answer) = match hit {
-                Some((_, NONE)) => continue, // not a VM's traffic (unguarded port)
-                Some((answer, vsi)) => (&pol.fast[vsi as usize], Some(answer)),
+                Some(h) if h.vsi == NONE => continue, // not a VM's traffic (unguarded port)
+                // The resolved answer (a trace explains it from the snapshot instead).
+                Some(h) if !T::ON && h.flags & IngressHit::SLOW == 0 => {
+                    me.src_vsi = h.vsi;
+                    if h.flags & IngressHit::POLICY != 0 {
+                        me.class = h.class;
+                    }
+                    if h.flags & IngressHit::ACL != 0 {
+                        me.set_pcp = h.pcp;
+                        me.set_dscp = h.dscp;
+                        let c = &mut hits[h.hit as usize];
+                        c[0] += 1;
+                        c[1] += len as u64;
+                        if h.flags & IngressHit::PERMIT == 0 {
+                            me.verdict = Verdict::Drop(DropReason::AclDeny);
+                            continue;
+                        }
+                    }
+                    if h.rule_meter & h.vsi_meter != NONE {
+                        police(
+                            pol,
+                            meters,
+                            me,
+                            [h.rule_meter, h.vsi_meter],
+                            *now_ns,
+                            len,
+                            t,
+                            i,
+                        );
+                    }
+                    continue;
+                }
+                Some(h) => (&pol.fast[h.vsi as usize], Some(h.answer)),
                 None => {
                     let v = match pol.vsi_fast(me.src, me.vid) {
                         Some(v) if v.port == inp => v,
@@ -826,7 +912,7 @@ impl Pipeline {
                         // No VM, or a VM's address arriving elsewhere (unguarded port): not a VM's traffic.
                         _ => {
                             if let Some(k) = &fk {
-                                ingress_flows.put(ctx, k, NO_MATCH, NONE);
+                                ingress_flows.put(ctx, k, IngressHit::not_a_vm());
                             }
                             continue;
                         }
@@ -842,7 +928,7 @@ impl Pipeline {
                                 .unwrap_or(NO_MATCH),
                             _ => NO_MATCH,
                         };
-                        ingress_flows.put(ctx, k, a, v.idx);
+                        ingress_flows.put(ctx, k, pol.resolve_ingress(v, a));
                         a
                     });
                     (v, answer)
@@ -896,40 +982,8 @@ impl Pipeline {
                     }
                 }
             }
-            // Meters: the matching rule's, then the VM's own (hairpinned and uplink traffic alike).
-            for m in [rule_meter, v.meter] {
-                if m == NONE {
-                    continue;
-                }
-                let m = m as usize;
-                let pre = match pol.meter_yellow_pcp[m] {
-                    Some(p) if me.tagged && me.pcp == p => Color::Yellow,
-                    _ => Color::Green,
-                };
-                let (c, act) = meters[m].police(*now_ns, len as u32, pre);
-                trace!(
-                    t,
-                    i,
-                    "meter",
-                    "{}: {} → {act:?}",
-                    pol.meter_instances[m].1,
-                    c.name()
-                );
-                match act {
-                    MeterAction::Transmit => {}
-                    MeterAction::Remark { pcp, dscp } => {
-                        if let Some(x) = pcp {
-                            me.set_pcp = x;
-                        }
-                        if let Some(x) = dscp {
-                            me.set_dscp = x;
-                        }
-                    }
-                    MeterAction::Drop => {
-                        me.verdict = Verdict::Drop(DropReason::MeterDrop);
-                        break;
-                    }
-                }
+            if rule_meter & v.meter != NONE {
+                police(pol, meters, me, [rule_meter, v.meter], *now_ns, len, t, i);
             }
         }
     }

@@ -681,6 +681,12 @@ impl FlowKey {
         hash_words(&self.0)
     }
 
+    /// A key made of four given words (tests of the caches).
+    #[cfg(test)]
+    pub(crate) fn from_words(w: [u64; 4]) -> FlowKey {
+        FlowKey(w)
+    }
+
     /// Equality of all four words, without a call to `memcmp`.
     #[inline(always)]
     pub fn same(&self, o: &FlowKey) -> bool {

@@ -16,10 +16,12 @@
 //! Nothing is allocated after [`FlowCache::new`]; a full set evicts a
 //! pseudo-random way.
 //!
-//! The table is generic over its key: the pipeline also keeps one keyed by
-//! (ingress port, [`FlowKey`]) whose entries hold the sender's VSI next to
-//! the from-vm answer (`aux`), so a hit replaces the VSI map, the packed key
-//! and the rule cache for the common IPv4 TCP/UDP frame.
+//! The table is generic over its key. In front of it, for the common IPv4
+//! TCP/UDP frame, the pipeline keeps an [`IngressCache`] keyed by (ingress
+//! port, [`FlowKey`]) whose entry holds everything the sender's side of the
+//! policy decides for that flow — the sender's VSI, the from-vm verdict, the
+//! class and rewrites, the hit counter and the meters — in the same cache
+//! line as its key, so a hit is one line read and no further lookup.
 
 use super::acl::{Classifier, FlowKey, PackedKey};
 
@@ -49,17 +51,6 @@ impl CacheKey for PackedKey {
     #[inline(always)]
     fn same(&self, o: &Self) -> bool {
         PackedKey::same(self, o)
-    }
-}
-
-impl CacheKey for FlowKey {
-    #[inline(always)]
-    fn hash(&self) -> u64 {
-        FlowKey::hash(self)
-    }
-    #[inline(always)]
-    fn same(&self, o: &Self) -> bool {
-        FlowKey::same(self, o)
     }
 }
 
@@ -190,6 +181,157 @@ impl FlowCache<PackedKey> {
     }
 }
 
+/// What the sender's side of the policy decided for one ingress flow,
+/// resolved when the flow was first seen (see [`IngressCache`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IngressHit {
+    /// The sending VSI's index, or [`super::NONE`]: not a VM's traffic (an
+    /// unguarded port), nothing to apply.
+    pub vsi: u32,
+    /// The classifier's answer for the sender's from-vm rules ([`NO_MATCH`]:
+    /// the default, or no from-vm rules).
+    pub answer: u32,
+    /// Hit counter of that rule or default ([`IngressHit::ACL`] only).
+    pub hit: u32,
+    /// The matching rule's meter instance, or [`super::NONE`].
+    pub rule_meter: u32,
+    /// The VSI's own meter instance, or [`super::NONE`].
+    pub vsi_meter: u32,
+    /// Traffic class (the rule's, else the policy's default).
+    pub class: u8,
+    /// PCP to write on egress (0xff: keep).
+    pub pcp: u8,
+    /// DSCP to write (0xff: keep).
+    pub dscp: u8,
+    /// [`IngressHit::ACL`], [`IngressHit::PERMIT`], [`IngressHit::SLOW`].
+    pub flags: u8,
+}
+
+impl IngressHit {
+    /// The answer for a sender that is not a VM (an unguarded port).
+    pub fn not_a_vm() -> IngressHit {
+        IngressHit {
+            vsi: super::NONE,
+            answer: NO_MATCH,
+            rule_meter: super::NONE,
+            vsi_meter: super::NONE,
+            pcp: 0xff,
+            dscp: 0xff,
+            ..Default::default()
+        }
+    }
+
+    /// The VSI has a policy with from-vm rules: count `hit`, obey `PERMIT`.
+    pub const ACL: u8 = 1;
+    /// The from-vm verdict is permit.
+    pub const PERMIT: u8 = 2;
+    /// Resolve again from the snapshot on every hit (the rule has a named
+    /// counter): only `vsi` and `answer` are to be used.
+    pub const SLOW: u8 = 4;
+    /// The VSI has a policy (its class applies).
+    pub const POLICY: u8 = 8;
+}
+
+/// One way of the ingress cache: key, tag and answer in one cache line.
+#[derive(Clone, Copy, Default)]
+#[repr(C, align(64))]
+struct Slot {
+    key: FlowKey,
+    /// Ingress context in the high half, high hash bits | 1 in the low
+    /// half; 0: empty.
+    id: u64,
+    val: IngressHit,
+}
+
+/// Ways per set of the ingress cache (adjacent cache lines, probed in order;
+/// a flow takes the first empty way, so most hits read one line).
+const INGRESS_WAYS: usize = 4;
+
+/// Per-core exact-match cache from (ingress port, [`FlowKey`]) to what the
+/// sender's side of the policy decided ([`IngressHit`]). Like
+/// [`FlowCache`], an answer is used only when the whole key and the port
+/// match, the pipeline empties it at every new snapshot, and nothing is
+/// allocated after [`IngressCache::new`].
+pub struct IngressCache {
+    slots: Box<[Slot]>,
+    set_mask: usize,
+    /// Lookups answered from the cache.
+    pub hits: u64,
+    /// Lookups that found nothing.
+    pub misses: u64,
+}
+
+impl IngressCache {
+    /// A cache of `entries` (rounded up to a power of two, at least one set);
+    /// 0 turns caching off.
+    pub fn new(entries: usize) -> IngressCache {
+        let sets = if entries == 0 {
+            0
+        } else {
+            entries.clamp(INGRESS_WAYS, MAX_ENTRIES).next_power_of_two() / INGRESS_WAYS
+        };
+        IngressCache {
+            slots: vec![Slot::default(); sets * INGRESS_WAYS].into_boxed_slice(),
+            set_mask: sets.saturating_sub(1),
+            hits: 0,
+            misses: 0,
+        }
+    }
+
+    /// Entries (0 when off).
+    pub fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Forget every answer (a new policy snapshot). Counters are kept.
+    pub fn clear(&mut self) {
+        self.slots.fill(Slot::default());
+    }
+
+    #[inline(always)]
+    fn place(&self, ctx: u32, k: &FlowKey) -> (usize, u64, u64) {
+        let h = k.hash() ^ u64::from(ctx).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let si = (h >> 16) as usize & self.set_mask;
+        (si * INGRESS_WAYS, u64::from(ctx) << 32 | (h >> 32) | 1, h)
+    }
+
+    /// The answer stored for `k` arriving in context `ctx` (the ingress
+    /// port + 1), counting a hit or a miss. Always a miss when off.
+    #[inline(always)]
+    pub fn get(&mut self, ctx: u32, k: &FlowKey) -> Option<&IngressHit> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        let (first, id, _) = self.place(ctx, k);
+        let set = &self.slots[first..first + INGRESS_WAYS];
+        for s in set {
+            if s.id == id && s.key.same(k) {
+                self.hits += 1;
+                return Some(&s.val);
+            }
+        }
+        self.misses += 1;
+        None
+    }
+
+    /// Remember `val` for `k` in context `ctx`: an empty way if the set has
+    /// one, else a pseudo-random victim. A no-op when off.
+    #[cold]
+    #[inline(never)]
+    pub fn put(&mut self, ctx: u32, k: &FlowKey, val: IngressHit) {
+        if self.slots.is_empty() {
+            return;
+        }
+        let (first, id, h) = self.place(ctx, k);
+        let set = &mut self.slots[first..first + INGRESS_WAYS];
+        let w = set
+            .iter()
+            .position(|s| s.id == 0)
+            .unwrap_or((self.misses ^ (h >> 8)) as usize & (INGRESS_WAYS - 1));
+        set[w] = Slot { key: *k, id, val };
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,6 +388,50 @@ mod tests {
         assert_eq!(fc.classify(&empty, 0, 1, &p), None);
         assert_eq!(fc.classify(&deny_all, 0, 0, &p), Some(0));
         assert_eq!(fc.hits, 1);
+    }
+
+    fn flow(i: u64) -> FlowKey {
+        FlowKey::from_words([i, i * 7 + 1, i * 13 + 2, 0x0045_0011])
+    }
+
+    #[test]
+    fn ingress_entries_are_per_port_and_exact() {
+        assert_eq!(std::mem::size_of::<Slot>(), 64, "one cache line per way");
+        let mut c = IngressCache::new(64);
+        assert_eq!(c.capacity(), 64);
+        let v = |i: u32| IngressHit {
+            vsi: i,
+            answer: i + 1,
+            ..Default::default()
+        };
+        for i in 0..20 {
+            c.put(1, &flow(i), v(i as u32));
+        }
+        // The last few puts always survive (a set holds four); what is found is exact.
+        for i in 0..20u64 {
+            match c.get(1, &flow(i)) {
+                Some(h) => assert_eq!(*h, v(i as u32)),
+                None => assert!(i < 16, "flow {i} was just stored"),
+            }
+            assert!(c.get(2, &flow(i)).is_none(), "another port never hits");
+        }
+        assert!(c.hits >= 2);
+        // Many flows in a small cache: never a wrong answer.
+        for i in 0..5000u64 {
+            c.put(1 + (i % 3) as u32, &flow(i), v(i as u32));
+            if let Some(h) = c.get(1 + (i % 3) as u32, &flow(i)) {
+                assert_eq!(h.vsi, i as u32);
+            }
+            if let Some(h) = c.get(1, &flow(i / 2)) {
+                assert_eq!(h.vsi, (i / 2) as u32);
+            }
+        }
+        c.clear();
+        assert!(c.get(1, &flow(4999)).is_none());
+        let mut off = IngressCache::new(0);
+        off.put(1, &flow(1), v(1));
+        assert!(off.get(1, &flow(1)).is_none());
+        assert_eq!((off.hits, off.misses, off.capacity()), (0, 0, 0));
     }
 
     #[test]

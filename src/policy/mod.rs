@@ -366,6 +366,52 @@ impl PolicySet {
     pub fn vsi_fast(&self, mac: u64, vid: u16) -> Option<&VsiFast> {
         self.index.get_ref(mac, vid)
     }
+
+    /// What the sender's side of the policy decides for VSI `v` sending a
+    /// frame whose from-vm classifier answer is `answer` ([`flow::NO_MATCH`]:
+    /// the default), resolved once for the ingress cache: class, rewrites
+    /// (0xff: keep), verdict, hit counter and meters, as the pipeline's
+    /// full path applies them. A rule with a named counter is marked
+    /// [`flow::IngressHit::SLOW`].
+    pub fn resolve_ingress(&self, v: &VsiFast, answer: u32) -> flow::IngressHit {
+        use flow::IngressHit as H;
+        let mut h = H {
+            vsi: v.idx,
+            answer,
+            hit: 0,
+            rule_meter: NONE,
+            vsi_meter: v.meter,
+            class: 0,
+            pcp: 0xff,
+            dscp: 0xff,
+            flags: 0,
+        };
+        let Some(p) = self.policies.get(v.policy as usize) else {
+            return h;
+        };
+        h.flags |= H::POLICY;
+        h.class = v.class;
+        if v.from_acl {
+            let (a, _) = p.from.action(answer);
+            h.flags |= H::ACL;
+            if a.permit {
+                h.flags |= H::PERMIT;
+            }
+            if let Some(c) = a.class {
+                h.class = c;
+            }
+            h.pcp = a.set_pcp.unwrap_or(0xff);
+            h.dscp = a.set_dscp.unwrap_or(0xff);
+            h.hit = a.hit;
+            if let Some(m) = a.meter {
+                h.rule_meter = self.rule_meter_instance[m as usize];
+            }
+            if a.counter.is_some() {
+                h.flags |= H::SLOW;
+            }
+        }
+        h
+    }
 }
 
 /// The qos meter configuration for a `[meter.NAME]` (rates from bits/s to bytes/s).
