@@ -32,6 +32,9 @@ pub struct BenchOpts {
     pub rules: usize,
     /// A meter on every VM and 8-class egress scheduling on the port.
     pub qos: bool,
+    /// Every MAC a VM (anti-spoofing on the port) even without rules or QoS:
+    /// the baseline `qos` is compared with.
+    pub vms: bool,
     /// Entries of the worker's ACL flow cache (0 = off).
     pub flow_cache: usize,
 }
@@ -51,6 +54,7 @@ impl Default for BenchOpts {
             inflight: 1536,
             rules: 0,
             qos: false,
+            vms: false,
             flow_cache: crate::policy::flow::DEFAULT_ENTRIES,
         }
     }
@@ -89,6 +93,8 @@ pub struct BenchResult {
     pub rules: usize,
     /// Meters and egress scheduling on.
     pub qos: bool,
+    /// Every MAC a VM (`--vms`), whatever the rules.
+    pub vms: bool,
     /// Time to compile the policy snapshot (ms).
     pub snapshot_build_ms: f64,
     /// Entries of the ACL flow cache (0 = off).
@@ -320,11 +326,11 @@ reflective_relay = true
     ))
 }
 
-/// Add the `--rules`/`--qos` part to a bench config (`egress` on the port
-/// with reflective relay, the policy and the VMs); returns the 5-tuples the
-/// frames should carry (empty without rules).
+/// Add the `--rules`/`--qos`/`--vms` part to a bench config (`egress` on
+/// the port with reflective relay, the policy and the VMs); returns the
+/// 5-tuples the frames should carry (empty without rules).
 pub fn add_policy(toml: &mut String, o: &BenchOpts) -> Vec<crate::policy::acl::AclKey> {
-    if o.rules == 0 && !o.qos {
+    if o.rules == 0 && !o.qos && !o.vms {
         return Vec::new();
     }
     if o.qos {
@@ -426,6 +432,7 @@ pub fn result(
         tsc_ghz: hz / 1e9,
         rules: o.rules,
         qos: o.qos,
+        vms: o.vms || o.rules > 0 || o.qos,
         snapshot_build_ms,
         flow_cache: o.flow_cache,
         flow_cache_hit_rate: hit_rate(&w),

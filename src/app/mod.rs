@@ -149,6 +149,10 @@ enum Cmd {
         /// Meter every VM and schedule 8 egress classes on the port.
         #[arg(long)]
         qos: bool,
+        /// Every MAC a VM with a permit-all policy (anti-spoofing, no rules,
+        /// no QoS): the baseline `--qos` is measured against.
+        #[arg(long)]
+        vms: bool,
         /// Entries of the worker's ACL flow cache (`switch.flow_cache`; 0 = off:
         /// every frame runs the classifier).
         #[arg(long, default_value_t = crate::policy::flow::DEFAULT_ENTRIES)]
@@ -347,6 +351,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             json,
             rules,
             qos,
+            vms,
             flow_cache,
             eal,
         } => {
@@ -377,6 +382,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 },
                 rules,
                 qos,
+                vms,
                 flow_cache,
                 ..BenchOpts::default()
             };
@@ -401,7 +407,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 println!("{}", serde_json::to_string(&r).unwrap());
             } else {
                 println!("scenario        {}", r.scenario);
-                let extra = if r.rules > 0 || r.qos {
+                let extra = if r.vms {
                     format!(" (snapshot built in {:.1} ms)", r.snapshot_build_ms)
                 } else {
                     String::new()
@@ -411,7 +417,11 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 } else {
                     ""
                 };
-                println!("policy          {} rules per VM{q}{extra}", r.rules);
+                if r.vms {
+                    println!("policy          {} rules per VM{q}{extra}", r.rules);
+                } else {
+                    println!("policy          none (no VMs)");
+                }
                 println!("memory          {}", r.mem);
                 println!("seconds         {:.2}", r.seconds);
                 println!("offered         {}", r.offered);

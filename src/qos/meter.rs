@@ -582,10 +582,11 @@ pub struct MeterStats {
 ///
 /// Owned by exactly one worker. Metering a frame touches only this struct
 /// unless the local tokens run out (see the [module docs](self)): the
-/// tokens, the algorithm flags, the colour actions (copied from the shared
-/// config, so the common case never dereferences the shared meter) and the
-/// frame counts sit in the first cache line, the byte counts in the second
-/// line of the same 128-byte block.
+/// tokens, the green frame and byte counts, the algorithm flags and the
+/// colour actions (copied from the shared config, so the common case never
+/// dereferences the shared meter) sit in the first cache line, so a green
+/// frame touches one line; yellow and red counts and the lease state are in
+/// the second line of the same 128-byte block.
 #[derive(Debug)]
 #[repr(C, align(128))]
 pub struct MeterCache {
@@ -593,14 +594,18 @@ pub struct MeterCache {
     c: u64,
     /// Local excess (srTCM) / peak (trTCM) tokens.
     x: u64,
+    /// Green frames.
+    green_pkts: u64,
+    /// Green bytes.
+    green_bytes: u64,
     sr: bool,
     aware: bool,
     /// Actions for green, yellow, red (from the shared config).
     actions: [Action; 3],
-    /// Frames per colour.
-    pkts: [u64; 3],
-    /// Bytes per colour.
-    bytes: [u64; 3],
+    /// Yellow and red frames.
+    pkts: [u64; 2],
+    /// Yellow and red bytes.
+    bytes: [u64; 2],
     /// No shared C take before this time.
     c_retry: u64,
     /// No shared E/P take before this time.
@@ -626,9 +631,11 @@ impl MeterCache {
             x: 0,
             sr,
             aware,
+            green_pkts: 0,
+            green_bytes: 0,
             actions,
-            pkts: [0; 3],
-            bytes: [0; 3],
+            pkts: [0; 2],
+            bytes: [0; 2],
             c_retry: 0,
             x_retry: 0,
             leases: 0,
@@ -645,8 +652,8 @@ impl MeterCache {
     /// Counters for this core.
     pub fn stats(&self) -> MeterStats {
         MeterStats {
-            pkts: self.pkts,
-            bytes: self.bytes,
+            pkts: [self.green_pkts, self.pkts[0], self.pkts[1]],
+            bytes: [self.green_bytes, self.bytes[0], self.bytes[1]],
             leases: self.leases,
             misses: self.misses,
         }
@@ -668,8 +675,14 @@ impl MeterCache {
         } else {
             self.trtcm(now_ns, len, pre)
         };
-        self.pkts[c as usize] += 1;
-        self.bytes[c as usize] += len;
+        if c == Color::Green {
+            self.green_pkts += 1;
+            self.green_bytes += len;
+        } else {
+            let k = (c as usize - 1) & 1;
+            self.pkts[k] += 1;
+            self.bytes[k] += len;
+        }
         c
     }
 
@@ -776,6 +789,21 @@ impl Drop for MeterCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_green_frame_touches_one_cache_line() {
+        use std::mem::{offset_of, size_of};
+        assert_eq!(size_of::<MeterCache>(), 128);
+        let hot_end = offset_of!(MeterCache, actions) + size_of::<[Action; 3]>();
+        assert!(hot_end <= 64, "tokens, flags, actions: {hot_end} bytes");
+        assert!(offset_of!(MeterCache, green_bytes) + 8 <= 64);
+        // The counts still come out per colour.
+        let mut c = MeterCache::new(shared(MeterConfig::srtcm(1000, 100, 100)));
+        let got: Vec<Color> = (0..4).map(|_| c.meter(0, 60, Color::Green)).collect();
+        assert_eq!(got, [Color::Green, Color::Yellow, Color::Red, Color::Red]);
+        assert_eq!(c.stats().pkts, [1, 1, 2]);
+        assert_eq!(c.stats().bytes, [60, 60, 120]);
+    }
     use std::sync::atomic::AtomicU64;
 
     const S: u64 = 1_000_000_000;
