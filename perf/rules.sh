@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # perf/rules.sh — policy cost: hairpin-fwd with N ACL rules per VM (flow
-# cache on, and off: every frame through the classifier), and with meters +
-# 8-class egress, interleaved in one run.
+# cache on, and off: every frame through the classifier), with meters +
+# 8-class egress, and the same VMs without rules or QoS (`--vms`, the
+# baseline of the QoS case), interleaved in one run.
 #
 #   perf/rules.sh [RUNS] [SECONDS]        (defaults: 3 runs of 3 s)
 set -euo pipefail
@@ -12,11 +13,12 @@ cargo build --release --quiet
 BIN=target/release/hairpin
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-cases="0 100 1000 10000 100nc 1000nc 10000nc qos"
+cases="0 vms 100 1000 10000 100nc 1000nc 10000nc qos"
 for i in $(seq 1 "$RUNS"); do
   for c in $cases; do
     case $c in
       qos) args="--qos" ;;
+      vms) args="--vms" ;;
       *nc) args="--rules ${c%nc} --flow-cache 0" ;;
       *) args="--rules $c" ;;
     esac
@@ -31,10 +33,12 @@ base=$(cut -d' ' -f1 "$out/0" | med)
 for c in $cases; do
   case $c in
     qos) name="0 rules + meters/egress" ;;
+    vms) name="0 rules, VMs only" ;;
     *nc) name="${c%nc} rules, flow cache off" ;;
     *) name="$c rules" ;;
   esac
   printf "%-30s %10s %14s %8s %10s %9s  %s\n" "$name" "$(cut -d' ' -f1 "$out/$c" | med)" "$(cut -d' ' -f2 "$out/$c" | med)" \
     "$(cut -d' ' -f3 "$out/$c" | med)" "$(cut -d' ' -f4 "$out/$c" | med)" "$(cut -d' ' -f5 "$out/$c" | med)" "$(cut -d' ' -f1 "$out/$c" | tr '\n' ' ')"
 done
-echo "ratio to 0 rules: $(for c in 100 1000 10000 100nc 1000nc 10000nc qos; do printf '%s=%s ' "$c" "$(awk -v a="$(cut -d' ' -f1 "$out/$c" | med)" -v b="$base" 'BEGIN{printf "%.2f", a/b}')"; done)"
+echo "ratio to 0 rules: $(for c in vms 100 1000 10000 100nc 1000nc 10000nc qos; do printf '%s=%s ' "$c" "$(awk -v a="$(cut -d' ' -f1 "$out/$c" | med)" -v b="$base" 'BEGIN{printf "%.2f", a/b}')"; done)"
+echo "qos / vms-only: $(awk -v a="$(cut -d' ' -f1 "$out/qos" | med)" -v b="$(cut -d' ' -f1 "$out/vms" | med)" 'BEGIN{printf "%.2f", a/b}')"

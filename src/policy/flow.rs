@@ -35,6 +35,26 @@ pub const NO_MATCH: u32 = u32::MAX;
 /// Ways per set: the four tags of a set share one cache line.
 const WAYS: usize = 4;
 
+/// Set index, tag and mixed hash of a key whose hash is `kh` in context
+/// `ctx`: the tag holds the context in its high half and high hash bits | 1
+/// (never 0, the empty way) in its low half.
+#[inline(always)]
+fn place(kh: u64, ctx: u32, set_mask: usize) -> (usize, u64, u64) {
+    let h = kh ^ u64::from(ctx).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    let si = (h >> 16) as usize & set_mask;
+    (si, u64::from(ctx) << 32 | (h >> 32) | 1, h)
+}
+
+/// Sets of `ways` for a cache of `entries` (rounded up to a power of two,
+/// at least one set; 0 = off).
+fn set_count(entries: usize, ways: usize) -> usize {
+    if entries == 0 {
+        0
+    } else {
+        entries.clamp(ways, MAX_ENTRIES).next_power_of_two() / ways
+    }
+}
+
 /// A key the cache can hold: hashed once per lookup, compared in full.
 pub trait CacheKey: Copy + Default {
     /// 64-bit hash; the high bits are the best mixed.
@@ -86,11 +106,7 @@ impl<K: CacheKey> FlowCache<K> {
     /// A cache of `entries` (rounded up to a power of two, at least one set
     /// of four); 0 turns caching off.
     pub fn new(entries: usize) -> FlowCache<K> {
-        let sets = if entries == 0 {
-            0
-        } else {
-            (entries.clamp(WAYS, MAX_ENTRIES).next_power_of_two()) / WAYS
-        };
+        let sets = set_count(entries, WAYS);
         FlowCache {
             sets: vec![Set::default(); sets].into_boxed_slice(),
             keys: vec![K::default(); sets * WAYS].into_boxed_slice(),
@@ -112,9 +128,7 @@ impl<K: CacheKey> FlowCache<K> {
 
     #[inline(always)]
     fn place(&self, ctx: u32, k: &K) -> (usize, u64, u64) {
-        let h = k.hash() ^ u64::from(ctx).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        let si = (h >> 16) as usize & self.set_mask;
-        (si, u64::from(ctx) << 32 | (h >> 32) | 1, h)
+        place(k.hash(), ctx, self.set_mask)
     }
 
     /// The (answer, aux) stored for `k` in context `ctx`, counting a hit or
@@ -265,11 +279,7 @@ impl IngressCache {
     /// A cache of `entries` (rounded up to a power of two, at least one set);
     /// 0 turns caching off.
     pub fn new(entries: usize) -> IngressCache {
-        let sets = if entries == 0 {
-            0
-        } else {
-            entries.clamp(INGRESS_WAYS, MAX_ENTRIES).next_power_of_two() / INGRESS_WAYS
-        };
+        let sets = set_count(entries, INGRESS_WAYS);
         IngressCache {
             slots: vec![Slot::default(); sets * INGRESS_WAYS].into_boxed_slice(),
             set_mask: sets.saturating_sub(1),
@@ -290,9 +300,8 @@ impl IngressCache {
 
     #[inline(always)]
     fn place(&self, ctx: u32, k: &FlowKey) -> (usize, u64, u64) {
-        let h = k.hash() ^ u64::from(ctx).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        let si = (h >> 16) as usize & self.set_mask;
-        (si * INGRESS_WAYS, u64::from(ctx) << 32 | (h >> 32) | 1, h)
+        let (si, id, h) = place(k.hash(), ctx, self.set_mask);
+        (si * INGRESS_WAYS, id, h)
     }
 
     /// The answer stored for `k` arriving in context `ctx` (the ingress
