@@ -5,7 +5,7 @@
 #
 #   perf/compare-harness.sh            # the full matrix (7 sizes x 0/100/1000 rules, 3 runs per point)
 #   perf/compare-harness.sh --quick    # smoke run in seconds (CI)
-#   perf/compare-harness.sh --vm-sweep 2,4,16,60 --rule-sweep 1,10,100,1000,10000
+#   perf/compare-harness.sh --vm-sweep 2,16,60,128,256 --rule-sweep 1,10,100,1000,10000
 #
 # Extra arguments go to `hairpin pktgen harness` (see --help there).
 set -euo pipefail

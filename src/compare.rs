@@ -6,11 +6,16 @@
 //! worker core; the `hairpin pktgen` engine (its own core) sends one UDP
 //! stream from every VM to the next and receives them, with sequence
 //! numbers and timestamps. The engine runs closed loop (a bounded number of
-//! frames on the way per stream, [`crate::pktgen::engine::EngineCfg::window`]),
-//! so no queue overflows and the delivered rate is the loss-free rate of the
-//! topology. Figures are measured, never derived: offered = frames the VMs
+//! frames on the way per stream, [`crate::pktgen::engine::EngineCfg::window`],
+//! lowered for many VMs per edge by [`effective_window`]), so no queue
+//! overflows and the delivered rate is the loss-free rate of the topology. Figures are measured, never derived: offered = frames the VMs
 //! handed to the edge, delivered = distinct frames the destination VMs
 //! received; uplink frames and reflections come from the switches' counters.
+//!
+//! More than 63 VMs are spread over several edges behind the one bridge,
+//! streams staying inside an edge ([`topo::edge_blocks`]); uplink frames are
+//! then summed over the edges and cycles per frame aggregated per role
+//! ([`topo::cycles_by_role`]).
 
 use crate::pktgen::rx::{Latency, LatencySummary};
 use crate::pktgen::topo::{self, Topology};
@@ -20,13 +25,14 @@ use std::sync::atomic::AtomicBool;
 /// Options.
 #[derive(Clone, Debug)]
 pub struct CompareOpts {
-    /// VMs behind the edge.
+    /// VMs (2..=[`topo::MAX_VMS`]; more than 63 on several edges).
     pub vms: u32,
     /// Seconds measured per topology (after a warm-up of [`WARMUP_S`]).
     pub seconds: f64,
     /// Frame size (bytes with FCS, or `imix`).
     pub size: String,
-    /// Frames on the way per stream, at most (closed loop).
+    /// Frames on the way per stream, at most (closed loop); lowered by
+    /// [`effective_window`] so one edge's streams cannot overflow a ring.
     pub window: u64,
     /// Core for the switches.
     pub switch_core: Option<usize>,
@@ -48,6 +54,20 @@ impl Default for CompareOpts {
             switch_core: Some(if n > 1 { 1 } else { 0 }),
         }
     }
+}
+
+/// The closed loop's frames on the way per stream: `o.window`, but at most
+/// what lets every stream of the largest edge have that many frames on the
+/// way at once within one ring ([`topo::RING_DEPTH`]): an edge's streams
+/// all cross its uplink under hairpin. 128 (the default) up to 32 VMs per
+/// edge; 95 for 128 VMs (43 per edge); at least 1.
+pub fn effective_window(o: &CompareOpts) -> u64 {
+    let per_edge = topo::edge_blocks(o.vms.clamp(2, topo::MAX_VMS))
+        .iter()
+        .map(|b| (b.end() + 1 - b.start()) as u64)
+        .max()
+        .unwrap_or(1);
+    o.window.min(topo::RING_DEPTH as u64 / per_edge).max(1)
 }
 
 /// Results of one topology.
@@ -77,11 +97,11 @@ pub struct TopoResult {
     pub offered_mpps: f64,
     /// Delivered frames per second (millions).
     pub delivered_mpps: f64,
-    /// Frames crossing the edge's uplink (both directions).
+    /// Frames crossing the edges' uplinks (both directions, summed over the edges).
     pub uplink_frames: u64,
     /// Frames reflected by the bridge (sent back out their ingress port).
     pub reflected: u64,
-    /// Busy cycles per frame received, per switch role.
+    /// Busy cycles per frame received, per switch role ([`topo::cycles_by_role`]).
     pub cycles_per_frame: BTreeMap<String, f64>,
     /// Drops by reason, summed over the switches.
     pub drops: BTreeMap<String, u64>,
@@ -107,8 +127,8 @@ pub fn compare(o: &CompareOpts, stop: &AtomicBool) -> Result<Vec<TopoResult>, St
 
 fn run_topology(o: &CompareOpts, t: Topology, stop: &AtomicBool) -> Result<TopoResult, String> {
     let core = o.switch_core.unwrap_or(0);
-    let mut rig = topo::build(t, o.vms.clamp(2, 256), &o.size, 0, core, "10G")?;
-    rig.engine.set_window(Some(o.window.max(1)));
+    let mut rig = topo::build(t, o.vms.clamp(2, topo::MAX_VMS), &o.size, 0, core, "10G")?;
+    rig.engine.set_window(Some(effective_window(o)));
     let (r, sw) = std::thread::scope(|sc| {
         sc.spawn(|| {
             crate::pktgen::pin_generator(&[core]);
@@ -154,16 +174,9 @@ fn run_topology(o: &CompareOpts, t: Topology, stop: &AtomicBool) -> Result<TopoR
         foreign: r.foreign,
         offered_mpps: r.offered as f64 / r.seconds / 1e6,
         delivered_mpps: r.received as f64 / r.seconds / 1e6,
-        uplink_frames: sw
-            .first()
-            .and_then(|e| e.port_frames.get("uplink"))
-            .copied()
-            .unwrap_or(0),
+        uplink_frames: topo::uplink_frames(&sw),
         reflected: sw.iter().map(|s| s.reflected).sum(),
-        cycles_per_frame: sw
-            .iter()
-            .map(|s| (s.role.clone(), s.cycles_per_frame))
-            .collect(),
+        cycles_per_frame: topo::cycles_by_role(&sw),
         drops,
         latency: lat.and_then(|l| l.summary()),
         partial: r.partial,
@@ -182,13 +195,22 @@ fn ns(v: u64) -> String {
 
 /// The table `hairpin compare` prints.
 pub fn print(o: &CompareOpts, rs: &[TopoResult]) {
+    let edges = topo::edge_blocks(o.vms.clamp(2, topo::MAX_VMS)).len();
     println!(
-        "hairpin compare: {} VMs in VLAN 10, one UDP stream per VM to the next, {} B frames, {:.1} s per topology",
-        o.vms, o.size, o.seconds
+        "hairpin compare: {} VMs in VLAN 10{}, one UDP stream per VM to the next, {} B frames, {:.1} s per topology",
+        o.vms,
+        if edges > 1 {
+            format!(" on {edges} edges (streams stay inside an edge)")
+        } else {
+            String::new()
+        },
+        o.size,
+        o.seconds
     );
     println!(
         "switch core {:?}; generator: hairpin pktgen, closed loop ({} frames on the way per stream); ring ports in memory\n",
-        o.switch_core, o.window
+        o.switch_core,
+        effective_window(o)
     );
     for r in rs {
         println!(
@@ -256,6 +278,29 @@ pub fn print(o: &CompareOpts, rs: &[TopoResult]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_window_keeps_an_edges_streams_within_a_ring() {
+        let w = |vms: u32| {
+            effective_window(&CompareOpts {
+                vms,
+                ..CompareOpts::default()
+            })
+        };
+        assert_eq!(w(4), 128);
+        assert_eq!(w(32), 128);
+        assert_eq!(w(60), 68);
+        assert_eq!(w(128), 95);
+        assert_eq!(w(256), 78);
+        for vms in 2..=topo::MAX_VMS {
+            let per_edge = topo::edge_blocks(vms)
+                .iter()
+                .map(|b| (b.end() + 1 - b.start()) as u64)
+                .max()
+                .unwrap();
+            assert!(w(vms) * per_edge <= topo::RING_DEPTH as u64, "{vms} VMs");
+        }
+    }
 
     #[test]
     fn both_topologies_deliver_everything_closed_loop() {

@@ -276,6 +276,83 @@ fn harness_smoke_shows_the_uplink_doubling() {
 }
 
 #[test]
+fn harness_topologies_with_128_vms_use_three_edges_and_keep_streams_inside_them() {
+    let core = last_core();
+    let blocks = topo::edge_blocks(128);
+    assert_eq!(blocks.len(), 3);
+    let edge_of = |vm: &str| {
+        let v: u32 = vm.strip_prefix("vm").unwrap().parse().unwrap();
+        blocks.iter().position(|b| b.contains(&v)).unwrap()
+    };
+    for t in [Topology::Hairpin, Topology::Local] {
+        let mut rig = topo::build(t, 128, "64", 0, core, "10G").unwrap();
+        let n = rig.engine.streams().len();
+        assert_eq!(n, 128);
+        for (i, s) in rig.engine.streams().iter().enumerate() {
+            assert_eq!(s.id as usize, i);
+            assert_eq!(s.src_vm, format!("vm{}", i + 1));
+            assert_eq!(edge_of(&s.src_vm), edge_of(&s.dst_vm), "{}", s.name);
+        }
+        // 50 frames per stream: at most 43 * 50 frames cross an uplink, fewer
+        // than a ring holds (4096), so no ring can overflow.
+        rig.engine.set_rates(&vec![Some(1000.0); n]);
+        rig.engine.set_counts(Some(50));
+        rig.engine.set_duration(None);
+        let (r, sw) = std::thread::scope(|sc| {
+            sc.spawn(|| {
+                pktgen::pin_generator(&[core]);
+                rig.trial(&AtomicBool::new(false))
+            })
+            .join()
+            .unwrap()
+        });
+        rig.finish();
+        assert!(!r.partial);
+        assert!(r.errors().is_empty(), "{}: {:?}", t.name(), r.errors());
+        for s in &r.streams {
+            assert_eq!(s.offered, 50, "{} {}", t.name(), s.name);
+            assert_eq!(s.received, 50, "{} {}: {s:?}", t.name(), s.name);
+            assert_eq!(
+                (s.wrong_port, s.duplicates),
+                (0, 0),
+                "{} {}",
+                t.name(),
+                s.name
+            );
+        }
+        assert_eq!(r.foreign, 0);
+        let up = topo::uplink_frames(&sw);
+        let per = up as f64 / r.received.max(1) as f64;
+        let cyc = topo::cycles_by_role(&sw);
+        let reflected: u64 = sw.iter().map(|s| s.reflected).sum();
+        match t {
+            Topology::Hairpin => {
+                assert_eq!(sw.len(), 4, "three edges and the bridge");
+                // Every edge's uplink carried its own edge's frames, up and back.
+                for (k, b) in blocks.iter().enumerate() {
+                    let vms = (b.end() - b.start() + 1) as u64;
+                    assert_eq!(sw[k].port_frames["uplink"], 2 * 50 * vms, "edge {}", k + 1);
+                }
+                assert_eq!(format!("{per:.2}"), "2.00", "{sw:?}");
+                assert_eq!(up, 2 * r.received);
+                assert_eq!(reflected, r.received);
+                let keys: Vec<_> = cyc.keys().map(String::as_str).collect();
+                assert_eq!(keys, ["bridge", "edge-vepa"]);
+            }
+            _ => {
+                assert_eq!(sw.len(), 3, "three edges");
+                assert_eq!(format!("{per:.2}"), "0.00");
+                assert_eq!(up, 0, "{sw:?}");
+                assert_eq!(reflected, 0);
+                let keys: Vec<_> = cyc.keys().map(String::as_str).collect();
+                assert_eq!(keys, ["edge-veb"]);
+            }
+        }
+        assert!(cyc.values().all(|c| *c > 0.0), "{cyc:?}");
+    }
+}
+
+#[test]
 fn the_example_streams_file_compiles_against_the_example_config() {
     let root = env!("CARGO_MANIFEST_DIR");
     let cfg = Config::load(std::path::Path::new(&format!(

@@ -91,7 +91,7 @@ enum Cmd {
         /// Seconds to measure each topology.
         #[arg(long, default_value_t = 3.0)]
         seconds: f64,
-        /// VMs behind the edge (2..=60).
+        /// VMs (2..=256); more than 63 are spread evenly over several edges behind the bridge.
         #[arg(long, default_value_t = 4)]
         vms: u32,
         /// Frame size in bytes with FCS (64..=9000) or imix.
@@ -303,8 +303,11 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             if !(0.1..=3600.0).contains(&seconds) {
                 return Err("--seconds: between 0.1 and 3600".into());
             }
-            if !(2..=60).contains(&vms) {
-                return Err("--vms: between 2 and 60".into());
+            if !(2..=crate::pktgen::topo::MAX_VMS).contains(&vms) {
+                return Err(format!(
+                    "--vms: between 2 and {}",
+                    crate::pktgen::topo::MAX_VMS
+                ));
             }
             let o = crate::compare::CompareOpts {
                 vms,

@@ -276,7 +276,7 @@ pub fn write(r: &HarnessResult, dir: &Path) -> Result<(), String> {
     );
     let _ = writeln!(
         md,
-        "- all switches on ring ports in one process: every switch task on one worker core, the generator and receiver on the other. \"gen-limited\" marks points where the generator, not the switch, was the limit. \"uplink frames per delivered frame\" counts both directions of the edge's uplink: 2 for hairpin (up and back), 0 for local switching.\n"
+        "- all switches on ring ports in one process: every switch task on one worker core, the generator and receiver on the other. \"gen-limited\" marks points where the generator, not the switch, was the limit. \"uplink frames per delivered frame\" counts both directions of the edge's uplink: 2 for hairpin (up and back), 0 for local switching. Above 63 VMs the VMs are spread evenly over ceil(VMs / 63) edges (each with its own uplink, under hairpin each on its own reflective-relay bridge port) and every stream stays inside its edge; the uplink frames are then summed over the edges, and the edge role's cycles/frame is the edges' busy cycles over the frames they received, both summed.\n"
     );
     let _ = writeln!(
         md,

@@ -8,13 +8,26 @@
 //! - `local`: a VEB edge switching VM-to-VM locally, no ACLs;
 //! - `local-acl`: the VEB edge with the same ACLs on its VMs.
 //!
-//! Every VM `i` sends one UDP stream to VM `i+1` carrying a 5-tuple of the
-//! rule set (see [`crate::bench::policy_toml`]; every rule permits). Per
+//! Every VM `i` sends one UDP stream to VM `i+1` (the last VM to the first)
+//! carrying a 5-tuple of the rule set (see [`crate::bench::policy_toml`];
+//! every rule permits), or without rules from address 10.0.0.0 + `i` to
+//! 10.0.0.0 + `i+1`. Per
 //! point (topology × frame size × rule count): the zero-loss throughput
 //! (RFC 2544 binary search), the latency at 90 % of it, busy cycles per
-//! frame per switch role, and the frames the edge's uplink carried per
+//! frame per switch role, and the frames the edges' uplinks carried per
 //! delivered frame. Each point runs `repeats` times; the median is
 //! reported with the spread ((max − min) / median), flagged above 10 %.
+//!
+//! More VMs than one switch has ports for (a switch has at most 64 ports,
+//! one of them the uplink: [`VMS_PER_EDGE`] VMs) are spread over several
+//! hypervisor edges, as several servers behind one bridge: see
+//! [`edge_blocks`] for the split. Each edge has its own `uplink`; under
+//! `hairpin` edge `k`'s uplink is cabled to bridge port `hv{k}` (each with
+//! reflective relay). Streams stay inside an edge: VM `i` sends to the next
+//! VM of its own edge (the last VM of an edge to the first of the same
+//! edge), so `local` is still pure local switching and under `hairpin`
+//! every frame is reflected by its edge's bridge port. With up to 63 VMs
+//! there is one edge and the topology is the single-edge one above.
 
 use super::engine::{Engine, EngineCfg};
 use super::rfc2544::{self, Params, Progress};
@@ -27,9 +40,11 @@ use crate::gen::vm_mac;
 use crate::port::ring::RingPort;
 use crate::port::Port;
 use crate::runtime::Instance;
+use crate::types::MAX_PORTS;
 use crate::worker::WorkerCfg;
 use clap::Args;
 use std::collections::BTreeMap;
+use std::ops::RangeInclusive;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
@@ -76,7 +91,7 @@ pub struct HarnessArgs {
     /// ACL rule counts.
     #[arg(long, value_delimiter = ',', default_value = "0,100,1000")]
     pub rules: Vec<usize>,
-    /// VMs behind the edge.
+    /// VMs (2..=256); more than 63 are spread evenly over several edges.
     #[arg(long, default_value_t = 4)]
     pub vms: u32,
     /// Runs per point.
@@ -94,7 +109,7 @@ pub struct HarnessArgs {
     /// Line rate the loads refer to.
     #[arg(long, default_value = "10G")]
     pub line_rate: String,
-    /// VM-count sweep (64 B, 0 rules, hairpin and local), e.g. 2,4,16,60.
+    /// VM-count sweep (64 B, 0 rules, hairpin and local; 2..=256 VMs), e.g. 2,16,60,128,256.
     #[arg(long, value_delimiter = ',')]
     pub vm_sweep: Vec<u32>,
     /// Rule-count sweep (64 B, hairpin and local-acl), e.g. 1,10,100,1000,10000.
@@ -135,9 +150,10 @@ pub struct PointRun {
     pub latency: Option<LatencySummary>,
     /// CDF of that latency (ns, share).
     pub latency_cdf: Vec<(u64, f64)>,
-    /// Busy cycles per frame received, per role.
+    /// Busy cycles per frame received, per role (several edges: see [`cycles_by_role`]).
     pub cycles_per_frame: BTreeMap<String, f64>,
-    /// Frames the edge's uplink carried (both directions) per frame delivered.
+    /// Frames the edges' uplinks carried (both directions, summed over the
+    /// edges) per frame delivered.
     pub uplink_per_frame: f64,
     /// Trials of the search.
     pub trials: usize,
@@ -208,16 +224,55 @@ pub struct HarnessResult {
 /// it absorbs a few milliseconds of a descheduled core at 1 Mpps.
 pub const RING_DEPTH: usize = 4096;
 
-fn edge_toml(veb: bool, vms: u32, core: usize, policy: bool) -> String {
+/// Most VMs one edge hosts: a switch has at most [`MAX_PORTS`] ports, and
+/// one of an edge's ports is its uplink.
+pub const VMS_PER_EDGE: u32 = MAX_PORTS as u32 - 1;
+
+/// Most VMs a harness topology has (`--vms`, `--vm-sweep`, `hairpin compare --vms`).
+pub const MAX_VMS: u32 = 256;
+
+/// The VMs (numbered from 1) of each hypervisor edge for `vms` VMs:
+/// `ceil(vms / 63)` edges, each a contiguous block, spread evenly (block
+/// sizes differ by at most one, the larger blocks first): 63 VMs → one
+/// edge, 64 → 32 + 32, 128 → 43 + 43 + 42, 256 → 52 + 51 + 51 + 51 + 51.
+/// Empty for 0 VMs.
+pub fn edge_blocks(vms: u32) -> Vec<RangeInclusive<u32>> {
+    let edges = vms.div_ceil(VMS_PER_EDGE);
+    if edges == 0 {
+        return vec![];
+    }
+    let (base, extra) = (vms / edges, vms % edges);
+    let mut first = 1;
+    (0..edges)
+        .map(|k| {
+            let n = base + u32::from(k < extra);
+            let block = first..=first + n - 1;
+            first += n;
+            block
+        })
+        .collect()
+}
+
+/// The VM that VM `v` of `block` sends to: the next VM of the same edge,
+/// the last one wrapping to the first.
+fn next_in_block(v: u32, block: &RangeInclusive<u32>) -> u32 {
+    if v >= *block.end() {
+        *block.start()
+    } else {
+        v + 1
+    }
+}
+
+fn edge_toml(veb: bool, block: RangeInclusive<u32>, core: usize, policy: bool) -> String {
     let mut s = format!(
         "[switch]\nrole = \"{}\"\nworkers = [{core}]\nring_depth = {RING_DEPTH}\n[switch.fdb]\ncapacity = 4096\nper_port_limit = 4096\n",
         if veb { "edge-veb" } else { "edge-vepa" }
     );
-    for v in 1..=vms {
+    for v in block.clone() {
         s += &format!("[[port]]\nname = \"vm{v}\"\nmode = \"access\"\npvid = 10\n");
     }
     s += "[[port]]\nname = \"uplink\"\nmode = \"trunk\"\nvlans = [10]\nuplink = true\n";
-    for v in 1..=vms {
+    for v in block {
         s += &format!(
             "[[vm]]\nname = \"vm{v}\"\nmac = \"{}\"\nvlan = 10\nport = \"vm{v}\"\n{}",
             vm_mac(v),
@@ -227,21 +282,73 @@ fn edge_toml(veb: bool, vms: u32, core: usize, policy: bool) -> String {
     s
 }
 
-fn bridge_toml(vms: u32, core: usize, policy: bool) -> String {
-    let mut s = format!(
-        "[switch]\nrole = \"bridge\"\nworkers = [{core}]\nring_depth = {RING_DEPTH}\n[[port]]\nname = \"hv1\"\nmode = \"trunk\"\nvlans = [10]\nreflective_relay = true\n[[port]]\nname = \"outside\"\nmode = \"trunk\"\nvlans = [10]\n"
-    );
-    for v in 1..=vms {
+fn bridge_toml(blocks: &[RangeInclusive<u32>], core: usize, policy: bool) -> String {
+    let mut s =
+        format!("[switch]\nrole = \"bridge\"\nworkers = [{core}]\nring_depth = {RING_DEPTH}\n");
+    for k in 1..=blocks.len() {
         s += &format!(
-            "[[vm]]\nname = \"vm{v}\"\nmac = \"{}\"\nvlan = 10\nport = \"hv1\"\n{}",
-            vm_mac(v),
-            if policy { "policy = \"bench\"\n" } else { "" }
+            "[[port]]\nname = \"hv{k}\"\nmode = \"trunk\"\nvlans = [10]\nreflective_relay = true\n"
         );
+    }
+    s += "[[port]]\nname = \"outside\"\nmode = \"trunk\"\nvlans = [10]\n";
+    for (k, block) in blocks.iter().enumerate() {
+        for v in block.clone() {
+            s += &format!(
+                "[[vm]]\nname = \"vm{v}\"\nmac = \"{}\"\nvlan = 10\nport = \"hv{}\"\n{}",
+                vm_mac(v),
+                k + 1,
+                if policy { "policy = \"bench\"\n" } else { "" }
+            );
+        }
     }
     s
 }
 
-/// Build a topology with its streams (one per VM, VM i → VM i+1) and start it.
+/// Frames the edges' `uplink` ports carried (received + transmitted),
+/// summed over every switch that has such a port (the edges; the bridge's
+/// ports are `hv1..` and `outside`).
+pub fn uplink_frames(switches: &[SwitchStats]) -> u64 {
+    switches
+        .iter()
+        .filter_map(|s| s.port_frames.get("uplink"))
+        .sum()
+}
+
+/// Busy cycles per received frame, per role. Several switches of one role
+/// (the edges of a topology with more than [`VMS_PER_EDGE`] VMs) count as
+/// one: their busy cycles summed over their received frames summed (the
+/// mean weighted by frames received), which is what one switch doing all
+/// their work would show. With one switch per role these are its figures.
+pub fn cycles_by_role(switches: &[SwitchStats]) -> BTreeMap<String, f64> {
+    let mut by_role: BTreeMap<&str, Vec<&SwitchStats>> = BTreeMap::new();
+    for s in switches {
+        by_role.entry(&s.role).or_default().push(s);
+    }
+    by_role
+        .into_iter()
+        .map(|(role, v)| {
+            let c = match v[..] {
+                [one] => one.cycles_per_frame,
+                _ => {
+                    // `cycles_per_frame` is busy cycles / max(rx_frames, 1).
+                    let busy: f64 = v
+                        .iter()
+                        .map(|s| s.cycles_per_frame * s.rx_frames.max(1) as f64)
+                        .sum();
+                    let rx: u64 = v.iter().map(|s| s.rx_frames).sum();
+                    busy / rx.max(1) as f64
+                }
+            };
+            (role.to_string(), c)
+        })
+        .collect()
+}
+
+/// Build a topology with its streams (one per VM, VM i → the next VM of
+/// its edge, see the [module docs](self)) and start it. `vms` is clamped
+/// to 2..=[`MAX_VMS`]; more than [`VMS_PER_EDGE`] are spread over several
+/// edges ([`edge_blocks`]). The generator has one queue per VM: port index
+/// `i - 1` is VM `i`'s cable, whichever edge it is on.
 pub fn build(
     topo: Topology,
     vms: u32,
@@ -250,7 +357,9 @@ pub fn build(
     core: usize,
     line_rate: &str,
 ) -> Result<Rig, String> {
-    let vms = vms.clamp(2, 256);
+    let vms = vms.clamp(2, MAX_VMS);
+    let blocks = edge_blocks(vms);
+    let edges = blocks.len();
     let (policy, keys) = if rules > 0 {
         let (t, k) = crate::bench::policy_toml(rules, false, 0);
         (t, k)
@@ -259,56 +368,111 @@ pub fn build(
     };
     let acl_edge = topo == Topology::LocalAcl && rules > 0;
     let acl_bridge = topo == Topology::Hairpin && rules > 0;
-    let ecfg = Config::parse(
-        &(edge_toml(topo != Topology::Hairpin, vms, core, acl_edge)
-            + if acl_edge { &policy } else { "" }),
-    )
-    .map_err(|e| format!("built-in edge config: {e}"))?;
+    let which = |k: usize| {
+        if edges > 1 {
+            format!(" (edge {} of {edges})", k + 1)
+        } else {
+            String::new()
+        }
+    };
+    let mut ecfgs = Vec::with_capacity(edges);
+    for (k, b) in blocks.iter().enumerate() {
+        let c = Config::parse(
+            &(edge_toml(topo != Topology::Hairpin, b.clone(), core, acl_edge)
+                + if acl_edge { &policy } else { "" }),
+        )
+        .map_err(|e| format!("built-in edge config{}: {e}", which(k)))?;
+        ecfgs.push(c);
+    }
+    // Room for a full ring of frames per VM (its TX ring into the edge)
+    // and per edge two (both directions of its uplink).
     let pool = Arc::new(
-        Pool::new(16384 + RING_DEPTH * (vms as usize + 2), ecfg.switch.mtu + 8)
-            .map_err(|e| e.to_string())?,
+        Pool::new(
+            16384 + RING_DEPTH * (vms as usize + 2 * edges),
+            ecfgs[0].switch.mtu + 8,
+        )
+        .map_err(|e| e.to_string())?,
     );
     // Streams carry UDP 5-tuples of the rule set.
     let udp: Vec<_> = keys.iter().filter(|k| k.proto == 17).collect();
-    let mut specs = Vec::new();
-    for v in 1..=vms {
-        let d = v % vms + 1;
-        let mut f = format!("src=vm{v},dst=vm{d},size={size}");
-        if let Some(k) = udp.get(v as usize % udp.len().max(1)) {
-            f += &format!(
-                ",src_ip={},dst_ip={},src_port={},dst_port={}",
-                std::net::Ipv4Addr::from(k.src_ip as u32),
-                std::net::Ipv4Addr::from(k.dst_ip as u32),
-                k.src_port,
-                k.dst_port
-            );
+    // Each edge's streams are compiled against its own config (MACs, ports,
+    // VLANs); the generator numbers its queues by VM (port index i - 1 is
+    // VM i), so each stream's ports and id are renumbered to the whole
+    // topology's: stream v - 1 is VM v's.
+    let mut streams = Vec::with_capacity(vms as usize);
+    for (k, (b, ecfg)) in blocks.iter().zip(&ecfgs).enumerate() {
+        let mut specs = Vec::new();
+        let mut ends = Vec::new();
+        for v in b.clone() {
+            let d = next_in_block(v, b);
+            let mut f = format!("src=vm{v},dst=vm{d},size={size}");
+            if let Some(key) = udp.get(v as usize % udp.len().max(1)) {
+                f += &format!(
+                    ",src_ip={},dst_ip={},src_port={},dst_port={}",
+                    std::net::Ipv4Addr::from(key.src_ip as u32),
+                    std::net::Ipv4Addr::from(key.dst_ip as u32),
+                    key.src_port,
+                    key.dst_port
+                );
+            } else {
+                // VM v is 10.0.0.0 + v across the edges (what compile
+                // picks by position in a one-edge config).
+                f += &format!(
+                    ",src_ip={},dst_ip={}",
+                    std::net::Ipv4Addr::from(0x0a00_0000 | v),
+                    std::net::Ipv4Addr::from(0x0a00_0000 | d)
+                );
+            }
+            specs.push(stream::parse_stream_flag(&f)?);
+            ends.push((v, d));
         }
-        specs.push(stream::parse_stream_flag(&f)?);
+        let compiled = stream::compile(&specs, ecfg, pool.max_frame())
+            .map_err(|e| format!("built-in streams{}: {e}", which(k)))?;
+        for (mut s, (v, d)) in compiled.into_iter().zip(ends) {
+            s.id = (v - 1) as u16;
+            s.tx_port = (v - 1) as usize;
+            s.rx_port = (d - 1) as usize;
+            streams.push(s);
+        }
     }
-    let streams = stream::compile(&specs, &ecfg, pool.max_frame())?;
-    let depth = ecfg.switch.ring_depth;
-    let mut eports: Vec<Box<dyn Port>> = Vec::new();
+    let depth = ecfgs[0].switch.ring_depth;
     let mut queues: super::engine::GenQueues = Vec::new();
-    for v in 0..vms as usize {
-        let (a, mut b) = RingPort::pair(&format!("vm{}", v + 1), 1, depth);
-        eports.push(Box::new(a));
-        queues.push(((v, 0), Box::new(b.take(0).ok_or("ring queue")?)));
+    let mut switches = Vec::new();
+    let mut tasks = Vec::new();
+    let mut instances = Vec::new();
+    let mut uplinks_far = Vec::new();
+    for (b, ecfg) in blocks.iter().zip(ecfgs) {
+        let mut eports: Vec<Box<dyn Port>> = Vec::new();
+        for v in b.clone() {
+            let (a, mut g) = RingPort::pair(&format!("vm{v}"), 1, depth);
+            eports.push(Box::new(a));
+            queues.push((
+                ((v - 1) as usize, 0),
+                Box::new(g.take(0).ok_or("ring queue")?),
+            ));
+        }
+        let (up_edge, up_far) = RingPort::pair("uplink", 1, depth);
+        eports.push(Box::new(up_edge));
+        let mut edge = Instance::with_ports(ecfg.clone(), pool.clone(), eports, vec![])?;
+        let (etask, _) = edge.task(0)?;
+        switches.push((ecfg, vec![etask.shared.clone()]));
+        tasks.push(etask);
+        instances.push(edge);
+        uplinks_far.push(up_far);
     }
-    let (up_edge, up_far) = RingPort::pair("uplink", 1, depth);
-    eports.push(Box::new(up_edge));
-    let mut edge = Instance::with_ports(ecfg.clone(), pool.clone(), eports, vec![])?;
-    let (etask, _) = edge.task(0)?;
-    let mut switches = vec![(ecfg, vec![etask.shared.clone()])];
-    let mut tasks = vec![etask];
-    let mut instances = vec![edge];
     let mut far_ends = Vec::new();
     if topo == Topology::Hairpin {
         let bcfg = Config::parse(
-            &(bridge_toml(vms, core, acl_bridge) + if acl_bridge { &policy } else { "" }),
+            &(bridge_toml(&blocks, core, acl_bridge) + if acl_bridge { &policy } else { "" }),
         )
         .map_err(|e| format!("built-in bridge config: {e}"))?;
         let (out_a, out_b) = RingPort::pair("outside", 1, depth);
-        let bports: Vec<Box<dyn Port>> = vec![Box::new(up_far), Box::new(out_a)];
+        // Bridge port hv{k} is edge k's uplink cable.
+        let mut bports: Vec<Box<dyn Port>> = Vec::new();
+        for up in uplinks_far {
+            bports.push(Box::new(up));
+        }
+        bports.push(Box::new(out_a));
         let mut br = Instance::with_ports(bcfg.clone(), pool.clone(), bports, vec![])?;
         let (btask, _) = br.task(0)?;
         switches.push((bcfg, vec![btask.shared.clone()]));
@@ -316,7 +480,7 @@ pub fn build(
         instances.push(br);
         far_ends.push(out_b);
     } else {
-        far_ends.push(up_far);
+        far_ends.extend(uplinks_far);
     }
     let n = streams.len();
     let engine = Engine::new(
@@ -361,11 +525,7 @@ fn one_run(rig: &mut Rig, p: &Params, stop: &AtomicBool) -> (PointRun, bool) {
         .max_by(|a, b| a.load_pct.total_cmp(&b.load_pct))
         .map(|x| x.received)
         .unwrap_or(0);
-    let edge: Option<&SwitchStats> = t.switches.first();
-    let uplink = edge
-        .and_then(|e| e.port_frames.get("uplink"))
-        .copied()
-        .unwrap_or(0);
+    let uplink = uplink_frames(&t.switches);
     (
         PointRun {
             mpps: t.mpps,
@@ -374,11 +534,7 @@ fn one_run(rig: &mut Rig, p: &Params, stop: &AtomicBool) -> (PointRun, bool) {
             generator_limited: t.generator_limited,
             latency: lat,
             latency_cdf: cdf,
-            cycles_per_frame: t
-                .switches
-                .iter()
-                .map(|s| (s.role.clone(), s.cycles_per_frame))
-                .collect(),
+            cycles_per_frame: cycles_by_role(&t.switches),
             uplink_per_frame: uplink as f64 / received.max(1) as f64,
             trials: t.trials.len(),
         },
@@ -483,8 +639,11 @@ pub fn harness(a: &HarnessArgs, quiet: bool, stop: &AtomicBool) -> Result<Harnes
     if !(0.0..=100.0).contains(&a.tolerance) {
         return Err("--tolerance: a loss percentage in 0..=100".into());
     }
-    if !(2..=256).contains(&a.vms) {
-        return Err("--vms: between 2 and 256".into());
+    if !(2..=MAX_VMS).contains(&a.vms) {
+        return Err(format!("--vms: between 2 and {MAX_VMS}"));
+    }
+    if let Some(v) = a.vm_sweep.iter().find(|v| !(2..=MAX_VMS).contains(*v)) {
+        return Err(format!("--vm-sweep: {v} VMs; between 2 and {MAX_VMS}"));
     }
     let n = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -715,4 +874,149 @@ pub fn generator_alone(
         rx_mpps: r.received as f64 / r.seconds / 1e6,
         seconds: r.seconds,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sizes(vms: u32) -> Vec<u32> {
+        edge_blocks(vms)
+            .iter()
+            .map(|b| b.end() + 1 - b.start())
+            .collect()
+    }
+
+    #[test]
+    fn vms_are_split_evenly_over_edges_of_at_most_63() {
+        assert_eq!(edge_blocks(2), vec![1..=2]);
+        assert_eq!(edge_blocks(63), vec![1..=63]);
+        assert_eq!(edge_blocks(64), vec![1..=32, 33..=64]);
+        assert_eq!(edge_blocks(126), vec![1..=63, 64..=126]);
+        assert_eq!(sizes(127), vec![43, 42, 42]);
+        assert_eq!(sizes(128), vec![43, 43, 42]);
+        assert_eq!(sizes(256), vec![52, 51, 51, 51, 51]);
+        assert!(edge_blocks(0).is_empty());
+        for n in 1..=MAX_VMS {
+            let b = edge_blocks(n);
+            assert_eq!(b.len() as u32, n.div_ceil(63), "{n} VMs");
+            // Contiguous, in order, covering 1..=n.
+            let mut next = 1;
+            for r in &b {
+                assert_eq!(*r.start(), next, "{n} VMs: {b:?}");
+                assert!(r.end() >= r.start(), "{n} VMs: {b:?}");
+                next = r.end() + 1;
+            }
+            assert_eq!(next, n + 1, "{n} VMs: {b:?}");
+            let z = sizes(n);
+            let (lo, hi) = (*z.iter().min().unwrap(), *z.iter().max().unwrap());
+            assert!(hi <= VMS_PER_EDGE && hi - lo <= 1, "{n} VMs: {z:?}");
+            // Streams stay inside an edge: every edge with 2+ VMs has no self-stream.
+            if n >= 2 {
+                assert!(lo >= 2, "{n} VMs: {z:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn streams_wrap_inside_their_edge() {
+        let b = 33..=64;
+        assert_eq!(next_in_block(33, &b), 34);
+        assert_eq!(next_in_block(63, &b), 64);
+        assert_eq!(next_in_block(64, &b), 33);
+    }
+
+    #[test]
+    fn edge_and_bridge_configs_for_256_vms() {
+        let blocks = edge_blocks(256);
+        for (k, b) in blocks.iter().enumerate() {
+            let c = Config::parse(&edge_toml(false, b.clone(), 0, false))
+                .unwrap_or_else(|e| panic!("edge {}: {e}", k + 1));
+            let names: Vec<&str> = c.port.iter().map(|p| p.name.as_str()).collect();
+            assert_eq!(names.len() as u32, b.end() - b.start() + 2);
+            assert_eq!(names[0], format!("vm{}", b.start()));
+            assert_eq!(names[names.len() - 1], "uplink");
+            assert_eq!(c.vm.len() as u32, b.end() - b.start() + 1);
+        }
+        // One edge holds at most 63 VMs: 64 in one config is refused.
+        let e = Config::parse(&edge_toml(true, 1..=64, 0, false)).unwrap_err();
+        assert!(e.to_string().contains("ports; at most 64"), "{e}");
+        let br = Config::parse(&bridge_toml(&blocks, 0, false)).unwrap();
+        let names: Vec<&str> = br.port.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["hv1", "hv2", "hv3", "hv4", "hv5", "outside"]);
+        for p in &br.port[..5] {
+            assert!(p.reflective_relay.static_on(), "{}", p.name);
+            assert_eq!(Config::port_vlans(p), vec![10], "{}", p.name);
+        }
+        assert!(!br.port[5].reflective_relay.is_set());
+        assert_eq!(br.vm.len(), 256);
+        for (k, b) in blocks.iter().enumerate() {
+            for v in b.clone() {
+                let vm = &br.vm[v as usize - 1];
+                assert_eq!(vm.name, format!("vm{v}"));
+                assert_eq!(vm.port, format!("hv{}", k + 1), "vm{v}");
+            }
+        }
+    }
+
+    fn stats(role: &str, rx: u64, cpf: f64, uplink: Option<u64>) -> SwitchStats {
+        SwitchStats {
+            role: role.into(),
+            rx_frames: rx,
+            cycles_per_frame: cpf,
+            port_frames: uplink
+                .map(|u| [("vm1".to_string(), 7), ("uplink".to_string(), u)].into())
+                .unwrap_or_default(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn edges_aggregate_uplink_frames_and_cycles_by_role() {
+        let sw = [
+            stats("edge-vepa", 100, 200.0, Some(200)),
+            stats("edge-vepa", 300, 100.0, Some(600)),
+            stats("bridge", 400, 150.0, None),
+        ];
+        assert_eq!(uplink_frames(&sw), 800);
+        let c = cycles_by_role(&sw);
+        assert_eq!(c.len(), 2, "{c:?}");
+        // (100 * 200 + 300 * 100) / (100 + 300)
+        assert_eq!(c["edge-vepa"], 125.0);
+        assert_eq!(c["bridge"], 150.0);
+        // One switch per role: its own figure.
+        let one = cycles_by_role(&sw[..1]);
+        assert_eq!(one["edge-vepa"], 200.0);
+        assert_eq!(uplink_frames(&sw[2..]), 0);
+    }
+
+    #[test]
+    fn harness_refuses_vm_counts_outside_2_to_256() {
+        let args = |vms: u32, sweep: Vec<u32>| HarnessArgs {
+            quick: false,
+            sizes: vec!["64".into()],
+            rules: vec![0],
+            vms,
+            repeats: 1,
+            trial: 0.05,
+            resolution: 10.0,
+            tolerance: 0.0,
+            line_rate: "10G".into(),
+            vm_sweep: sweep,
+            rule_sweep: vec![],
+            switch_core: Some(0),
+            out_dir: None,
+            command: String::new(),
+            commit: String::new(),
+            note: String::new(),
+            from: None,
+        };
+        let stop = AtomicBool::new(false);
+        let e = harness(&args(257, vec![]), true, &stop).unwrap_err();
+        assert_eq!(e, "--vms: between 2 and 256");
+        let e = harness(&args(4, vec![2, 300]), true, &stop).unwrap_err();
+        assert_eq!(e, "--vm-sweep: 300 VMs; between 2 and 256");
+        let e = harness(&args(4, vec![1]), true, &stop).unwrap_err();
+        assert_eq!(e, "--vm-sweep: 1 VMs; between 2 and 256");
+    }
 }
