@@ -2,8 +2,9 @@
 //! --rules N` configuration driven through the real pipeline with the
 //! in-process harness (no generator thread), for `valgrind --tool=callgrind`.
 //!
-//! `cargo run --release --example policy_profile -- RULES [FRAMES] [qos] [flows=N]`
+//! `cargo run --release --example policy_profile -- RULES [FRAMES] [qos|vms] [flows=N]`
 //! (`qos`: a meter on every VM and 8-class egress, as `hairpin bench --qos`;
+//! `vms`: every MAC a VM even with no rules, as `hairpin bench --vms`;
 //! `flows=N`: N distinct frames, default 4096; `hairpin bench` keeps 1,536
 //! in flight).
 //! Prints the minimum and the median cycles per frame over windows of one
@@ -18,6 +19,7 @@ fn main() {
     let n: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(100);
     let frames: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(200_000);
     let qos = args.iter().skip(3).any(|a| a == "qos");
+    let vms = args.iter().skip(3).any(|a| a == "vms");
     let flows: usize = args
         .iter()
         .find_map(|a| a.strip_prefix("flows=").and_then(|n| n.parse().ok()))
@@ -27,7 +29,7 @@ fn main() {
         base += "egress = { strict = 2 }\n";
     }
     let (t, keys) = hairpin::bench::policy_toml(n, qos, 1000);
-    let toml = if n == 0 && !qos {
+    let toml = if n == 0 && !qos && !vms {
         base.to_string()
     } else {
         base.to_string() + &t

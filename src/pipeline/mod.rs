@@ -170,6 +170,15 @@ fn set_dscp(d: &mut [u8], et_off: usize, dscp: u8) -> bool {
     ) && crate::qos::mark::set_dscp(d, et_off + 2, dscp)
 }
 
+/// Frames staged for a scheduled port without being queued (see
+/// [`crate::qos::sched::Sched::can_bypass`]).
+#[derive(Clone, Copy, Default)]
+struct Direct {
+    class: u8,
+    frames: u32,
+    bytes: u64,
+}
+
 /// What to apply to one egress copy: class and rewrites.
 #[derive(Clone, Copy)]
 struct Fix {
@@ -386,6 +395,9 @@ pub struct Pipeline {
     sched: Vec<Option<crate::qos::sched::Sched>>,
     /// Ports whose scheduler holds frames.
     backlog: u64,
+    /// Per port: frames of one class staged past an empty, unshaped
+    /// scheduler in this burst (credited to it at the flush).
+    direct: Vec<Direct>,
     /// Switch clock of the current burst, ns.
     now_ns: u64,
     cell: Arc<SnapshotCell>,
@@ -447,6 +459,7 @@ impl Pipeline {
                 })
                 .collect(),
             backlog: 0,
+            direct: vec![Direct::default(); n],
             now_ns: 0,
             hits: vec![[0; 2]; model.policy.hit_names.len()],
             named: vec![[0; 2]; model.policy.counter_names.len()],
@@ -1549,6 +1562,42 @@ impl Pipeline {
         );
         if let Some(s) = self.sched[p].as_mut() {
             let len = b.len() as u32;
+            let class = fix.class.min(7);
+            if s.can_bypass() {
+                // An empty, unshaped scheduler sends the frames of one class
+                // in arrival order at the flush: while every frame for this
+                // port in this burst has one class (within its depth), they
+                // are staged for the port at once and accounted at the flush.
+                let q = &mut self.txq[p];
+                let d = &mut self.direct[p];
+                let (n, c) = (d.frames, d.class);
+                if (n == 0 || c == class) && n < s.limit(class) && q.space() > 0 {
+                    let _ = q.push(b);
+                    *d = Direct {
+                        class,
+                        frames: n + 1,
+                        bytes: d.bytes + u64::from(len),
+                    };
+                    self.dirty |= 1 << p;
+                    trace!(t, i, "queue", "class {} on {}", fix.class, port.name);
+                    return;
+                }
+                // Another class (or the depth or the staging is reached): what
+                // was staged goes into its queue first, in order, as if queued.
+                if n > 0 {
+                    *d = Direct::default();
+                    for f in q.drain() {
+                        let l = f.len() as u32;
+                        if let Err(Dropped(f)) = s.enqueue(c, f, l) {
+                            // Not reached: at most the class's depth was staged.
+                            self.ctr.drop(DropReason::QueueFull);
+                            self.port_ctr[p].drops[DropReason::QueueFull as usize] += 1;
+                            self.cache.free(&self.pool, f);
+                        }
+                    }
+                    self.backlog |= 1 << p;
+                }
+            }
             match s.enqueue(fix.class, b, len) {
                 Ok(()) => {
                     trace!(t, i, "queue", "class {} on {}", fix.class, port.name);
@@ -1586,6 +1635,10 @@ impl Pipeline {
 
     fn flush_port(&mut self, p: usize, tx: &mut [Box<dyn PortQueue>]) {
         if let Some(s) = self.sched[p].as_mut() {
+            let d = std::mem::take(&mut self.direct[p]);
+            if d.frames > 0 {
+                s.credit_direct(d.class, u64::from(d.frames), d.bytes);
+            }
             let q = &mut self.txq[p];
             let room = q.space();
             s.dequeue_burst(self.now_ns, q, room);
@@ -1709,6 +1762,7 @@ impl Pipeline {
             });
         }
         self.backlog = 0;
+        self.direct.fill(Direct::default());
         for q in &mut self.txq {
             for b in q.drain() {
                 self.pool.free(b);

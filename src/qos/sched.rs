@@ -315,6 +315,40 @@ impl Sched {
         Ok(())
     }
 
+    /// True when frames of one class may skip the queues: nothing is queued
+    /// and no shaper holds frames back, so a flush would send every frame
+    /// of that class in arrival order (see [`Sched::credit_direct`]).
+    #[inline(always)]
+    pub fn can_bypass(&self) -> bool {
+        self.shaper.is_none() && self.q.iter().all(Ring::is_empty)
+    }
+
+    /// Frames `class` (0..=7; higher values are taken as 7) may hold before tail drop.
+    #[inline(always)]
+    pub fn limit(&self, class: u8) -> u32 {
+        self.limit[usize::from(class.min(7))]
+    }
+
+    /// Account `frames` frames of `bytes` bytes of `class` that went to the
+    /// port without being queued (while [`Sched::can_bypass`] held and all
+    /// were of that class, within its depth): the counters and the DRR state
+    /// end as a dequeue of exactly those frames from an empty scheduler
+    /// would leave them.
+    #[inline]
+    pub fn credit_direct(&mut self, class: u8, frames: u64, bytes: u64) {
+        let c = usize::from(class.min(7));
+        let st = &mut self.stats[c];
+        st.dequeued += frames;
+        st.bytes += bytes;
+        if self.strict & (1 << c) == 0 {
+            // A DRR class served until empty: the pointer stays on it, its
+            // deficit is spent, the next visit starts with a fresh quantum.
+            self.cur = c as u8;
+            self.deficit[c] = 0;
+            self.fresh = true;
+        }
+    }
+
     /// Send up to `max` frames (and no more than `out` has room for) into `out`,
     /// as the priorities, weights and shaper allow at `now_ns`. Returns the count.
     #[inline]
