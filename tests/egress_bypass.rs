@@ -97,15 +97,20 @@ fn bursts() -> Vec<Vec<Vec<u8>>> {
     }
     // Mixed classes: the later class first, the earlier one after a run.
     out.push(vec![next(B, 5), next(B, 5), next(B, 7000), next(B, 5)]);
-    out.push(vec![next(B, 1000), next(B, 3000), next(B, 1000), next(B, 7000)]);
+    out.push(vec![
+        next(B, 1000),
+        next(B, 3000),
+        next(B, 1000),
+        next(B, 7000),
+    ]);
     out.push((0..12).map(|i| next(B, ports[i % 4])).collect());
     // Both ports, and floods (one copy per port, each judged on its own).
-    out.push((0..10).map(|i| next(if i % 2 == 0 { B } else { C }, 3000)).collect());
     out.push(
-        (0..8)
-            .map(|i| next(Mac([0xff; 6]), ports[i % 2]))
+        (0..10)
+            .map(|i| next(if i % 2 == 0 { B } else { C }, 3000))
             .collect(),
     );
+    out.push((0..8).map(|i| next(Mac([0xff; 6]), ports[i % 2])).collect());
     out.push((0..32).map(|i| next(C, ports[(i / 8) % 4])).collect());
     out
 }
@@ -120,10 +125,12 @@ fn run(shape: &str) -> Run {
     let mut h = Harness::new(config(shape), true).unwrap();
     // B and C are learned first, so their unicast is known.
     let hello = |m: Mac| {
-        FrameBuilder::new()
-            .src(m)
-            .dst(A)
-            .udp4(Ipv4Addr::new(10, 0, 0, 9), Ipv4Addr::new(10, 0, 0, 1), 1, 2)
+        FrameBuilder::new().src(m).dst(A).udp4(
+            Ipv4Addr::new(10, 0, 0, 9),
+            Ipv4Addr::new(10, 0, 0, 1),
+            1,
+            2,
+        )
     };
     h.run(0, &[&hello(B)], 1);
     h.run(1, &[&hello(C)], 1);

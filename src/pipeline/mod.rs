@@ -171,7 +171,7 @@ fn set_dscp(d: &mut [u8], et_off: usize, dscp: u8) -> bool {
 }
 
 /// Frames staged for a scheduled port without being queued (see
-/// [`crate::qos::sched::Sched::can_bypass`]).
+/// [`crate::qos::sched::Sched::credit_direct`]).
 #[derive(Clone, Copy, Default)]
 struct Direct {
     class: u8,
@@ -813,6 +813,12 @@ impl Pipeline {
                     }
                 });
                 self.dirty |= 1 << p;
+            }
+            // The bit follows what the (new) scheduler holds.
+            if fresh.as_ref().is_some_and(|f| !f.is_empty()) {
+                self.backlog |= 1 << p;
+            } else {
+                self.backlog &= !(1 << p);
             }
             self.sched[p] = fresh;
         }
@@ -1563,7 +1569,8 @@ impl Pipeline {
         if let Some(s) = self.sched[p].as_mut() {
             let len = b.len() as u32;
             let class = fix.class.min(7);
-            if s.can_bypass() {
+            // `backlog` has the port's bit whenever its scheduler holds frames.
+            if s.unshaped() && self.backlog & (1 << p) == 0 {
                 // An empty, unshaped scheduler sends the frames of one class
                 // in arrival order at the flush: while every frame for this
                 // port in this burst has one class (within its depth), they

@@ -315,12 +315,12 @@ impl Sched {
         Ok(())
     }
 
-    /// True when frames of one class may skip the queues: nothing is queued
-    /// and no shaper holds frames back, so a flush would send every frame
-    /// of that class in arrival order (see [`Sched::credit_direct`]).
+    /// True without a shaper. Then, while nothing is queued, a flush sends
+    /// every queued frame of one class in arrival order, so frames of one
+    /// class may skip the queues (see [`Sched::credit_direct`]).
     #[inline(always)]
-    pub fn can_bypass(&self) -> bool {
-        self.shaper.is_none() && self.q.iter().all(Ring::is_empty)
+    pub fn unshaped(&self) -> bool {
+        self.shaper.is_none()
     }
 
     /// Frames `class` (0..=7; higher values are taken as 7) may hold before tail drop.
@@ -330,8 +330,8 @@ impl Sched {
     }
 
     /// Account `frames` frames of `bytes` bytes of `class` that went to the
-    /// port without being queued (while [`Sched::can_bypass`] held and all
-    /// were of that class, within its depth): the counters and the DRR state
+    /// port without being queued (the scheduler [`Sched::unshaped`] and
+    /// empty, all of that class, within its depth): the counters and the DRR state
     /// end as a dequeue of exactly those frames from an empty scheduler
     /// would leave them.
     #[inline]
