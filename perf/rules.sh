@@ -42,3 +42,7 @@ for c in $cases; do
 done
 echo "ratio to 0 rules: $(for c in vms 100 1000 10000 100nc 1000nc 10000nc qos; do printf '%s=%s ' "$c" "$(awk -v a="$(cut -d' ' -f1 "$out/$c" | med)" -v b="$base" 'BEGIN{printf "%.2f", a/b}')"; done)"
 echo "qos / vms-only: $(awk -v a="$(cut -d' ' -f1 "$out/qos" | med)" -v b="$(cut -d' ' -f1 "$out/vms" | med)" 'BEGIN{printf "%.2f", a/b}')"
+# Per round (the cases of one round run back to back, so a host that
+# changes speed between rounds moves both sides of these ratios together).
+paste -d' ' <(cut -d' ' -f1 "$out/0") <(cut -d' ' -f1 "$out/vms") <(cut -d' ' -f1 "$out/100") <(cut -d' ' -f1 "$out/qos") |
+  awk '{printf "round %d: 100 rules %.2f Mpps, 100/0 %.2f, qos/0 %.2f, qos/vms-only %.2f\n", NR, $3, $3/$1, $4/$1, $4/$2}'
