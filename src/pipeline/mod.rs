@@ -179,6 +179,20 @@ struct Direct {
     bytes: u64,
 }
 
+/// Frames of one class that may pass an empty scheduler of `cfg` in one
+/// burst: none with a shaper (or no scheduler), else as many as the
+/// smallest class depth and the port's TX staging (`staging`) both hold, so
+/// a staged run never exceeds what its queue would have taken.
+fn bypass_cap(cfg: Option<&crate::qos::sched::SchedConfig>, staging: usize) -> u32 {
+    match cfg {
+        Some(c) if c.shaper.is_none() => {
+            let depth = c.depth.iter().copied().min().unwrap_or(0);
+            depth.min(u32::try_from(staging).unwrap_or(u32::MAX))
+        }
+        _ => 0,
+    }
+}
+
 /// What to apply to one egress copy: class and rewrites.
 #[derive(Clone, Copy)]
 struct Fix {
@@ -227,8 +241,8 @@ fn police<T: Tracer>(
             continue;
         }
         let m = m as usize;
-        let pre = match pol.meter_yellow_pcp[m] {
-            Some(p) if me.tagged && me.pcp == p => Color::Yellow,
+        let pre = match me.tagged.then(|| pol.meter_yellow_pcp[m]) {
+            Some(Some(p)) if me.pcp == p => Color::Yellow,
             _ => Color::Green,
         };
         let (c, act) = meters[m].police(now_ns, len as u32, pre);
@@ -398,6 +412,9 @@ pub struct Pipeline {
     /// Per port: frames of one class staged past an empty, unshaped
     /// scheduler in this burst (credited to it at the flush).
     direct: Vec<Direct>,
+    /// Per port: how many frames may be staged past its scheduler in one
+    /// burst ([`bypass_cap`]; 0: never).
+    bypass_cap: Vec<u32>,
     /// Switch clock of the current burst, ns.
     now_ns: u64,
     cell: Arc<SnapshotCell>,
@@ -460,6 +477,11 @@ impl Pipeline {
                 .collect(),
             backlog: 0,
             direct: vec![Direct::default(); n],
+            bypass_cap: model
+                .ports
+                .iter()
+                .map(|p| bypass_cap(p.egress.as_ref(), b * 2))
+                .collect(),
             now_ns: 0,
             hits: vec![[0; 2]; model.policy.hit_names.len()],
             named: vec![[0; 2]; model.policy.counter_names.len()],
@@ -814,6 +836,7 @@ impl Pipeline {
                 });
                 self.dirty |= 1 << p;
             }
+            self.bypass_cap[p] = bypass_cap(port.egress.as_ref(), self.txq[p].capacity());
             // The bit follows what the (new) scheduler holds.
             if fresh.as_ref().is_some_and(|f| !f.is_empty()) {
                 self.backlog |= 1 << p;
@@ -1570,15 +1593,18 @@ impl Pipeline {
             let len = b.len() as u32;
             let class = fix.class.min(7);
             // `backlog` has the port's bit whenever its scheduler holds frames.
-            if s.unshaped() && self.backlog & (1 << p) == 0 {
+            let cap = self.bypass_cap[p];
+            if cap != 0 && self.backlog & (1 << p) == 0 {
                 // An empty, unshaped scheduler sends the frames of one class
                 // in arrival order at the flush: while every frame for this
                 // port in this burst has one class (within its depth), they
                 // are staged for the port at once and accounted at the flush.
+                // The staging holds only these frames (n of them), and
+                // n < cap keeps both it and the class queue from filling.
                 let q = &mut self.txq[p];
                 let d = &mut self.direct[p];
                 let (n, c) = (d.frames, d.class);
-                if (n == 0 || c == class) && n < s.limit(class) && q.space() > 0 {
+                if (n == 0 || c == class) && n < cap {
                     let _ = q.push(b);
                     *d = Direct {
                         class,

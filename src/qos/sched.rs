@@ -315,23 +315,10 @@ impl Sched {
         Ok(())
     }
 
-    /// True without a shaper. Then, while nothing is queued, a flush sends
-    /// every queued frame of one class in arrival order, so frames of one
-    /// class may skip the queues (see [`Sched::credit_direct`]).
-    #[inline(always)]
-    pub fn unshaped(&self) -> bool {
-        self.shaper.is_none()
-    }
-
-    /// Frames `class` (0..=7; higher values are taken as 7) may hold before tail drop.
-    #[inline(always)]
-    pub fn limit(&self, class: u8) -> u32 {
-        self.limit[usize::from(class.min(7))]
-    }
-
     /// Account `frames` frames of `bytes` bytes of `class` that went to the
-    /// port without being queued (the scheduler [`Sched::unshaped`] and
-    /// empty, all of that class, within its depth): the counters and the DRR state
+    /// port without being queued (the scheduler without a shaper and empty,
+    /// all of that class, within its depth: a flush would have sent exactly
+    /// them, in that order): the counters and the DRR state
     /// end as a dequeue of exactly those frames from an empty scheduler
     /// would leave them.
     #[inline]
