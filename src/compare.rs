@@ -8,7 +8,8 @@
 //! numbers and timestamps. The engine runs closed loop (a bounded number of
 //! frames on the way per stream, [`crate::pktgen::engine::EngineCfg::window`],
 //! lowered for many VMs per edge by [`effective_window`]), so no queue
-//! overflows and the delivered rate is the loss-free rate of the topology. Figures are measured, never derived: offered = frames the VMs
+//! overflows and the delivered rate is the loss-free rate of the topology.
+//! Figures are measured, never derived: offered = frames the VMs
 //! handed to the edge, delivered = distinct frames the destination VMs
 //! received; uplink frames and reflections come from the switches' counters.
 //!

@@ -344,6 +344,24 @@ pub fn cycles_by_role(switches: &[SwitchStats]) -> BTreeMap<String, f64> {
         .collect()
 }
 
+/// Start one switch of a topology on `ports` and add its worker task, its
+/// counters and its instance to the rig's lists.
+fn add_switch(
+    cfg: Config,
+    pool: &Arc<Pool>,
+    ports: Vec<Box<dyn Port>>,
+    switches: &mut Vec<(Config, Vec<Arc<crate::stats::SharedCounters>>)>,
+    tasks: &mut Vec<crate::worker::Task>,
+    instances: &mut Vec<Instance>,
+) -> Result<(), String> {
+    let mut inst = Instance::with_ports(cfg.clone(), pool.clone(), ports, vec![])?;
+    let (task, _) = inst.task(0)?;
+    switches.push((cfg, vec![task.shared.clone()]));
+    tasks.push(task);
+    instances.push(inst);
+    Ok(())
+}
+
 /// Build a topology with its streams (one per VM, VM i → the next VM of
 /// its edge, see the [module docs](self)) and start it. `vms` is clamped
 /// to 2..=[`MAX_VMS`]; more than [`VMS_PER_EDGE`] are spread over several
@@ -453,11 +471,14 @@ pub fn build(
         }
         let (up_edge, up_far) = RingPort::pair("uplink", 1, depth);
         eports.push(Box::new(up_edge));
-        let mut edge = Instance::with_ports(ecfg.clone(), pool.clone(), eports, vec![])?;
-        let (etask, _) = edge.task(0)?;
-        switches.push((ecfg, vec![etask.shared.clone()]));
-        tasks.push(etask);
-        instances.push(edge);
+        add_switch(
+            ecfg,
+            &pool,
+            eports,
+            &mut switches,
+            &mut tasks,
+            &mut instances,
+        )?;
         uplinks_far.push(up_far);
     }
     let mut far_ends = Vec::new();
@@ -473,11 +494,14 @@ pub fn build(
             bports.push(Box::new(up));
         }
         bports.push(Box::new(out_a));
-        let mut br = Instance::with_ports(bcfg.clone(), pool.clone(), bports, vec![])?;
-        let (btask, _) = br.task(0)?;
-        switches.push((bcfg, vec![btask.shared.clone()]));
-        tasks.push(btask);
-        instances.push(br);
+        add_switch(
+            bcfg,
+            &pool,
+            bports,
+            &mut switches,
+            &mut tasks,
+            &mut instances,
+        )?;
         far_ends.push(out_b);
     } else {
         far_ends.extend(uplinks_far);
