@@ -170,13 +170,17 @@ fn set_dscp(d: &mut [u8], et_off: usize, dscp: u8) -> bool {
     ) && crate::qos::mark::set_dscp(d, et_off + 2, dscp)
 }
 
-/// Frames staged for a scheduled port without being queued (see
-/// [`crate::qos::sched::Sched::credit_direct`]).
+/// Per port: frames staged past its scheduler without being queued (see
+/// [`crate::qos::sched::Sched::credit_direct`]), and how many may be.
 #[derive(Clone, Copy, Default)]
 struct Direct {
-    class: u8,
+    /// Frames one burst may stage past the empty scheduler ([`bypass_cap`];
+    /// 0: never). Set with the scheduler, kept across bursts.
+    cap: u32,
+    /// Frames staged in this burst (the port's whole TX staging while > 0).
     frames: u32,
-    bytes: u64,
+    /// Their class.
+    class: u8,
 }
 
 /// Frames of one class that may pass an empty scheduler of `cfg` in one
@@ -241,6 +245,11 @@ fn police<T: Tracer>(
             continue;
         }
         let m = m as usize;
+        // Green with local tokens on a colour-blind meter: transmit (a trace
+        // takes the full path to name the colour).
+        if !T::ON && meters[m].try_green(len as u32) {
+            continue;
+        }
         let pre = match me.tagged.then(|| pol.meter_yellow_pcp[m]) {
             Some(Some(p)) if me.pcp == p => Color::Yellow,
             _ => Color::Green,
@@ -410,11 +419,8 @@ pub struct Pipeline {
     /// Ports whose scheduler holds frames.
     backlog: u64,
     /// Per port: frames of one class staged past an empty, unshaped
-    /// scheduler in this burst (credited to it at the flush).
+    /// scheduler in this burst (credited to it at the flush), and the cap.
     direct: Vec<Direct>,
-    /// Per port: how many frames may be staged past its scheduler in one
-    /// burst ([`bypass_cap`]; 0: never).
-    bypass_cap: Vec<u32>,
     /// Switch clock of the current burst, ns.
     now_ns: u64,
     cell: Arc<SnapshotCell>,
@@ -476,11 +482,13 @@ impl Pipeline {
                 })
                 .collect(),
             backlog: 0,
-            direct: vec![Direct::default(); n],
-            bypass_cap: model
+            direct: model
                 .ports
                 .iter()
-                .map(|p| bypass_cap(p.egress.as_ref(), b * 2))
+                .map(|p| Direct {
+                    cap: bypass_cap(p.egress.as_ref(), b * 2),
+                    ..Direct::default()
+                })
                 .collect(),
             now_ns: 0,
             hits: vec![[0; 2]; model.policy.hit_names.len()],
@@ -836,7 +844,7 @@ impl Pipeline {
                 });
                 self.dirty |= 1 << p;
             }
-            self.bypass_cap[p] = bypass_cap(port.egress.as_ref(), self.txq[p].capacity());
+            self.direct[p].cap = bypass_cap(port.egress.as_ref(), self.txq[p].capacity());
             // The bit follows what the (new) scheduler holds.
             if fresh.as_ref().is_some_and(|f| !f.is_empty()) {
                 self.backlog |= 1 << p;
@@ -1593,8 +1601,8 @@ impl Pipeline {
             let len = b.len() as u32;
             let class = fix.class.min(7);
             // `backlog` has the port's bit whenever its scheduler holds frames.
-            let cap = self.bypass_cap[p];
-            if cap != 0 && self.backlog & (1 << p) == 0 {
+            let d = &mut self.direct[p];
+            if d.cap != 0 && self.backlog & (1 << p) == 0 {
                 // An empty, unshaped scheduler sends the frames of one class
                 // in arrival order at the flush: while every frame for this
                 // port in this burst has one class (within its depth), they
@@ -1602,15 +1610,11 @@ impl Pipeline {
                 // The staging holds only these frames (n of them), and
                 // n < cap keeps both it and the class queue from filling.
                 let q = &mut self.txq[p];
-                let d = &mut self.direct[p];
                 let (n, c) = (d.frames, d.class);
-                if (n == 0 || c == class) && n < cap {
+                if (n == 0 || c == class) && n < d.cap {
                     let _ = q.push(b);
-                    *d = Direct {
-                        class,
-                        frames: n + 1,
-                        bytes: d.bytes + u64::from(len),
-                    };
+                    d.frames = n + 1;
+                    d.class = class;
                     self.dirty |= 1 << p;
                     trace!(t, i, "queue", "class {} on {}", fix.class, port.name);
                     return;
@@ -1618,7 +1622,7 @@ impl Pipeline {
                 // Another class (or the depth or the staging is reached): what
                 // was staged goes into its queue first, in order, as if queued.
                 if n > 0 {
-                    *d = Direct::default();
+                    d.frames = 0;
                     for f in q.drain() {
                         let l = f.len() as u32;
                         if let Err(Dropped(f)) = s.enqueue(c, f, l) {
@@ -1668,9 +1672,12 @@ impl Pipeline {
 
     fn flush_port(&mut self, p: usize, tx: &mut [Box<dyn PortQueue>]) {
         if let Some(s) = self.sched[p].as_mut() {
-            let d = std::mem::take(&mut self.direct[p]);
+            let d = &mut self.direct[p];
             if d.frames > 0 {
-                s.credit_direct(d.class, u64::from(d.frames), d.bytes);
+                // The staging holds exactly the frames that passed.
+                let bytes = self.txq[p].as_slice().iter().map(|b| b.len() as u64).sum();
+                s.credit_direct(d.class, u64::from(d.frames), bytes);
+                d.frames = 0;
             }
             let q = &mut self.txq[p];
             let room = q.space();
@@ -1795,7 +1802,9 @@ impl Pipeline {
             });
         }
         self.backlog = 0;
-        self.direct.fill(Direct::default());
+        for d in &mut self.direct {
+            d.frames = 0;
+        }
         for q in &mut self.txq {
             for b in q.drain() {
                 self.pool.free(b);

@@ -600,6 +600,8 @@ pub struct MeterCache {
     green_bytes: u64,
     sr: bool,
     aware: bool,
+    /// Colour-blind and green transmits unchanged: `try_green` may answer.
+    blind_tx: bool,
     /// Actions for green, yellow, red (from the shared config).
     actions: [Action; 3],
     /// Yellow and red frames.
@@ -631,6 +633,7 @@ impl MeterCache {
             x: 0,
             sr,
             aware,
+            blind_tx: !aware && actions[Color::Green as usize] == Action::Transmit,
             green_pkts: 0,
             green_bytes: 0,
             actions,
@@ -684,6 +687,27 @@ impl MeterCache {
             self.bytes[k] += len;
         }
         c
+    }
+
+    /// The common case in one test: a colour-blind meter whose green frames
+    /// go out unchanged, holding enough local tokens for a green frame of
+    /// `len` bytes. Then the frame is counted green, its tokens are taken and
+    /// the answer is true (transmit); otherwise nothing changes and the frame
+    /// must go through `police`. Same colour as `police` would give.
+    #[inline(always)]
+    pub fn try_green(&mut self, len: u32) -> bool {
+        let len = u64::from(len);
+        // srTCM green takes committed tokens only; trTCM green takes both.
+        if !(self.blind_tx && self.c >= len && (self.sr || self.x >= len)) {
+            return false;
+        }
+        self.c -= len;
+        if !self.sr {
+            self.x -= len;
+        }
+        self.green_pkts += 1;
+        self.green_bytes += len;
+        true
     }
 
     /// Colour and look up the configured action in one call.
@@ -804,6 +828,57 @@ mod tests {
         assert_eq!(c.stats().pkts, [1, 1, 2]);
         assert_eq!(c.stats().bytes, [60, 60, 120]);
     }
+    /// `try_green` then `police` gives the colours, counters and held tokens
+    /// of `police` alone, for both markers, both modes and a green remark
+    /// (where it must never answer), over random sizes and times.
+    #[test]
+    fn try_green_then_police_is_police() {
+        let remark = Action::Remark {
+            pcp: Some(1),
+            dscp: None,
+        };
+        let mut cfgs = Vec::new();
+        for aware in [false, true] {
+            for kind in 0..2 {
+                let mut c = if kind == 0 {
+                    MeterConfig::srtcm(300_000_000, 60_000, 80_000)
+                } else {
+                    MeterConfig::trtcm(200_000_000, 60_000, 400_000_000, 80_000)
+                };
+                if aware {
+                    c.mode = ColorMode::Aware;
+                }
+                cfgs.push(c);
+            }
+        }
+        let mut g = MeterConfig::srtcm(300_000_000, 60_000, 80_000);
+        g.green = remark;
+        cfgs.push(g);
+        for cfg in cfgs {
+            let (mut a, mut b) = (MeterCache::new(shared(cfg)), MeterCache::new(shared(cfg)));
+            let mut rng = Rng(crate::policy::acl::Rng(7));
+            let (mut now, mut fast, mut red) = (0u64, 0u32, 0u32);
+            for _ in 0..20_000 {
+                now += rng.next() % 2_000;
+                let len = rng.size();
+                let pre = [Color::Green, Color::Yellow, Color::Red][(rng.next() % 3) as usize];
+                let got = if a.try_green(len) {
+                    fast += 1;
+                    (Color::Green, Action::Transmit)
+                } else {
+                    a.police(now, len, pre)
+                };
+                assert_eq!(got, b.police(now, len, pre), "{cfg:?} at {now} ns, {len} B");
+                red += u32::from(got.0 == Color::Red);
+                assert_eq!(a.held(), b.held());
+            }
+            assert_eq!(a.stats(), b.stats());
+            let may = cfg.mode == ColorMode::Blind && cfg.green == Action::Transmit;
+            assert_eq!(fast > 0, may, "{cfg:?}: {fast} fast answers");
+            assert!(red > 0, "{cfg:?}: the offered load must exceed the meter");
+        }
+    }
+
     use std::sync::atomic::AtomicU64;
 
     const S: u64 = 1_000_000_000;
