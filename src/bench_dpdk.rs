@@ -19,7 +19,10 @@ use std::time::{Duration, Instant};
 /// Default EAL arguments for the bench: main lcore only (hairpin pins its own
 /// switch and generator threads), no PCI scan, a private file prefix; 512 MiB
 /// of hugepages when `mem` asks for them (or, with `None`, when at least 256
-/// 2 MiB pages are free), else `--no-huge`.
+/// 2 MiB pages are free), else `--no-huge`. On hugepages the EAL runs in
+/// IOVA-as-VA mode: the bench's ports are in-process ring ethdevs (no DMA),
+/// and the pool's one IOVA-contiguous zone (architecture.md) then never
+/// depends on 2 MiB pages happening to be physically adjacent.
 pub fn default_eal_args(mem: Option<MemMode>) -> Vec<String> {
     let free: u64 =
         std::fs::read_to_string("/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages")
@@ -37,7 +40,11 @@ pub fn default_eal_args(mem: Option<MemMode>) -> Vec<String> {
         .collect();
     a.push(format!("--file-prefix=hpbench{}", std::process::id()));
     if huge {
-        a.extend(["-m", "512", "--huge-unlink"].iter().map(|s| s.to_string()));
+        a.extend(
+            ["-m", "512", "--huge-unlink", "--iova-mode=va"]
+                .iter()
+                .map(|s| s.to_string()),
+        );
     } else {
         a.extend(["--no-huge", "-m", "512"].iter().map(|s| s.to_string()));
     }
