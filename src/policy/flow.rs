@@ -16,7 +16,7 @@
 //! Nothing is allocated after [`FlowCache::new`]; a full set evicts a
 //! pseudo-random way.
 //!
-//! The table is generic over its key. In front of it, for the common IPv4
+//! In front of it, for the common IPv4
 //! TCP/UDP frame, the pipeline keeps an [`IngressCache`] keyed by (ingress
 //! port, [`FlowKey`]) whose entry holds everything the sender's side of the
 //! policy decides for that flow — the sender's VSI, the from-vm verdict, the
@@ -55,35 +55,14 @@ fn set_count(entries: usize, ways: usize) -> usize {
     }
 }
 
-/// A key the cache can hold: hashed once per lookup, compared in full.
-pub trait CacheKey: Copy + Default {
-    /// 64-bit hash; the high bits are the best mixed.
-    fn hash(&self) -> u64;
-    /// Equality of every word.
-    fn same(&self, o: &Self) -> bool;
-}
-
-impl CacheKey for PackedKey {
-    #[inline(always)]
-    fn hash(&self) -> u64 {
-        PackedKey::hash(self)
-    }
-    #[inline(always)]
-    fn same(&self, o: &Self) -> bool {
-        PackedKey::same(self, o)
-    }
-}
-
 /// Tag of one entry: 16 bytes, four to a cache line.
 #[derive(Clone, Copy, Default)]
 struct Tag {
-    /// Context (a rule set, or an ingress port) in the high half, high hash
-    /// bits | 1 in the low half; 0: empty way.
+    /// Context (a rule set) in the high half, high hash bits | 1 in the low
+    /// half; 0: empty way.
     id: u64,
     /// The stored answer ([`NO_MATCH`] for none).
     answer: u32,
-    /// A second value stored with the answer (the sender's VSI).
-    aux: u32,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -91,10 +70,10 @@ struct Tag {
 struct Set([Tag; WAYS]);
 
 /// The cache of one worker core. Not shared: no atomics, no locks.
-pub struct FlowCache<K: CacheKey = PackedKey> {
+pub struct FlowCache {
     sets: Box<[Set]>,
     /// The full key of every way, `WAYS` per set.
-    keys: Box<[K]>,
+    keys: Box<[PackedKey]>,
     set_mask: usize,
     /// Lookups answered from the cache.
     pub hits: u64,
@@ -102,14 +81,14 @@ pub struct FlowCache<K: CacheKey = PackedKey> {
     pub misses: u64,
 }
 
-impl<K: CacheKey> FlowCache<K> {
+impl FlowCache {
     /// A cache of `entries` (rounded up to a power of two, at least one set
     /// of four); 0 turns caching off.
-    pub fn new(entries: usize) -> FlowCache<K> {
+    pub fn new(entries: usize) -> FlowCache {
         let sets = set_count(entries, WAYS);
         FlowCache {
             sets: vec![Set::default(); sets].into_boxed_slice(),
-            keys: vec![K::default(); sets * WAYS].into_boxed_slice(),
+            keys: vec![PackedKey::default(); sets * WAYS].into_boxed_slice(),
             set_mask: sets.saturating_sub(1),
             hits: 0,
             misses: 0,
@@ -127,14 +106,14 @@ impl<K: CacheKey> FlowCache<K> {
     }
 
     #[inline(always)]
-    fn place(&self, ctx: u32, k: &K) -> (usize, u64, u64) {
+    fn place(&self, ctx: u32, k: &PackedKey) -> (usize, u64, u64) {
         place(k.hash(), ctx, self.set_mask)
     }
 
-    /// The (answer, aux) stored for `k` in context `ctx`, counting a hit or
-    /// a miss. Always a miss when the cache is off.
+    /// The answer stored for `k` in context `ctx`, counting a hit or a
+    /// miss. Always a miss when the cache is off.
     #[inline(always)]
-    pub fn get(&mut self, ctx: u32, k: &K) -> Option<(u32, u32)> {
+    fn get(&mut self, ctx: u32, k: &PackedKey) -> Option<u32> {
         if self.sets.is_empty() {
             return None;
         }
@@ -144,19 +123,19 @@ impl<K: CacheKey> FlowCache<K> {
         for (t, key) in set.0.iter().zip(keys) {
             if t.id == id && key.same(k) {
                 self.hits += 1;
-                return Some((t.answer, t.aux));
+                return Some(t.answer);
             }
         }
         self.misses += 1;
         None
     }
 
-    /// Remember (answer, aux) for `k` in context `ctx`: an empty way if the
+    /// Remember `answer` for `k` in context `ctx`: an empty way if the
     /// set has one, else a pseudo-random victim (no LRU bookkeeping on hits,
     /// and no pathological cycle for k > ways flows). A no-op when off.
     #[cold]
     #[inline(never)]
-    pub fn put(&mut self, ctx: u32, k: &K, answer: u32, aux: u32) {
+    fn put(&mut self, ctx: u32, k: &PackedKey, answer: u32) {
         if self.sets.is_empty() {
             return;
         }
@@ -167,12 +146,10 @@ impl<K: CacheKey> FlowCache<K> {
             .iter()
             .position(|t| t.id == 0)
             .unwrap_or((self.misses ^ (h >> 8)) as usize & (WAYS - 1));
-        set.0[w] = Tag { id, answer, aux };
+        set.0[w] = Tag { id, answer };
         self.keys[si * WAYS + w] = *k;
     }
-}
 
-impl FlowCache<PackedKey> {
     /// The first rule of `c` that matches `k`, as [`Classifier::classify_packed`]
     /// gives it; `policy` and `dir` (0 from-vm, 1 to-vm) name the rule set.
     #[inline(always)]
@@ -180,7 +157,7 @@ impl FlowCache<PackedKey> {
         // policy < 2^31 (a snapshot has far fewer policies), so the context is never 0.
         let rule_set = ((policy << 1) | u32::from(dir & 1)) + 1;
         match self.get(rule_set, k) {
-            Some((a, _)) => (a != NO_MATCH).then_some(a),
+            Some(a) => (a != NO_MATCH).then_some(a),
             None => self.miss(c, rule_set, k),
         }
     }
@@ -190,7 +167,7 @@ impl FlowCache<PackedKey> {
     #[inline(never)]
     fn miss(&mut self, c: &Classifier, rule_set: u32, k: &PackedKey) -> Option<u32> {
         let r = c.classify_packed(k);
-        self.put(rule_set, k, r.unwrap_or(NO_MATCH), 0);
+        self.put(rule_set, k, r.unwrap_or(NO_MATCH));
         r
     }
 }
