@@ -9,12 +9,15 @@
 # destinations declared [[vm]] on hairpin's one port with reflective relay and
 # the source learned, so every frame is a known-unicast hairpin turn.
 #
-#   perf/memif.sh [RUNS] [SECONDS]     (defaults: 3 runs of 5 s; no hugepages)
+#   perf/memif.sh [ROUNDS] [SECONDS]   (defaults: 3 rounds of 5 s; no hugepages)
 #   SKIP_PEER=1: hairpin only; KEEP=1: keep the logs
 #
-# Prints, per run, the rate returned to the generator (testpmd Rx-pps over
-# SECONDS, the figure the peer script calls "returned-to-gen") and hairpin's
-# switch-core busy cycles per frame; then the peer script's lines for testpmd io.
+# The two switches alternate: each round runs hairpin once, then the peer
+# script once (RUNS=1), so both see the same state of this (noisy) host.
+# Prints, per round, the rate returned to the generator (testpmd Rx-pps over
+# SECONDS, the figure the peer script calls "returned-to-gen") and the
+# switch-core cycles per frame of each switch, and hairpin / testpmd; at the
+# end the medians of both rates and the median of the per-round ratios.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-3}
@@ -53,7 +56,8 @@ vlan = 1
 port = "hv"
 TOML
 G_EAL="--lcores=0@1,1@0 --no-huge -m 1024 --no-pci --file-prefix=hpdmg --vdev=net_memif0,role=server,id=0,socket=$SOCK,mac=02:00:00:00:00:01"
-echo "# perf/memif.sh $RUNS runs x ${SECS}s, $(date -u '+%F %H:%M UTC'), $(git rev-parse --short HEAD), load: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# perf/memif.sh $RUNS rounds x ${SECS}s, $(date -u '+%F %H:%M UTC'), $(git rev-parse --short HEAD), load: $(cut -d' ' -f1-3 /proc/loadavg)"
+hp_all=""; tp_all=""; ratios=""
 for i in $(seq 1 "$RUNS"); do
   { sleep 5; echo start; sleep 2; echo "show port stats all"; sleep "$SECS"; echo "show port stats all"; echo stop; sleep 1; echo quit; } |
     dpdk-testpmd $G_EAL -- -i --port-topology=loop --forward-mode=flowgen --eth-peer=0,02:00:00:00:00:02 \
@@ -61,22 +65,41 @@ for i in $(seq 1 "$RUNS"); do
   gen=$!
   sleep 2
   "$BIN" run --config "$work/sw.toml" --seconds "$((SECS + 8))" >"$work/sw_$i.json" 2>"$work/sw_$i.err" || {
-    echo "run $i: hairpin failed:"; tail -5 "$work/sw_$i.err"; }
+    echo "round $i: hairpin failed:"; tail -5 "$work/sw_$i.err"; }
   wait "$gen" || true
-  python3 - "$work/sw_$i.json" "$work/gen_$i.log" "$SECS" <<'PY'
+  hp=$(python3 - "$work/sw_$i.json" "$work/gen_$i.log" "$i" <<'PY'
 import json, re, sys
-j = json.load(open(sys.argv[1]))
+try:
+    j = json.load(open(sys.argv[1]))
+except ValueError:
+    print(f"round {sys.argv[3]}: hairpin wrote no counters (its stderr is above)", file=sys.stderr)
+    sys.exit(0)
 c = j["counters"]
-# busy cycles only: the run includes idle polling before and after the generator runs
+# busy cycles only (as testpmd's --record-core-cycles): the run includes idle
+# polling before and after the generator runs
 cyc = c["busy_cycles"] / max(c["tx_pkts"], 1)
-g = open(sys.argv[2]).read()
-rx = re.findall(r"Rx-pps:\s+(\d+)", g)
-print(f"hairpin memif: forwarded {c['tx_pkts']} frames, reflected {c['reflected']}, drops {c['drops_total']}, "
-      f"switch-core busy cycles/frame {cyc:.1f}, returned to the generator {int(rx[-1])/1e6 if rx else float('nan'):.3f} Mpps "
-      f"(eth imissed {j.get('backend_stats',{}).get('hv',{}).get('eth',{}).get('imissed')}; "
-      f"drops {dict((k, v) for k, v in c['drops'].items() if v)})")
+rx = re.findall(r"Rx-pps:\s+(\d+)", open(sys.argv[2]).read())
+mpps = int(rx[-1]) / 1e6 if rx else float("nan")
+print(f"round {sys.argv[3]}: hairpin returned {mpps:.3f} Mpps, switch-core busy cycles/frame {cyc:.1f}, "
+      f"frames/burst {c['rx_pkts'] / max(c['bursts'], 1):.1f}, forwarded {c['tx_pkts']}, drops {dict((k, v) for k, v in c['drops'].items() if v)}", file=sys.stderr)
+print(f"{mpps:.3f}")
 PY
+)
+  [ -n "$hp" ] || continue
+  hp_all="$hp_all $hp"
+  [ "${SKIP_PEER:-0}" = 1 ] && continue
+  out=$(cd "$PEERS" && RUNS=1 WINDOW=$SECS FOREIGN_MAX=${FOREIGN_MAX:-8} bash ./02-testpmd-memif.sh 2>&1 | grep -E '^memif' || true)
+  tp=$(echo "$out" | sed -n 's/.*returned-to-gen med: \([0-9.]*\).*/\1/p')
+  tc=$(echo "$out" | sed -n 's/.*cycles\/pkt(med): \([0-9.]*\).*/\1/p')
+  if [ -z "$tp" ] || [ "$tp" = NA ]; then
+    echo "round $i: testpmd io loop gave no figure (foreign load?)"; continue
+  fi
+  r=$(awk -v a="$hp" -v b="$tp" 'BEGIN{printf "%.3f", a/b}')
+  echo "round $i: testpmd io loop returned $tp Mpps, switch-core cycles/frame $tc; hairpin / testpmd = $r"
+  tp_all="$tp_all $tp"; ratios="$ratios $r"
 done
+med() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END{if(!NR){print "NA"; exit} printf "%.3f\n", (NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2}'; }
+echo "hairpin memif: returned Mpps median $(echo "$hp_all" | med) (runs:$hp_all)"
 [ "${SKIP_PEER:-0}" = 1 ] && exit 0
-echo "# testpmd io --port-topology=loop on the same harness (peers/02-testpmd-memif.sh, RUNS=$RUNS, WINDOW=$SECS)"
-(cd "$PEERS" && RUNS=$RUNS WINDOW=$SECS FOREIGN_MAX=${FOREIGN_MAX:-8} bash ./02-testpmd-memif.sh) 2>&1 | grep -E '^memif' || true
+echo "testpmd io loop: returned Mpps median $(echo "$tp_all" | med) (runs:$tp_all)"
+echo "hairpin / testpmd per round:$ratios; median $(echo "$ratios" | med)"

@@ -79,6 +79,9 @@ pub struct BenchResult {
     pub cycles_per_frame: f64,
     /// Share of the switch core's cycles spent on non-empty polls.
     pub busy_share: f64,
+    /// Frames per non-empty RX poll on the switch core: below the burst size
+    /// when the generator, not the switch, sets the pace.
+    pub frames_per_burst: f64,
     /// Drops counted by the switch in the window.
     pub drops: u64,
     /// The same drops by reason (non-zero reasons only).
@@ -421,6 +424,7 @@ pub fn result(
         } else {
             0.0
         },
+        frames_per_burst: w.rx_pkts as f64 / w.bursts.max(1) as f64,
         drops: w.total_drops(),
         drops_by_reason: crate::stats::DropReason::ALL
             .iter()

@@ -437,6 +437,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                     r.tsc_ghz,
                     r.busy_share * 100.0
                 );
+                println!("frames/burst    {:.1} (of {})", r.frames_per_burst, o.burst);
                 if r.rules > 0 {
                     println!(
                         "flow cache      {} entries, {:.1}% of ACL lookups hit",

@@ -201,17 +201,29 @@ static inline int in_segs(const struct hp_slots *s, uint32_t i)
     return 0;
 }
 
-/* An mbuf as hairpin left it: one segment, data at off, len bytes. */
+/* An mbuf as hairpin left it: one segment, data at off, len bytes.
+ *
+ * Every mbuf hairpin holds has one segment (take_rx frees the others; the
+ * pool hands out reset mbufs), and DPDK keeps `next` NULL on a one-segment
+ * mbuf, so `next` (the header's second cache line) is not written. The first
+ * line is written only where a field differs: a frame hairpinned unchanged
+ * leaves its header as it arrived, so the line is never taken exclusive
+ * (where another core filled the RX ring, taking it costs a cross-core
+ * transfer per frame). */
 static inline struct rte_mbuf *prep_tx(const struct hp_slots *s, uint32_t idx, uint16_t off,
                                        uint16_t len)
 {
     struct rte_mbuf *m = slot_mbuf(s, idx);
-    m->data_off = off;
-    m->data_len = len;
-    m->pkt_len = len;
-    m->nb_segs = 1;
-    m->next = NULL;
-    m->ol_flags = 0;
+    if (unlikely(m->data_off != off))
+        m->data_off = off;
+    if (unlikely(m->data_len != len || m->pkt_len != len)) {
+        m->data_len = len;
+        m->pkt_len = len;
+    }
+    if (unlikely(m->nb_segs != 1))
+        m->nb_segs = 1;
+    if (unlikely(m->ol_flags != 0))
+        m->ol_flags = 0;
     return m;
 }
 
