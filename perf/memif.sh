@@ -88,7 +88,9 @@ PY
   [ -n "$hp" ] || continue
   hp_all="$hp_all $hp"
   [ "${SKIP_PEER:-0}" = 1 ] && continue
-  out=$(cd "$PEERS" && RUNS=1 WINDOW=$SECS FOREIGN_MAX=${FOREIGN_MAX:-8} bash ./02-testpmd-memif.sh 2>&1 | grep -E '^memif' || true)
+  # A fresh OUTDIR: the peer script takes its cycles figure from every log in it.
+  mkdir -p "$work/peer_$i"
+  out=$(cd "$PEERS" && OUTDIR=$work/peer_$i RUNS=1 WINDOW=$SECS FOREIGN_MAX=${FOREIGN_MAX:-8} bash ./02-testpmd-memif.sh 2>&1 | grep -E '^memif' || true)
   tp=$(echo "$out" | sed -n 's/.*returned-to-gen med: \([0-9.]*\).*/\1/p')
   tc=$(echo "$out" | sed -n 's/.*cycles\/pkt(med): \([0-9.]*\).*/\1/p')
   if [ -z "$tp" ] || [ "$tp" = NA ]; then
