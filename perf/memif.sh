@@ -10,6 +10,8 @@
 # the source learned, so every frame is a known-unicast hairpin turn.
 #
 #   perf/memif.sh [ROUNDS] [SECONDS]   (defaults: 3 rounds of 5 s; no hugepages)
+#   MEM=huge: every process on 2 MiB pages (-m 512 --huge-unlink each; reserve
+#   768 pages first: ./hugepage-setup --pages 768)
 #   SKIP_PEER=1: hairpin only; KEEP=1: keep the logs
 #
 # The two switches alternate: each round runs hairpin once, then the peer
@@ -23,6 +25,15 @@ cd "$(dirname "$0")/.."
 RUNS=${1:-3}
 SECS=${2:-5}
 PEERS=${PEERS:-../shared/peers}
+if [ "${MEM:-4k}" = huge ]; then
+  EAL_MEM="-m 512 --huge-unlink"
+else
+  EAL_MEM="--no-huge -m 1024"
+fi
+# hairpin's pool is one IOVA-contiguous zone (docs/architecture.md): on
+# 2 MiB pages that are not physically adjacent it needs IOVA-as-VA, which a
+# memif port (shared memory, no DMA) does not mind.
+HP_MEM=$(echo "$EAL_MEM" | sed 's/1024/512/; s/--huge-unlink/--huge-unlink --iova-mode=va/; s/\([^ ]*\)/"\1",/g')
 cargo build --release --quiet --features dpdk
 BIN=$(pwd)/target/release/hairpin
 work=$(mktemp -d /tmp/hpd-memif.XXXXXX)
@@ -35,7 +46,7 @@ role = "bridge"
 workers = [1]
 pool_size = 8192
 [dpdk]
-eal_args = ["-l", "0", "--no-huge", "-m", "512", "--no-pci", "--file-prefix=hpdms"]
+eal_args = ["-l", "0", $HP_MEM "--no-pci", "--file-prefix=hpdms"]
 rx_desc = 1024
 tx_desc = 1024
 link_wait_ms = 0
@@ -55,8 +66,8 @@ mac = "00:01:02:03:04:01"
 vlan = 1
 port = "hv"
 TOML
-G_EAL="--lcores=0@1,1@0 --no-huge -m 1024 --no-pci --file-prefix=hpdmg --vdev=net_memif0,role=server,id=0,socket=$SOCK,mac=02:00:00:00:00:01"
-echo "# perf/memif.sh $RUNS rounds x ${SECS}s, $(date -u '+%F %H:%M UTC'), $(git rev-parse --short HEAD), load: $(cut -d' ' -f1-3 /proc/loadavg)"
+G_EAL="--lcores=0@1,1@0 $EAL_MEM --no-pci --file-prefix=hpdmg --vdev=net_memif0,role=server,id=0,socket=$SOCK,mac=02:00:00:00:00:01"
+echo "# perf/memif.sh $RUNS rounds x ${SECS}s, EAL memory: $EAL_MEM, $(date -u '+%F %H:%M UTC'), $(git rev-parse --short HEAD), load: $(cut -d' ' -f1-3 /proc/loadavg)"
 hp_all=""; tp_all=""; ratios=""
 for i in $(seq 1 "$RUNS"); do
   { sleep 5; echo start; sleep 2; echo "show port stats all"; sleep "$SECS"; echo "show port stats all"; echo stop; sleep 1; echo quit; } |
@@ -90,7 +101,7 @@ PY
   [ "${SKIP_PEER:-0}" = 1 ] && continue
   # A fresh OUTDIR: the peer script takes its cycles figure from every log in it.
   mkdir -p "$work/peer_$i"
-  out=$(cd "$PEERS" && OUTDIR=$work/peer_$i RUNS=1 WINDOW=$SECS FOREIGN_MAX=${FOREIGN_MAX:-8} bash ./02-testpmd-memif.sh 2>&1 | grep -E '^memif' || true)
+  out=$(cd "$PEERS" && OUTDIR=$work/peer_$i MEM="$EAL_MEM" RUNS=1 WINDOW=$SECS FOREIGN_MAX=${FOREIGN_MAX:-8} bash ./02-testpmd-memif.sh 2>&1 | grep -E '^memif' || true)
   tp=$(echo "$out" | sed -n 's/.*returned-to-gen med: \([0-9.]*\).*/\1/p')
   tc=$(echo "$out" | sed -n 's/.*cycles\/pkt(med): \([0-9.]*\).*/\1/p')
   if [ -z "$tp" ] || [ "$tp" = NA ]; then
