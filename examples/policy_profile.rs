@@ -2,11 +2,12 @@
 //! --rules N` configuration driven through the real pipeline with the
 //! in-process harness (no generator thread), for `valgrind --tool=callgrind`.
 //!
-//! `cargo run --release --example policy_profile -- RULES [FRAMES] [qos|vms] [flows=N]`
+//! `cargo run --release --example policy_profile -- RULES [FRAMES] [qos|vms] [flows=N] [repeat=R]`
 //! (`qos`: a meter on every VM and 8-class egress, as `hairpin bench --qos`;
 //! `vms`: every MAC a VM even with no rules, as `hairpin bench --vms`;
 //! `flows=N`: N distinct frames, default 4096; `hairpin bench` keeps 1,536
-//! in flight).
+//! in flight; `repeat=R`: each frame R times in a row, as one flow's frames
+//! arrive together in a burst, default 1).
 //! Prints the minimum and the median cycles per frame over windows of one
 //! pass over the 4,096 frames (robust against preemption on a shared machine).
 
@@ -24,6 +25,11 @@ fn main() {
         .iter()
         .find_map(|a| a.strip_prefix("flows=").and_then(|n| n.parse().ok()))
         .unwrap_or(4096);
+    let repeat: usize = args
+        .iter()
+        .find_map(|a| a.strip_prefix("repeat=").and_then(|n| n.parse().ok()))
+        .unwrap_or(1)
+        .max(1);
     let mut base = "[switch]\nworkers = [0]\npool_size = 4096\n[[port]]\nname = \"hv1\"\nmode = \"access\"\npvid = 10\nreflective_relay = true\n".to_string();
     if qos {
         base += "egress = { strict = 2 }\n";
@@ -41,7 +47,10 @@ fn main() {
             hairpin::bench::tuple_frame(vm_mac(s), vm_mac(d), &keys[k % keys.len()])
         })
         .collect();
-    let refs: Vec<&[u8]> = built.iter().map(|f| f.as_slice()).collect();
+    let refs: Vec<&[u8]> = built
+        .iter()
+        .flat_map(|f| std::iter::repeat(f.as_slice()).take(repeat))
+        .collect();
     // Warm up (learning), then the measured part.
     h.run(0, &refs, 1);
     // Windows of one pass over the frames each: the minimum and the median

@@ -44,6 +44,14 @@ pub const ETH_ECP: u16 = 0x8940;
 
 const BCAST: u64 = 0xffff_ffff_ffff;
 const GROUP_BIT: u64 = 1 << 40;
+/// (MAC, VID) packed for the learn stage's per-burst memory; never equal to
+/// a packed key (those have bits 60..64 clear).
+const NO_KEY: u64 = u64::MAX;
+
+#[inline(always)]
+fn mac_vid_key(mac: u64, vid: u16) -> u64 {
+    mac | u64::from(vid) << 48
+}
 
 /// Receives the decisions of a traced run.
 pub trait Tracer {
@@ -1044,6 +1052,14 @@ impl Pipeline {
         let m = &*self.model;
         let port = &m.ports[inp.0 as usize];
         let veb_uplink = m.role == Role::EdgeVeb && port.uplink;
+        // Frames of a burst often repeat addresses (one flow's frames in a
+        // row). A source this burst has already left known and fresh on
+        // this port is not learned again (it would be `Known`: no write, no
+        // counter), and a destination looked up since the last FDB write of
+        // this burst takes the same answer. Keys are (MAC, VID) packed
+        // (`NO_KEY`: none yet).
+        let mut fresh_src = NO_KEY;
+        let mut last_dst = (NO_KEY, None);
         for i in 0..n {
             let me = &mut self.meta[i];
             if me.verdict != Verdict::Pending {
@@ -1082,22 +1098,35 @@ impl Pipeline {
                 }
             }
             if port.learning && me.src != m.own_mac {
-                match self.fdb.learn_raw(me.src, me.vid, inp, now_ms) {
-                    Learn::Known | Learn::Refreshed => {}
-                    Learn::New => self.ctr.fdb_learned += 1,
-                    Learn::Moved(from) => {
-                        self.ctr.fdb_moves += 1;
-                        trace!(
-                            t,
-                            i,
-                            "learn",
-                            "moved from port {}",
-                            m.ports[from.0 as usize].name
-                        );
-                    }
-                    r @ (Learn::Static(_) | Learn::Full | Learn::PortLimit) => {
-                        self.ctr.fdb_learn_refused += 1;
-                        trace!(t, i, "learn", "not learned: {r:?}");
+                let sk = mac_vid_key(me.src, me.vid);
+                if sk != fresh_src {
+                    match self.fdb.learn_raw(me.src, me.vid, inp, now_ms) {
+                        Learn::Known => fresh_src = sk,
+                        Learn::Refreshed => {
+                            fresh_src = sk;
+                            last_dst.0 = NO_KEY;
+                        }
+                        Learn::New => {
+                            self.ctr.fdb_learned += 1;
+                            fresh_src = sk;
+                            last_dst.0 = NO_KEY;
+                        }
+                        Learn::Moved(from) => {
+                            self.ctr.fdb_moves += 1;
+                            fresh_src = sk;
+                            last_dst.0 = NO_KEY;
+                            trace!(
+                                t,
+                                i,
+                                "learn",
+                                "moved from port {}",
+                                m.ports[from.0 as usize].name
+                            );
+                        }
+                        r @ (Learn::Static(_) | Learn::Full | Learn::PortLimit) => {
+                            self.ctr.fdb_learn_refused += 1;
+                            trace!(t, i, "learn", "not learned: {r:?}");
+                        }
                     }
                 }
                 trace!(
@@ -1124,7 +1153,14 @@ impl Pipeline {
             // Destination lookup in frame order: it sees the sources of the
             // frames before this one in the burst, not those after it.
             if m.role != Role::EdgeVepa && me.dst & GROUP_BIT == 0 {
-                me.dst_port = self.fdb.lookup_raw(me.dst, me.vid, now_ms).map(|e| e.port);
+                let dk = mac_vid_key(me.dst, me.vid);
+                if dk != last_dst.0 {
+                    last_dst = (
+                        dk,
+                        self.fdb.lookup_raw(me.dst, me.vid, now_ms).map(|e| e.port),
+                    );
+                }
+                me.dst_port = last_dst.1;
             }
         }
     }
