@@ -1056,8 +1056,9 @@ impl Pipeline {
         // row). A source this burst has already left known and fresh on
         // this port is not learned again (it would be `Known`: no write, no
         // counter), and a destination looked up since the last FDB write of
-        // this burst takes the same answer. Keys are (MAC, VID) packed
-        // (`NO_KEY`: none yet).
+        // this burst takes the same answer (a write by another core, by
+        // ageing or by a flush is seen from the next burst on). Keys are
+        // (MAC, VID) packed (`NO_KEY`: none yet).
         let mut fresh_src = NO_KEY;
         let mut last_dst = (NO_KEY, None);
         for i in 0..n {
@@ -1100,21 +1101,17 @@ impl Pipeline {
             if port.learning && me.src != m.own_mac {
                 let sk = mac_vid_key(me.src, me.vid);
                 if sk != fresh_src {
-                    match self.fdb.learn_raw(me.src, me.vid, inp, now_ms) {
-                        Learn::Known => fresh_src = sk,
-                        Learn::Refreshed => {
-                            fresh_src = sk;
-                            last_dst.0 = NO_KEY;
-                        }
+                    // Some(wrote): the source is now known and fresh here,
+                    // and whether the FDB changed; None: refused.
+                    let learned = match self.fdb.learn_raw(me.src, me.vid, inp, now_ms) {
+                        Learn::Known => Some(false),
+                        Learn::Refreshed => Some(true),
                         Learn::New => {
                             self.ctr.fdb_learned += 1;
-                            fresh_src = sk;
-                            last_dst.0 = NO_KEY;
+                            Some(true)
                         }
                         Learn::Moved(from) => {
                             self.ctr.fdb_moves += 1;
-                            fresh_src = sk;
-                            last_dst.0 = NO_KEY;
                             trace!(
                                 t,
                                 i,
@@ -1122,10 +1119,18 @@ impl Pipeline {
                                 "moved from port {}",
                                 m.ports[from.0 as usize].name
                             );
+                            Some(true)
                         }
                         r @ (Learn::Static(_) | Learn::Full | Learn::PortLimit) => {
                             self.ctr.fdb_learn_refused += 1;
                             trace!(t, i, "learn", "not learned: {r:?}");
+                            None
+                        }
+                    };
+                    if let Some(wrote) = learned {
+                        fresh_src = sk;
+                        if wrote {
+                            last_dst.0 = NO_KEY;
                         }
                     }
                 }
