@@ -7,7 +7,8 @@
 //! `vms`: every MAC a VM even with no rules, as `hairpin bench --vms`;
 //! `flows=N`: N distinct frames, default 4096; `hairpin bench` keeps 1,536
 //! in flight; `repeat=R`: each frame R times in a row, as one flow's frames
-//! arrive together in a burst, default 1).
+//! arrive together in a burst, default 1; `staged`: every burst through the
+//! staged pipeline, none through the one-pass known-unicast path).
 //! Prints the minimum and the median cycles per frame over windows of one
 //! pass over the 4,096 frames (robust against preemption on a shared machine).
 
@@ -21,6 +22,7 @@ fn main() {
     let frames: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(200_000);
     let qos = args.iter().skip(3).any(|a| a == "qos");
     let vms = args.iter().skip(3).any(|a| a == "vms");
+    let staged = args.iter().skip(3).any(|a| a == "staged");
     let flows: usize = args
         .iter()
         .find_map(|a| a.strip_prefix("flows=").and_then(|n| n.parse().ok()))
@@ -41,6 +43,7 @@ fn main() {
         base.to_string() + &t
     };
     let mut h = Harness::new(Config::parse(&toml).unwrap(), false).unwrap();
+    h.set_fast_path(!staged);
     let built: Vec<Vec<u8>> = (0..flows)
         .map(|k| {
             let (s, d) = (k as u32 % 1000, (k as u32 + 7) % 1000);
@@ -67,11 +70,13 @@ fn main() {
     }
     win.sort_by(f64::total_cmp);
     println!(
-        "{n} rules{}: {:.1} cycles/frame min, {:.1} median of {} windows (incl. harness copy-in), drops {}",
+        "{n} rules{}{}: {:.1} cycles/frame min, {:.1} median of {} windows (incl. harness copy-in), drops {}, one-pass bursts {}",
         if qos { " + qos" } else { "" },
+        if staged { " (staged)" } else { "" },
         win[0],
         win[win.len() / 2],
         win.len(),
-        h.counters().total_drops()
+        h.counters().total_drops(),
+        h.fast_bursts()
     );
 }

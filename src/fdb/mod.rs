@@ -226,10 +226,7 @@ impl Fdb {
     pub fn lookup_raw(&self, mac: u64, vid: u16, now_ms: u64) -> Option<Entry> {
         let k = key_u64(mac, vid);
         let (b1, b2) = self.buckets_of(k);
-        let mut v = self.buckets[b1].read(k);
-        if v == 0 && b2 != b1 {
-            v = self.buckets[b2].read(k);
-        }
+        let v = self.value(k, b1, b2);
         if v == 0 || !self.live(v, now_ms) {
             return None;
         }
@@ -276,20 +273,41 @@ impl Fdb {
         }
     }
 
+    /// The stored value of `k` (0: absent), lock-free.
+    #[inline(always)]
+    fn value(&self, k: u64, b1: usize, b2: usize) -> u64 {
+        let v = self.buckets[b1].read(k);
+        if v == 0 && b2 != b1 {
+            return self.buckets[b2].read(k);
+        }
+        v
+    }
+
+    /// Stored value `v` says: known on `port` and fresh, nothing to write.
+    #[inline(always)]
+    fn known_here(&self, v: u64, port: PortId, now_ms: u64) -> bool {
+        v != 0
+            && (v as u16) == port.0
+            && (v & F_STATIC != 0 || now_ms.saturating_sub(v >> TIME_SHIFT) < self.refresh_ms())
+    }
+
+    /// Whether [`Fdb::learn_raw`] would answer [`Learn::Known`] (known on
+    /// `port` and fresh: no write). Reads only.
+    #[inline(always)]
+    pub fn is_known_raw(&self, mac: u64, vid: u16, port: PortId, now_ms: u64) -> bool {
+        let k = key_u64(mac, vid);
+        let (b1, b2) = self.buckets_of(k);
+        self.known_here(self.value(k, b1, b2), port, now_ms)
+    }
+
     /// Learn that `mac` in `vid` is behind `port`.
     #[inline(always)]
     pub fn learn_raw(&self, mac: u64, vid: u16, port: PortId, now_ms: u64) -> Learn {
         let k = key_u64(mac, vid);
         let (b1, b2) = self.buckets_of(k);
         // Fast path: known here and fresh → no write at all.
-        let mut v = self.buckets[b1].read(k);
-        if v == 0 && b2 != b1 {
-            v = self.buckets[b2].read(k);
-        }
-        if v != 0
-            && (v as u16) == port.0
-            && (v & F_STATIC != 0 || now_ms.saturating_sub(v >> TIME_SHIFT) < self.refresh_ms())
-        {
+        let v = self.value(k, b1, b2);
+        if self.known_here(v, port, now_ms) {
             return Learn::Known;
         }
         if v != 0 && v & F_STATIC != 0 {

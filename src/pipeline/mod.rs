@@ -7,7 +7,9 @@
 //! size) → `forward` (the reflective-relay rule, flood sets; one function
 //! per role) → `tx` (flood
 //! copies, VLAN tag push/pop per egress port, per-port TX staging). Every
-//! stage walks the whole burst before the next runs. Nothing here allocates
+//! stage walks the whole burst before the next runs. A burst of nothing but
+//! plain known unicast takes one pass instead ([`Pipeline::known_unicast`]),
+//! with the same outcome frame by frame. Nothing here allocates
 //! on the heap, locks, or makes a system call; a dropped frame goes back to
 //! the core's pool cache at once with its reason counted.
 //!
@@ -465,6 +467,10 @@ pub struct Pipeline {
     cap: Option<crate::capture::Tap>,
     /// Ingress port of the burst being processed (drops charged to it).
     cur_in: usize,
+    /// Bursts of plain known unicast take [`Pipeline::known_unicast`] (off: every burst is staged).
+    fast: bool,
+    /// Bursts that took the known-unicast path.
+    pub fast_bursts: u64,
 }
 
 impl Pipeline {
@@ -520,7 +526,15 @@ impl Pipeline {
             port_ctr: vec![PortCounters::default(); n],
             cap: None,
             cur_in: 0,
+            fast: true,
+            fast_bursts: 0,
         }
+    }
+
+    /// Let bursts of plain known unicast take the one-pass path (the
+    /// default), or stage every burst (for comparing the two).
+    pub fn set_fast_path(&mut self, on: bool) {
+        self.fast = on;
     }
 
     /// Copy frames to live captures through `tap` (see [`crate::capture`]).
@@ -579,6 +593,11 @@ impl Pipeline {
                 c.copy_rx(inp.0 as usize, burst.as_slice(), &self.pool, now_ns);
             }
         }
+        if !T::ON && self.fast && self.known_unicast(inp, burst, now_ms) {
+            self.fast_bursts += 1;
+            self.transmit_known(inp, burst, tx, t);
+            return;
+        }
         self.ingress(inp, burst, t);
         if self.model.policy.active {
             self.guard_and_acl(inp, burst, t);
@@ -593,6 +612,142 @@ impl Pipeline {
             self.ctr.flow_cache_hits = self.flows.hits + self.ingress_flows.hits;
             self.ctr.flow_cache_misses = self.flows.misses + self.ingress_flows.misses;
         }
+    }
+
+    /// Stages 1–3 in one pass for a burst in which every frame is plain
+    /// known unicast: no policy, a forwarding port that is not locked (nor
+    /// an edge's uplink), an untagged or single 802.1Q-tagged frame of a VLAN
+    /// of the port, a source already known and fresh on this port (learning
+    /// would write nothing) and a destination in the FDB on a port that may
+    /// send it. Fills `meta` as the stages would and counts the burst
+    /// received. Returns false, having changed nothing the stages do not
+    /// overwrite, at the first frame that needs them: the burst is then
+    /// staged as usual. Reads the FDB only, so each frame sees what the
+    /// stages would have shown it.
+    #[inline]
+    fn known_unicast(&mut self, inp: PortId, burst: &Burst, now_ms: u64) -> bool {
+        let m = &*self.model;
+        let ip = inp.0 as usize;
+        let port = &m.ports[ip];
+        if m.policy.active
+            || m.role == Role::EdgeVepa
+            || (m.role == Role::EdgeVeb && port.uplink)
+            || port.state != PortState::Forwarding
+            || port.locked
+        {
+            return false;
+        }
+        let inbit = 1u64 << ip;
+        let rr = m.rr_mask & inbit != 0;
+        let iso = m.isolated_mask & inbit != 0;
+        let fdb = &*self.fdb;
+        let mut bytes = 0u64;
+        // As in `learn`: a source found known and a destination looked up
+        // are not asked again for the next frame (nothing writes the FDB here).
+        let mut known_src = NO_KEY;
+        let mut last_dst = (NO_KEY, PortId(0));
+        for (b, me) in burst.as_slice().iter().zip(self.meta.iter_mut()) {
+            let d = self.pool.data(b);
+            let len = d.len();
+            // Shorter frames (runts, cut tags) go the staged way.
+            if len < 18 {
+                return false;
+            }
+            let dst = u64::from_be_bytes([0, 0, d[0], d[1], d[2], d[3], d[4], d[5]]);
+            let src = u64::from_be_bytes([0, 0, d[6], d[7], d[8], d[9], d[10], d[11]]);
+            let et = u16::from_be_bytes([d[12], d[13]]);
+            let (vid, pcp, tagged, et) = if et == TPID_8021Q {
+                let tci = u16::from_be_bytes([d[14], d[15]]);
+                let inner = u16::from_be_bytes([d[16], d[17]]);
+                let vid = tci & 0xfff;
+                if vid == 0 || vid == 0xfff || inner == TPID_8021Q || inner == TPID_8021AD {
+                    return false;
+                }
+                (vid, (tci >> 13) as u8, true, inner)
+            } else if et == TPID_8021AD || port.pvid == 0 {
+                return false;
+            } else {
+                (port.pvid, 0, false, et)
+            };
+            if (dst | src) & GROUP_BIT != 0
+                || src == 0
+                || dst == m.own_mac
+                || src == m.own_mac
+                || et == ETH_LLDP
+                || et == ETH_ECP
+                || len > m.mtu + if tagged { 4 } else { 0 }
+                || !port.vlans.contains(vid)
+            {
+                return false;
+            }
+            if port.learning {
+                let sk = mac_vid_key(src, vid);
+                if sk != known_src {
+                    if !fdb.is_known_raw(src, vid, inp, now_ms) {
+                        return false;
+                    }
+                    known_src = sk;
+                }
+            }
+            let dk = mac_vid_key(dst, vid);
+            if dk != last_dst.0 {
+                match fdb.lookup_raw(dst, vid, now_ms) {
+                    Some(e) => last_dst = (dk, e.port),
+                    None => return false,
+                }
+            }
+            let p = last_dst.1;
+            let mask = (1u64 << p.0) & m.vlan_ports[vid as usize] & m.fwd_mask;
+            if (p == inp && !rr) || mask == 0 || (iso && mask & m.isolated_mask != 0) {
+                return false;
+            }
+            bytes += len as u64;
+            *me = Meta {
+                dst,
+                src,
+                vid,
+                pcp,
+                tagged,
+                verdict: Verdict::Fwd(mask),
+                dst_port: Some(p),
+                ..Meta::default()
+            };
+        }
+        let frames = burst.len() as u64;
+        self.ctr.rx_pkts += frames;
+        self.ctr.rx_bytes += bytes;
+        let pc = &mut self.port_ctr[ip];
+        pc.rx_pkts += frames;
+        pc.rx_bytes += bytes;
+        true
+    }
+
+    /// Stage 4 for a burst [`Pipeline::known_unicast`] passed: one egress port per frame.
+    #[inline]
+    fn transmit_known<T: Tracer>(
+        &mut self,
+        inp: PortId,
+        burst: &mut Burst,
+        tx: &mut [Box<dyn PortQueue>],
+        t: &mut T,
+    ) {
+        let fix = Fix {
+            class: 0,
+            pcp: KEEP,
+            dscp: KEEP,
+        };
+        for (i, b) in burst.drain().enumerate() {
+            let me = self.meta[i];
+            let Verdict::Fwd(mask) = me.verdict else {
+                unreachable!("known_unicast forwards every frame")
+            };
+            let p = mask.trailing_zeros() as usize;
+            if p == inp.0 as usize {
+                self.ctr.reflected += 1;
+            }
+            self.egress(p, b, &me, fix, tx, t, i);
+        }
+        self.flush(tx);
     }
 
     /// Stage 1: parse the L2 header once, recognise control frames, check the source, classify the VLAN.

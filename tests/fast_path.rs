@@ -1,0 +1,346 @@
+//! The one-pass known-unicast path (`Pipeline::known_unicast`) against the
+//! staged pipeline: for any config and any frames, the same frames leave by
+//! the same ports in the same order, and every counter and FDB entry ends
+//! the same, whichever path a burst took.
+
+use hairpin::config::Config;
+use hairpin::harness::Harness;
+use proptest::prelude::*;
+use proptest::test_runner::{Config as RunnerConfig, TestRunner};
+
+const MACS: [[u8; 6]; 4] = [
+    [0x02, 0, 0, 0, 0, 1],
+    [0x02, 0, 0, 0, 0, 2],
+    [0x02, 0, 0, 0, 0, 3],
+    [0x02, 0, 0, 0, 0, 4],
+];
+
+#[derive(Clone, Debug)]
+struct PortSpec {
+    trunk: bool,
+    pvid: Option<u16>,
+    rr: bool,
+    learning: bool,
+    isolated: bool,
+    locked: bool,
+    state: &'static str,
+    egress: bool,
+}
+
+#[derive(Clone, Debug)]
+struct Setup {
+    veb: bool,
+    own_mac: bool,
+    mtu: usize,
+    vm: bool,
+    ports: Vec<PortSpec>,
+}
+
+impl Setup {
+    fn toml(&self) -> String {
+        let mut t = format!(
+            "[switch]\nworkers = [0]\nrole = \"{}\"\nmtu = {}\n",
+            if self.veb { "edge-veb" } else { "bridge" },
+            self.mtu
+        );
+        if self.own_mac {
+            // MACS[3]: frames to it are punted, frames from it are not learned.
+            t += "mac = \"02:00:00:00:00:04\"\n";
+        }
+        t += "[switch.fdb]\naging_s = 2\n";
+        for (i, p) in self.ports.iter().enumerate() {
+            t += &format!("[[port]]\nname = \"p{i}\"\n");
+            if p.trunk {
+                t += "mode = \"trunk\"\nvlans = [10, 20]\n";
+            }
+            if let Some(v) = p.pvid {
+                t += &format!("pvid = {v}\n");
+            }
+            t += &format!(
+                "reflective_relay = {}\nlearning = {}\nisolated = {}\nlocked = {}\nstate = \"{}\"\n",
+                p.rr && !self.veb,
+                p.learning, p.isolated, p.locked, p.state
+            );
+            if self.veb && i == 0 {
+                t += "uplink = true\n";
+            }
+            if p.egress {
+                t += "egress = { strict = 2 }\n";
+            }
+        }
+        if self.vm {
+            // A static entry: MACS[0] behind p1 (lets p1 send when locked).
+            let p1 = &self.ports[1];
+            let vlan = if p1.trunk { 10 } else { p1.pvid.unwrap_or(10) };
+            t += &format!(
+                "[[vm]]\nname = \"s\"\nmac = \"02:00:00:00:00:01\"\nvlan = {vlan}\nport = \"p1\"\n"
+            );
+        }
+        t
+    }
+}
+
+fn port_spec() -> impl Strategy<Value = PortSpec> {
+    (
+        any::<bool>(),
+        prop_oneof![Just(None), Just(Some(10u16)), Just(Some(20u16))],
+        any::<bool>(),
+        prop::bool::weighted(0.85),
+        prop::bool::weighted(0.2),
+        prop::bool::weighted(0.1),
+        prop_oneof![
+            8 => Just("forwarding"),
+            1 => Just("learning"),
+            1 => Just("blocking"),
+        ],
+        prop::bool::weighted(0.2),
+    )
+        .prop_map(
+            |(trunk, pvid, rr, learning, isolated, locked, state, egress)| PortSpec {
+                trunk,
+                // An access port always has a VLAN.
+                pvid: if trunk { pvid } else { pvid.or(Some(10)) },
+                rr,
+                learning,
+                isolated,
+                locked,
+                state,
+                egress,
+            },
+        )
+}
+
+fn setup() -> impl Strategy<Value = Setup> {
+    (
+        prop::bool::weighted(0.25),
+        prop::bool::weighted(0.2),
+        prop_oneof![4 => Just(1500usize), 1 => Just(100usize)],
+        prop::bool::weighted(0.3),
+        prop::collection::vec(port_spec(), 3),
+    )
+        .prop_map(|(veb, own_mac, mtu, vm, ports)| Setup {
+            veb,
+            own_mac,
+            mtu,
+            vm,
+            ports,
+        })
+}
+
+/// One frame, mostly plain unicast among `MACS`, sometimes anything else
+/// the ingress stage has a rule for.
+fn frame() -> impl Strategy<Value = Vec<u8>> {
+    let addr = prop_oneof![
+        12 => (0..4usize).prop_map(|i| MACS[i]),
+        1 => Just([0xff; 6]),
+        1 => Just([0x01, 0x80, 0xc2, 0, 0, 0x0e]),
+        1 => Just([0x01, 0x00, 0x5e, 0, 0, 1]),
+        1 => Just([0; 6]),
+    ];
+    let tag = prop_oneof![
+        6 => Just(Vec::new()),
+        6 => (prop_oneof![Just(10u16), Just(20), Just(30), Just(0), Just(4095)], 0..8u16)
+            .prop_map(|(vid, pcp)| {
+                let tci = pcp << 13 | vid;
+                vec![0x81, 0, (tci >> 8) as u8, tci as u8]
+            }),
+        1 => Just(vec![0x88, 0xa8, 0, 10, 0x81, 0, 0, 10]),
+        1 => Just(vec![0x81, 0, 0, 10, 0x81, 0, 0, 20]),
+    ];
+    let ethertype = prop_oneof![8 => Just(0x0800u16), 1 => Just(0x88cc), 1 => Just(0x8940)];
+    let payload = prop_oneof![Just(2usize), Just(46), Just(46), Just(120)];
+    let cut = prop_oneof![8 => Just(None), 1 => (0..20usize).prop_map(Some)];
+    (
+        addr.clone(),
+        addr,
+        tag,
+        ethertype,
+        payload,
+        cut,
+        any::<u8>(),
+    )
+        .prop_map(|(dst, src, tag, et, payload, cut, fill)| {
+            let mut f = Vec::new();
+            f.extend_from_slice(&dst);
+            f.extend_from_slice(&src);
+            f.extend_from_slice(&tag);
+            f.extend_from_slice(&et.to_be_bytes());
+            f.extend(std::iter::repeat(fill).take(payload));
+            if let Some(n) = cut {
+                f.truncate(n);
+            }
+            f
+        })
+}
+
+/// A burst of plain unicast from the MACs homed on `port` (MACS[i] on port
+/// i % 3) to any of `MACS`, all untagged or all tagged in VLAN 10 or 20:
+/// the bursts the one-pass path is for, once their addresses are known.
+fn plain_burst(port: usize) -> impl Strategy<Value = Vec<Vec<u8>>> {
+    let home: Vec<usize> = (0..4).filter(|i| i % 3 == port).collect();
+    // Sometimes a source from anywhere: a move, or (not learning) a VM's
+    // own frame reflected back up an edge's uplink.
+    let src = prop_oneof![3 => prop::sample::select(home), 1 => 0..4usize];
+    (
+        prop_oneof![Just(None), Just(Some(10u16)), Just(Some(20u16))],
+        // One to three flows, interleaved.
+        prop::collection::vec((src, 0..4usize, 0..8u16), 1..4),
+        prop::collection::vec(any::<prop::sample::Index>(), 1..40),
+        // 60 or 134 bytes untagged (the small MTU is 100).
+        prop_oneof![3 => Just(46usize), 1 => Just(120)],
+    )
+        .prop_map(|(vid, flows, picks, payload)| {
+            picks
+                .into_iter()
+                .map(|k| {
+                    let (s, d, pcp) = *k.get(&flows);
+                    let mut f = Vec::new();
+                    f.extend_from_slice(&MACS[d]);
+                    f.extend_from_slice(&MACS[s]);
+                    if let Some(v) = vid {
+                        let tci = pcp << 13 | v;
+                        f.extend_from_slice(&[0x81, 0, (tci >> 8) as u8, tci as u8]);
+                    }
+                    f.extend_from_slice(&[0x08, 0x00]);
+                    f.extend(std::iter::repeat(s as u8).take(payload));
+                    f
+                })
+                .collect()
+        })
+}
+
+/// (ingress port, one burst, ms to advance the clock first): bursts of
+/// plain unicast (each sent 1 to 3 times in a row: the first one learns),
+/// or of anything.
+fn steps() -> impl Strategy<Value = Vec<(usize, Vec<Vec<u8>>, u64)>> {
+    let step = (0..3usize).prop_flat_map(|port| {
+        (
+            Just(port),
+            prop_oneof![
+                3 => (plain_burst(port), 1..4usize),
+                2 => (prop::collection::vec(frame(), 1..40), Just(1usize)),
+            ],
+            prop_oneof![6 => Just(0u64), 1 => Just(700), 1 => Just(2500)],
+        )
+    });
+    prop::collection::vec(step, 1..20).prop_map(|v| {
+        v.into_iter()
+            .flat_map(|(port, (burst, times), advance)| {
+                (0..times).map(move |k| (port, burst.clone(), if k == 0 { advance } else { 0 }))
+            })
+            .collect()
+    })
+}
+
+/// Runs `steps` through the switch of `s` with the one-pass path on or off;
+/// returns what each step sent, the counters, the FDB and the bursts that took the one-pass path.
+fn run(s: &Setup, steps: &[(usize, Vec<Vec<u8>>, u64)], fast: bool) -> (Vec<String>, u64) {
+    let mut h = Harness::new(Config::parse(&s.toml()).expect("config"), true).expect("harness");
+    h.set_fast_path(fast);
+    let mut seen = Vec::new();
+    let mut now = 0;
+    for (port, frames, advance) in steps {
+        now += advance;
+        let refs: Vec<&[u8]> = frames.iter().map(|f| f.as_slice()).collect();
+        h.run(*port, &refs, *advance);
+        seen.push(format!("{:?}", h.take_output()));
+    }
+    h.check().expect("no leak, counters balance");
+    seen.push(format!("{:?}", h.counters()));
+    seen.push(format!("{:?}", h.port_counters()));
+    let mut fdb: Vec<String> = h
+        .switch()
+        .fdb
+        .dump(now)
+        .iter()
+        .map(|r| format!("{} {} {} {}", r.mac, r.vid, r.port, r.is_static))
+        .collect();
+    fdb.sort();
+    seen.push(fdb.join(", "));
+    (seen, h.fast_bursts())
+}
+
+#[test]
+fn one_pass_and_staged_pipelines_agree() {
+    let mut runner = TestRunner::new(RunnerConfig {
+        cases: 400,
+        ..RunnerConfig::default()
+    });
+    let took = std::cell::Cell::new(0u64);
+    let mixed = std::cell::Cell::new(0u64);
+    runner
+        .run(&(setup(), steps()), |(s, steps)| {
+            let (staged, none) = run(&s, &steps, false);
+            prop_assert_eq!(none, 0, "fast path off, yet a burst took it");
+            let (fast, n) = run(&s, &steps, true);
+            prop_assert_eq!(&fast, &staged, "config:\n{}", s.toml());
+            took.set(took.get() + n);
+            if n > 0 && (n as usize) < steps.len() {
+                mixed.set(mixed.get() + 1);
+            }
+            Ok(())
+        })
+        .unwrap();
+    eprintln!(
+        "one-pass bursts {}, cases with both kinds {}",
+        took.get(),
+        mixed.get()
+    );
+    // The comparison means something only if the one-pass path ran, and
+    // ran next to staged bursts of the same switch.
+    assert!(took.get() > 100, "one-pass bursts: {}", took.get());
+    assert!(mixed.get() > 10, "cases with both kinds: {}", mixed.get());
+}
+
+/// Two access ports in VLAN 10, reflective relay on port 0.
+fn hairpin_bridge(fast: bool) -> Harness {
+    let toml = "[switch]\nworkers = [0]\n[[port]]\nname = \"a\"\npvid = 10\nreflective_relay = true\n[[port]]\nname = \"b\"\npvid = 10\n";
+    let mut h = Harness::new(Config::parse(toml).unwrap(), true).unwrap();
+    h.set_fast_path(fast);
+    h
+}
+
+fn plain(dst: [u8; 6], src: [u8; 6]) -> Vec<u8> {
+    let mut f = Vec::new();
+    f.extend_from_slice(&dst);
+    f.extend_from_slice(&src);
+    f.extend_from_slice(&[0x08, 0x00]);
+    f.extend_from_slice(&[0xab; 46]);
+    f
+}
+
+#[test]
+fn known_unicast_bursts_take_one_pass_and_others_do_not() {
+    for fast in [true, false] {
+        let mut h = hairpin_bridge(fast);
+        let (a, b) = (MACS[0], MACS[1]);
+        // Learning bursts (broadcasts, then a first frame from an unknown source): staged.
+        h.run(0, &[&plain([0xff; 6], a)], 0);
+        h.run(0, &[&plain([0xff; 6], b)], 0);
+        assert_eq!(h.fast_bursts(), 0);
+        h.take_output();
+        // A and B both behind port 0: a burst of A → B hairpins out of port 0.
+        let f = plain(b, a);
+        let burst: Vec<&[u8]> = vec![&f; 32];
+        assert_eq!(h.run(0, &burst, 0), 32);
+        let out = h.take_output();
+        assert!(out.iter().all(|(p, d)| *p == 0 && d == &f), "{out:?}");
+        // The two broadcasts were reflected too.
+        assert_eq!(h.counters().reflected, 2 + 32);
+        assert_eq!(h.fast_bursts(), u64::from(fast));
+        // One unknown destination in the burst: the whole burst is staged.
+        // The unknown frame floods to both ports (reflective relay on port
+        // 0); port 0's frames leave first, in order.
+        let u = plain(MACS[2], a);
+        let mixed: Vec<&[u8]> = vec![&f, &u, &f];
+        assert_eq!(h.run(0, &mixed, 0), 4);
+        let out: Vec<(usize, u8)> = h
+            .take_output()
+            .into_iter()
+            .map(|(p, d)| (p, d[5]))
+            .collect();
+        assert_eq!(out, vec![(0, 2), (0, 3), (0, 2), (1, 3)]);
+        assert_eq!(h.fast_bursts(), u64::from(fast));
+        h.check().unwrap();
+    }
+}
