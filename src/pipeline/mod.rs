@@ -8,7 +8,7 @@
 //! per role) → `tx` (flood
 //! copies, VLAN tag push/pop per egress port, per-port TX staging). Every
 //! stage walks the whole burst before the next runs. A burst of nothing but
-//! plain known unicast takes one pass instead ([`Pipeline::known_unicast`]),
+//! plain known unicast takes one pass instead (`Pipeline::known_unicast`),
 //! with the same outcome frame by frame. Nothing here allocates
 //! on the heap, locks, or makes a system call; a dropped frame goes back to
 //! the core's pool cache at once with its reason counted.
