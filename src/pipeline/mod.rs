@@ -713,13 +713,18 @@ impl Pipeline {
                 ..Meta::default()
             };
         }
-        let frames = burst.len() as u64;
+        self.count_rx(ip, burst.len() as u64, bytes);
+        true
+    }
+
+    /// A burst received on port `ip`: core and port counters.
+    #[inline(always)]
+    fn count_rx(&mut self, ip: usize, frames: u64, bytes: u64) {
         self.ctr.rx_pkts += frames;
         self.ctr.rx_bytes += bytes;
         let pc = &mut self.port_ctr[ip];
         pc.rx_pkts += frames;
         pc.rx_bytes += bytes;
-        true
     }
 
     /// Stage 4 for a burst [`Pipeline::known_unicast`] passed: one egress port per frame.
@@ -923,11 +928,7 @@ impl Pipeline {
             }
             trace!(t, i, "ingress", "port {} VLAN {}", port.name, me.vid);
         }
-        self.ctr.rx_pkts += frames;
-        self.ctr.rx_bytes += bytes;
-        let pc = &mut self.port_ctr[inp.0 as usize];
-        pc.rx_pkts += frames;
-        pc.rx_bytes += bytes;
+        self.count_rx(inp.0 as usize, frames, bytes);
     }
 
     /// Take the newest snapshot (between bursts). Hit counters of the old one are kept by name.
