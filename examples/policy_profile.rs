@@ -77,6 +77,6 @@ fn main() {
         win[win.len() / 2],
         win.len(),
         h.counters().total_drops(),
-        h.fast_bursts()
+        h.pipeline().fast_bursts
     );
 }

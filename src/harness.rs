@@ -136,20 +136,10 @@ impl Harness {
         &self.pipe.ctr
     }
 
-    /// The pipeline's per-port counters.
-    pub fn port_counters(&self) -> &[crate::stats::PortCounters] {
-        &self.pipe.port_ctr
-    }
-
     /// Let plain known-unicast bursts take the one-pass path (on by default;
     /// see `Pipeline::set_fast_path`).
     pub fn set_fast_path(&mut self, on: bool) {
         self.pipe.set_fast_path(on);
-    }
-
-    /// Bursts that took the one-pass known-unicast path.
-    pub fn fast_bursts(&self) -> u64 {
-        self.pipe.fast_bursts
     }
 
     /// The switch (model, FDB, pool).

@@ -27,6 +27,21 @@ struct PortSpec {
     egress: bool,
 }
 
+/// A policy `p` with from-vm rules (deny UDP 53; permit UDP 1000–2000
+/// with PCP, DSCP and class rewrites) for the VMs among `MACS`.
+#[derive(Clone, Debug)]
+struct PolicySpec {
+    default_permit: bool,
+    /// A meter on the policy (the cache answer then meters: staged).
+    meter: bool,
+    /// A named counter on the permit rule.
+    counter: bool,
+    /// A to-vm rule (every burst staged: the receiver's side is judged there).
+    to_vm: bool,
+    /// Which of `MACS` are VMs with the policy, behind their home port.
+    vms: [bool; 4],
+}
+
 #[derive(Clone, Debug)]
 struct Setup {
     veb: bool,
@@ -34,6 +49,7 @@ struct Setup {
     mtu: usize,
     vm: bool,
     ports: Vec<PortSpec>,
+    policy: Option<PolicySpec>,
 }
 
 impl Setup {
@@ -68,10 +84,39 @@ impl Setup {
                 t += "egress = { strict = 2 }\n";
             }
         }
-        if self.vm {
+        let vlan_of = |p: &PortSpec| if p.trunk { 10 } else { p.pvid.unwrap_or(10) };
+        if let Some(pol) = &self.policy {
+            t += &format!(
+                "[policy.p]\ndefault = \"{}\"\n",
+                if pol.default_permit { "permit" } else { "deny" }
+            );
+            if pol.meter {
+                t += "meter = \"m\"\n";
+            }
+            t += "[[policy.p.rule]]\naction = \"deny\"\nproto = \"udp\"\ndst_port = \"53\"\n";
+            t += "[[policy.p.rule]]\naction = \"permit\"\nproto = \"udp\"\ndst_port = \"1000-2000\"\nset_pcp = 5\nset_dscp = 10\nclass = 3\n";
+            if pol.counter {
+                t += "counter = \"c\"\n";
+            }
+            if pol.to_vm {
+                t += "[[policy.p.rule]]\ndirection = \"to-vm\"\naction = \"permit\"\nproto = \"udp\"\n";
+            }
+            if pol.meter {
+                t += "[meter.m]\ntype = \"srtcm\"\ncir = \"100G\"\ncbs = 1000000\nebs = 1000000\n";
+            }
+            // (No VMs behind an edge's uplink.)
+            let vm = |i: usize| pol.vms[i] && !(self.veb && i % 3 == 0);
+            for (i, mac) in MACS.iter().enumerate().filter(|(i, _)| vm(*i)) {
+                let home = i % 3;
+                t += &format!(
+                    "[[vm]]\nname = \"vm{i}\"\nmac = \"{}\"\nvlan = {}\nport = \"p{home}\"\npolicy = \"p\"\n",
+                    hairpin::types::Mac(*mac),
+                    vlan_of(&self.ports[home])
+                );
+            }
+        } else if self.vm {
             // A static entry: MACS[0] behind p1 (lets p1 send when locked).
-            let p1 = &self.ports[1];
-            let vlan = if p1.trunk { 10 } else { p1.pvid.unwrap_or(10) };
+            let vlan = vlan_of(&self.ports[1]);
             t += &format!(
                 "[[vm]]\nname = \"s\"\nmac = \"02:00:00:00:00:01\"\nvlan = {vlan}\nport = \"p1\"\n"
             );
@@ -110,6 +155,23 @@ fn port_spec() -> impl Strategy<Value = PortSpec> {
         )
 }
 
+fn policy_spec() -> impl Strategy<Value = PolicySpec> {
+    (
+        prop::bool::weighted(0.7),
+        prop::bool::weighted(0.15),
+        prop::bool::weighted(0.15),
+        prop::bool::weighted(0.15),
+        prop::array::uniform4(prop::bool::weighted(0.85)),
+    )
+        .prop_map(|(default_permit, meter, counter, to_vm, vms)| PolicySpec {
+            default_permit,
+            meter,
+            counter,
+            to_vm,
+            vms,
+        })
+}
+
 fn setup() -> impl Strategy<Value = Setup> {
     (
         prop::bool::weighted(0.25),
@@ -117,13 +179,15 @@ fn setup() -> impl Strategy<Value = Setup> {
         prop_oneof![4 => Just(1500usize), 1 => Just(100usize)],
         prop::bool::weighted(0.3),
         prop::collection::vec(port_spec(), 3),
+        prop::option::weighted(0.4, policy_spec()),
     )
-        .prop_map(|(veb, own_mac, mtu, vm, ports)| Setup {
+        .prop_map(|(veb, own_mac, mtu, vm, ports, policy)| Setup {
             veb,
             own_mac,
             mtu,
             vm,
             ports,
+            policy,
         })
 }
 
@@ -182,9 +246,18 @@ fn plain_burst(port: usize) -> impl Strategy<Value = Vec<Vec<u8>>> {
     // own frame reflected back up an edge's uplink.
     let src = prop_oneof![3 => prop::sample::select(home), 1 => 0..4usize];
     (
-        prop_oneof![Just(None), Just(Some(10u16)), Just(Some(20u16))],
-        // One to three flows, interleaved.
-        prop::collection::vec((src, 0..4usize, 0..8u16), 1..4),
+        prop_oneof![2 => Just(None), 2 => Just(Some(10u16)), 1 => Just(Some(20u16))],
+        // One to three flows (source, destination, PCP, UDP port: denied,
+        // permitted with rewrites, the default), interleaved.
+        prop::collection::vec(
+            (
+                src,
+                0..4usize,
+                0..8u16,
+                prop_oneof![1 => Just(53u16), 3 => Just(1500), 1 => Just(8080)],
+            ),
+            1..4,
+        ),
         prop::collection::vec(any::<prop::sample::Index>(), 1..40),
         // 60 or 134 bytes untagged (the small MTU is 100).
         prop_oneof![3 => Just(46usize), 1 => Just(120)],
@@ -193,20 +266,32 @@ fn plain_burst(port: usize) -> impl Strategy<Value = Vec<Vec<u8>>> {
             picks
                 .into_iter()
                 .map(|k| {
-                    let (s, d, pcp) = *k.get(&flows);
-                    let mut f = Vec::new();
-                    f.extend_from_slice(&MACS[d]);
-                    f.extend_from_slice(&MACS[s]);
-                    if let Some(v) = vid {
-                        let tci = pcp << 13 | v;
-                        f.extend_from_slice(&[0x81, 0, (tci >> 8) as u8, tci as u8]);
-                    }
-                    f.extend_from_slice(&[0x08, 0x00]);
-                    f.extend(std::iter::repeat(s as u8).take(payload));
-                    f
+                    let (s, d, pcp, port) = *k.get(&flows);
+                    udp_frame(d, s, vid.map(|v| pcp << 13 | v), port, payload)
                 })
                 .collect()
         })
+}
+
+/// `MACS[s]` → `MACS[d]`, IPv4 10.0.0.s → 10.0.0.d, UDP 12345 → `port`,
+/// tagged with `tci` if any; `payload` bytes after the Ethernet header.
+fn udp_frame(d: usize, s: usize, tci: Option<u16>, port: u16, payload: usize) -> Vec<u8> {
+    let mut f = Vec::new();
+    f.extend_from_slice(&MACS[d]);
+    f.extend_from_slice(&MACS[s]);
+    if let Some(tci) = tci {
+        f.extend_from_slice(&[0x81, 0, (tci >> 8) as u8, tci as u8]);
+    }
+    f.extend_from_slice(&[0x08, 0x00]);
+    let ip_len = (payload as u16).to_be_bytes();
+    f.extend_from_slice(&[0x45, 0, ip_len[0], ip_len[1], 0, 0, 0, 0, 64, 17, 0, 0]);
+    f.extend_from_slice(&[10, 0, 0, s as u8, 10, 0, 0, d as u8]);
+    let udp_len = (payload as u16 - 20).to_be_bytes();
+    f.extend_from_slice(&[0x30, 0x39]);
+    f.extend_from_slice(&port.to_be_bytes());
+    f.extend_from_slice(&[udp_len[0], udp_len[1], 0, 0]);
+    f.extend(std::iter::repeat(s as u8).take(payload - 28));
+    f
 }
 
 /// (ingress port, one burst, ms to advance the clock first): bursts of
@@ -247,7 +332,9 @@ fn run(s: &Setup, steps: &[(usize, Vec<Vec<u8>>, u64)], fast: bool) -> (Vec<Stri
     }
     h.check().expect("no leak, counters balance");
     seen.push(format!("{:?}", h.counters()));
-    seen.push(format!("{:?}", h.port_counters()));
+    seen.push(format!("{:?}", h.pipeline().port_ctr));
+    seen.push(format!("{:?}", h.rule_hits()));
+    seen.push(format!("{:?}", h.pipeline().meter_counts()));
     let mut fdb: Vec<String> = h
         .switch()
         .fdb
@@ -257,17 +344,18 @@ fn run(s: &Setup, steps: &[(usize, Vec<Vec<u8>>, u64)], fast: bool) -> (Vec<Stri
         .collect();
     fdb.sort();
     seen.push(fdb.join(", "));
-    (seen, h.fast_bursts())
+    (seen, h.pipeline().fast_bursts)
 }
 
 #[test]
 fn one_pass_and_staged_pipelines_agree() {
     let mut runner = TestRunner::new(RunnerConfig {
-        cases: 400,
+        cases: 600,
         ..RunnerConfig::default()
     });
     let took = std::cell::Cell::new(0u64);
     let mixed = std::cell::Cell::new(0u64);
+    let took_policy = std::cell::Cell::new(0u64);
     runner
         .run(&(setup(), steps()), |(s, steps)| {
             let (staged, none) = run(&s, &steps, false);
@@ -275,6 +363,9 @@ fn one_pass_and_staged_pipelines_agree() {
             let (fast, n) = run(&s, &steps, true);
             prop_assert_eq!(&fast, &staged, "config:\n{}", s.toml());
             took.set(took.get() + n);
+            if s.policy.as_ref().is_some_and(|p| p.vms.iter().any(|&v| v)) {
+                took_policy.set(took_policy.get() + n);
+            }
             if n > 0 && (n as usize) < steps.len() {
                 mixed.set(mixed.get() + 1);
             }
@@ -282,14 +373,70 @@ fn one_pass_and_staged_pipelines_agree() {
         })
         .unwrap();
     eprintln!(
-        "one-pass bursts {}, cases with both kinds {}",
+        "one-pass bursts {} ({} with a policy), cases with both kinds {}",
         took.get(),
+        took_policy.get(),
         mixed.get()
     );
     // The comparison means something only if the one-pass path ran, and
     // ran next to staged bursts of the same switch.
     assert!(took.get() > 100, "one-pass bursts: {}", took.get());
     assert!(mixed.get() > 10, "cases with both kinds: {}", mixed.get());
+    assert!(took_policy.get() > 0, "no one-pass burst with a policy");
+}
+
+#[test]
+fn bursts_a_cached_policy_permits_take_one_pass_with_its_rewrites() {
+    let toml = format!(
+        "[switch]\nworkers = [0]\n[[port]]\nname = \"a\"\npvid = 10\nreflective_relay = true\n\
+         [[port]]\nname = \"b\"\npvid = 10\n[policy.p]\ndefault = \"permit\"\n\
+         [[policy.p.rule]]\naction = \"deny\"\nproto = \"udp\"\ndst_port = \"53\"\n\
+         [[policy.p.rule]]\naction = \"permit\"\nproto = \"udp\"\ndst_port = \"1000-2000\"\nset_dscp = 10\n\
+         [[vm]]\nname = \"x\"\nmac = \"{}\"\nvlan = 10\nport = \"a\"\npolicy = \"p\"\n\
+         [[vm]]\nname = \"y\"\nmac = \"{}\"\nvlan = 10\nport = \"a\"\npolicy = \"p\"\n",
+        hairpin::types::Mac(MACS[0]),
+        hairpin::types::Mac(MACS[1])
+    );
+    let mut outs = Vec::new();
+    for fast in [true, false] {
+        let mut h = Harness::new(Config::parse(&toml).unwrap(), true).unwrap();
+        h.set_fast_path(fast);
+        // x and y learned (broadcasts: staged).
+        h.run(
+            0,
+            &[&plain([0xff; 6], MACS[0]), &plain([0xff; 6], MACS[1])],
+            0,
+        );
+        h.take_output();
+        let ok = udp_frame(1, 0, None, 1500, 46);
+        let burst: Vec<&[u8]> = vec![&ok; 32];
+        // First burst: the ingress cache learns the flow (staged); second: one pass.
+        assert_eq!(h.run(0, &burst, 0), 32);
+        assert_eq!(h.pipeline().fast_bursts, 0);
+        assert_eq!(h.run(0, &burst, 0), 32);
+        assert_eq!(h.pipeline().fast_bursts, u64::from(fast));
+        let out = h.take_output();
+        assert_eq!(out.len(), 64);
+        // DSCP 10 written (TOS byte 40), out of the ingress port.
+        assert!(out.iter().all(|(p, f)| *p == 0 && f[15] == 40), "{out:?}");
+        // A denied flow: staged, every frame dropped and counted.
+        let denied = udp_frame(1, 0, None, 53, 46);
+        assert_eq!(h.run(0, &vec![denied.as_slice(); 32], 0), 0);
+        assert_eq!(h.run(0, &vec![denied.as_slice(); 32], 0), 0);
+        assert_eq!(h.pipeline().fast_bursts, u64::from(fast));
+        assert_eq!(
+            h.counters().drops[hairpin::stats::DropReason::AclDeny as usize],
+            64
+        );
+        h.check().unwrap();
+        outs.push(format!(
+            "{:?} {:?} {:?}",
+            h.counters(),
+            h.pipeline().port_ctr,
+            h.rule_hits()
+        ));
+    }
+    assert_eq!(outs[0], outs[1]);
 }
 
 /// Two access ports in VLAN 10, reflective relay on port 0.
@@ -317,7 +464,7 @@ fn known_unicast_bursts_take_one_pass_and_others_do_not() {
         // Learning bursts (broadcasts, then a first frame from an unknown source): staged.
         h.run(0, &[&plain([0xff; 6], a)], 0);
         h.run(0, &[&plain([0xff; 6], b)], 0);
-        assert_eq!(h.fast_bursts(), 0);
+        assert_eq!(h.pipeline().fast_bursts, 0);
         h.take_output();
         // A and B both behind port 0: a burst of A → B hairpins out of port 0.
         let f = plain(b, a);
@@ -327,7 +474,7 @@ fn known_unicast_bursts_take_one_pass_and_others_do_not() {
         assert!(out.iter().all(|(p, d)| *p == 0 && d == &f), "{out:?}");
         // The two broadcasts were reflected too.
         assert_eq!(h.counters().reflected, 2 + 32);
-        assert_eq!(h.fast_bursts(), u64::from(fast));
+        assert_eq!(h.pipeline().fast_bursts, u64::from(fast));
         // One unknown destination in the burst: the whole burst is staged.
         // The unknown frame floods to both ports (reflective relay on port
         // 0); port 0's frames leave first, in order.
@@ -340,7 +487,7 @@ fn known_unicast_bursts_take_one_pass_and_others_do_not() {
             .map(|(p, d)| (p, d[5]))
             .collect();
         assert_eq!(out, vec![(0, 2), (0, 3), (0, 2), (1, 3)]);
-        assert_eq!(h.fast_bursts(), u64::from(fast));
+        assert_eq!(h.pipeline().fast_bursts, u64::from(fast));
         h.check().unwrap();
     }
 }

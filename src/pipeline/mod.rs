@@ -471,6 +471,9 @@ pub struct Pipeline {
     fast: bool,
     /// Bursts that took the known-unicast path.
     pub fast_bursts: u64,
+    /// The one pass's rule hits per frame (rule hit index, length), counted
+    /// once the whole burst has passed (`NONE`: no rule to count).
+    fast_hits: Vec<(u32, u32)>,
 }
 
 impl Pipeline {
@@ -528,6 +531,7 @@ impl Pipeline {
             cur_in: 0,
             fast: true,
             fast_bursts: 0,
+            fast_hits: vec![(NONE, 0); b],
         }
     }
 
@@ -596,18 +600,18 @@ impl Pipeline {
         if !T::ON && self.fast && self.known_unicast(inp, burst, now_ms) {
             self.fast_bursts += 1;
             self.transmit_known(inp, burst, tx, t);
-            return;
+        } else {
+            self.ingress(inp, burst, t);
+            if self.model.policy.active {
+                self.guard_and_acl(inp, burst, t);
+            }
+            self.learn(inp, n, now_ms, t);
+            match self.model.role {
+                Role::EdgeVepa => self.forward_vepa(inp, n, t),
+                _ => self.forward_bridge(inp, n, t),
+            }
+            self.transmit(inp, burst, tx, t);
         }
-        self.ingress(inp, burst, t);
-        if self.model.policy.active {
-            self.guard_and_acl(inp, burst, t);
-        }
-        self.learn(inp, n, now_ms, t);
-        match self.model.role {
-            Role::EdgeVepa => self.forward_vepa(inp, n, t),
-            _ => self.forward_bridge(inp, n, t),
-        }
-        self.transmit(inp, burst, tx, t);
         if self.model.policy.active {
             self.ctr.flow_cache_hits = self.flows.hits + self.ingress_flows.hits;
             self.ctr.flow_cache_misses = self.flows.misses + self.ingress_flows.misses;
@@ -615,12 +619,15 @@ impl Pipeline {
     }
 
     /// Stages 1–3 in one pass for a burst in which every frame is plain
-    /// known unicast: no policy, a forwarding port that is not locked (nor
-    /// an edge's uplink), an untagged or single 802.1Q-tagged frame of a VLAN
-    /// of the port, a source already known and fresh on this port (learning
-    /// would write nothing) and a destination in the FDB on a port that may
-    /// send it. Fills `meta` as the stages would and counts the burst
-    /// received. Returns false, having changed nothing the stages do not
+    /// known unicast: a forwarding port that is not locked (nor an edge's
+    /// uplink), an untagged or single 802.1Q-tagged frame of a VLAN of the
+    /// port, a source already known and fresh on this port (learning would
+    /// write nothing) and a destination in the FDB on a port that may send
+    /// it. With policy: a port with from-vm rules, no to-vm rules anywhere,
+    /// and every frame a fast IPv4 frame whose resolved sender-side answer
+    /// is in the ingress cache, permits, and meters nothing. Fills `meta` as
+    /// the stages would and counts the burst received (and its rule hits and
+    /// cache hits). Returns false, having changed nothing the stages do not
     /// overwrite, at the first frame that needs them: the burst is then
     /// staged as usual. Reads the FDB only, so each frame sees what the
     /// stages would have shown it.
@@ -629,7 +636,8 @@ impl Pipeline {
         let m = &*self.model;
         let ip = inp.0 as usize;
         let port = &m.ports[ip];
-        if m.policy.active
+        let pol = &m.policy;
+        if (pol.active && (pol.any_to_acl || pol.from_acl_mask & (1u64 << ip) == 0))
             || m.role == Role::EdgeVepa
             || (m.role == Role::EdgeVeb && port.uplink)
             || port.state != PortState::Forwarding
@@ -646,7 +654,13 @@ impl Pipeline {
         // are not asked again for the next frame (nothing writes the FDB here).
         let mut known_src = NO_KEY;
         let mut last_dst = (NO_KEY, PortId(0));
-        for (b, me) in burst.as_slice().iter().zip(self.meta.iter_mut()) {
+        let ctx = u32::from(inp.0) + 1;
+        for ((b, me), fh) in burst
+            .as_slice()
+            .iter()
+            .zip(self.meta.iter_mut())
+            .zip(self.fast_hits.iter_mut())
+        {
             let d = self.pool.data(b);
             let len = d.len();
             // Shorter frames (runts, cut tags) go the staged way.
@@ -680,6 +694,33 @@ impl Pipeline {
             {
                 return false;
             }
+            // The sender's side of the policy, as `guard_and_acl` takes it
+            // from the ingress cache.
+            let (mut src_vsi, mut class, mut set_pcp, mut set_dscp) = (NO_VSI, 0, KEEP, KEEP);
+            *fh = (NONE, len as u32);
+            if pol.active {
+                let Some(h) =
+                    FlowKey::from_frame(d, vid, pcp).and_then(|k| self.ingress_flows.peek(ctx, &k))
+                else {
+                    return false;
+                };
+                if h.vsi != NONE {
+                    if h.flags & IngressHit::SLOW != 0 || h.rule_meter & h.vsi_meter != NONE {
+                        return false;
+                    }
+                    src_vsi = h.vsi;
+                    if h.flags & IngressHit::POLICY != 0 {
+                        class = h.class;
+                    }
+                    if h.flags & IngressHit::ACL != 0 {
+                        if h.flags & IngressHit::PERMIT == 0 {
+                            return false;
+                        }
+                        (set_pcp, set_dscp) = (h.pcp, h.dscp);
+                        fh.0 = h.hit;
+                    }
+                }
+            }
             if port.learning {
                 let sk = mac_vid_key(src, vid);
                 if sk != known_src {
@@ -710,10 +751,26 @@ impl Pipeline {
                 tagged,
                 verdict: Verdict::Fwd(mask),
                 dst_port: Some(p),
+                src_vsi,
+                class,
+                set_pcp,
+                set_dscp,
                 ..Meta::default()
             };
         }
-        self.count_rx(ip, burst.len() as u64, bytes);
+        let n = burst.len();
+        if pol.active {
+            // Every frame asked the cache once and found its answer.
+            self.ingress_flows.hits += n as u64;
+            for &(hit, len) in &self.fast_hits[..n] {
+                if hit != NONE {
+                    let c = &mut self.hits[hit as usize];
+                    c[0] += 1;
+                    c[1] += u64::from(len);
+                }
+            }
+        }
+        self.count_rx(ip, n as u64, bytes);
         true
     }
 
@@ -736,11 +793,6 @@ impl Pipeline {
         tx: &mut [Box<dyn PortQueue>],
         t: &mut T,
     ) {
-        let fix = Fix {
-            class: 0,
-            pcp: KEEP,
-            dscp: KEEP,
-        };
         for (i, b) in burst.drain().enumerate() {
             let me = self.meta[i];
             let Verdict::Fwd(mask) = me.verdict else {
@@ -750,6 +802,11 @@ impl Pipeline {
             if p == inp.0 as usize {
                 self.ctr.reflected += 1;
             }
+            let fix = Fix {
+                class: me.class,
+                pcp: me.set_pcp,
+                dscp: me.set_dscp,
+            };
             self.egress(p, b, &me, fix, tx, t, i);
         }
         self.flush(tx);

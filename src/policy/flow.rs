@@ -285,19 +285,30 @@ impl IngressCache {
     /// port + 1), counting a hit or a miss. Always a miss when off.
     #[inline(always)]
     pub fn get(&mut self, ctx: u32, k: &FlowKey) -> Option<&IngressHit> {
+        let i = self.find(ctx, k);
+        match i {
+            Some(_) => self.hits += 1,
+            None => self.misses += 1,
+        }
+        i.map(|i| &self.slots[i].val)
+    }
+
+    /// As [`IngressCache::get`], counting nothing.
+    #[inline(always)]
+    pub fn peek(&self, ctx: u32, k: &FlowKey) -> Option<&IngressHit> {
+        self.find(ctx, k).map(|i| &self.slots[i].val)
+    }
+
+    #[inline(always)]
+    fn find(&self, ctx: u32, k: &FlowKey) -> Option<usize> {
         if self.slots.is_empty() {
             return None;
         }
         let (first, id, _) = self.place(ctx, k);
-        let set = &self.slots[first..first + INGRESS_WAYS];
-        for s in set {
-            if s.id == id && s.key.same(k) {
-                self.hits += 1;
-                return Some(&s.val);
-            }
-        }
-        self.misses += 1;
-        None
+        (first..first + INGRESS_WAYS).find(|&i| {
+            let s = &self.slots[i];
+            s.id == id && s.key.same(k)
+        })
     }
 
     /// Remember `val` for `k` in context `ctx`: an empty way if the set has
