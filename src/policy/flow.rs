@@ -282,9 +282,13 @@ impl IngressCache {
     }
 
     /// The answer stored for `k` arriving in context `ctx` (the ingress
-    /// port + 1), counting a hit or a miss. Always a miss when off.
+    /// port + 1), counting a hit or a miss. Always a miss when off (not
+    /// counted).
     #[inline(always)]
     pub fn get(&mut self, ctx: u32, k: &FlowKey) -> Option<&IngressHit> {
+        if self.slots.is_empty() {
+            return None;
+        }
         let i = self.find(ctx, k);
         match i {
             Some(_) => self.hits += 1,
