@@ -258,14 +258,21 @@ fn plain_burst(port: usize) -> impl Strategy<Value = Vec<Vec<u8>>> {
             ),
             1..4,
         ),
-        prop::collection::vec(any::<prop::sample::Index>(), 1..40),
-        // 60 or 134 bytes untagged (the small MTU is 100).
-        prop_oneof![3 => Just(46usize), 1 => Just(120)],
+        // Each frame: its flow, and 60 or 134 bytes untagged (the small MTU
+        // is 100). Tagged, one flow's frames of both sizes have the same
+        // first 18 bytes, so a one-flow burst can hold a frame too long.
+        prop::collection::vec(
+            (
+                any::<prop::sample::Index>(),
+                prop_oneof![6 => Just(46usize), 1 => Just(120)],
+            ),
+            1..40,
+        ),
     )
-        .prop_map(|(vid, flows, picks, payload)| {
+        .prop_map(|(vid, flows, picks)| {
             picks
                 .into_iter()
-                .map(|k| {
+                .map(|(k, payload)| {
                     let (s, d, pcp, port) = *k.get(&flows);
                     udp_frame(d, s, vid.map(|v| pcp << 13 | v), port, payload)
                 })
@@ -318,8 +325,9 @@ fn steps() -> impl Strategy<Value = Vec<(usize, Vec<Vec<u8>>, u64)>> {
 }
 
 /// Runs `steps` through the switch of `s` with the one-pass path on or off;
-/// returns what each step sent, the counters, the FDB and the bursts that took the one-pass path.
-fn run(s: &Setup, steps: &[(usize, Vec<Vec<u8>>, u64)], fast: bool) -> (Vec<String>, u64) {
+/// returns what each step sent, the counters, the FDB, the bursts that took
+/// the one-pass path and how many of those were one flow.
+fn run(s: &Setup, steps: &[(usize, Vec<Vec<u8>>, u64)], fast: bool) -> (Vec<String>, u64, u64) {
     let mut h = Harness::new(Config::parse(&s.toml()).expect("config"), true).expect("harness");
     h.set_fast_path(fast);
     let mut seen = Vec::new();
@@ -344,7 +352,7 @@ fn run(s: &Setup, steps: &[(usize, Vec<Vec<u8>>, u64)], fast: bool) -> (Vec<Stri
         .collect();
     fdb.sort();
     seen.push(fdb.join(", "));
-    (seen, h.pipeline().fast_bursts)
+    (seen, h.pipeline().fast_bursts, h.pipeline().one_flow_bursts)
 }
 
 #[test]
@@ -356,13 +364,15 @@ fn one_pass_and_staged_pipelines_agree() {
     let took = std::cell::Cell::new(0u64);
     let mixed = std::cell::Cell::new(0u64);
     let took_policy = std::cell::Cell::new(0u64);
+    let one_flow = std::cell::Cell::new(0u64);
     runner
         .run(&(setup(), steps()), |(s, steps)| {
-            let (staged, none) = run(&s, &steps, false);
+            let (staged, none, _) = run(&s, &steps, false);
             prop_assert_eq!(none, 0, "fast path off, yet a burst took it");
-            let (fast, n) = run(&s, &steps, true);
+            let (fast, n, one) = run(&s, &steps, true);
             prop_assert_eq!(&fast, &staged, "config:\n{}", s.toml());
             took.set(took.get() + n);
+            one_flow.set(one_flow.get() + one);
             if s.policy.as_ref().is_some_and(|p| p.vms.iter().any(|&v| v)) {
                 took_policy.set(took_policy.get() + n);
             }
@@ -373,9 +383,10 @@ fn one_pass_and_staged_pipelines_agree() {
         })
         .unwrap();
     eprintln!(
-        "one-pass bursts {} ({} with a policy), cases with both kinds {}",
+        "one-pass bursts {} ({} with a policy, {} of one flow), cases with both kinds {}",
         took.get(),
         took_policy.get(),
+        one_flow.get(),
         mixed.get()
     );
     // The comparison means something only if the one-pass path ran, and
@@ -383,6 +394,99 @@ fn one_pass_and_staged_pipelines_agree() {
     assert!(took.get() > 100, "one-pass bursts: {}", took.get());
     assert!(mixed.get() > 10, "cases with both kinds: {}", mixed.get());
     assert!(took_policy.get() > 0, "no one-pass burst with a policy");
+    assert!(one_flow.get() > 10, "one-flow bursts: {}", one_flow.get());
+}
+
+#[test]
+fn a_one_flow_burst_takes_frame_zeros_decision_but_each_frame_is_length_checked() {
+    for fast in [true, false] {
+        let mut h = hairpin_bridge(fast);
+        let (a, b) = (MACS[0], MACS[1]);
+        h.run(0, &[&plain([0xff; 6], a)], 0);
+        h.run(0, &[&plain([0xff; 6], b)], 0);
+        h.take_output();
+        // 32 frames A → B with the same first 18 bytes, two lengths: one flow.
+        let f = plain(b, a);
+        let mut long = f.clone();
+        long.resize(1400, 0xab);
+        let burst: Vec<&[u8]> = (0..32)
+            .map(|i| if i % 5 == 3 { &long[..] } else { &f[..] })
+            .collect();
+        assert_eq!(h.run(0, &burst, 0), 32);
+        let out = h.take_output();
+        assert_eq!(out.len(), 32);
+        assert!(out.iter().zip(&burst).all(|((p, d), f)| *p == 0 && d == f));
+        assert_eq!(h.pipeline().fast_bursts, u64::from(fast));
+        assert_eq!(h.pipeline().one_flow_bursts, u64::from(fast));
+        assert_eq!(
+            h.pipeline().port_ctr[0].rx_bytes,
+            2 * 60 + 26 * 60 + 6 * 1400
+        );
+        // The same with one frame longer than the MTU (1518): that frame
+        // must not take frame 0's decision, so the burst is staged, which
+        // drops it as oversize and forwards the rest.
+        let mut huge = f.clone();
+        huge.resize(1600, 0xab);
+        let burst: Vec<&[u8]> = (0..32)
+            .map(|i| if i == 17 { &huge[..] } else { &f[..] })
+            .collect();
+        assert_eq!(h.run(0, &burst, 0), 31);
+        assert_eq!(h.take_output().len(), 31);
+        assert_eq!(h.pipeline().fast_bursts, u64::from(fast));
+        assert_eq!(
+            h.counters().drops[hairpin::stats::DropReason::Oversize as usize],
+            1
+        );
+        // A burst of two flows is not one flow.
+        let g = plain(a, b);
+        let burst: Vec<&[u8]> = (0..32)
+            .map(|i| if i == 31 { &g[..] } else { &f[..] })
+            .collect();
+        assert_eq!(h.run(0, &burst, 0), 32);
+        assert_eq!(h.pipeline().fast_bursts, 2 * u64::from(fast));
+        assert_eq!(h.pipeline().one_flow_bursts, u64::from(fast));
+        h.check().unwrap();
+    }
+}
+
+#[test]
+fn a_tagged_frame_whose_inner_ethertype_differs_is_another_flow() {
+    // Trunk port 0 in VLAN 10 with reflective relay; A and B behind it.
+    let toml = "[switch]\nworkers = [0]\n[[port]]\nname = \"a\"\nmode = \"trunk\"\nvlans = [10]\n\
+                reflective_relay = true\n[[port]]\nname = \"b\"\npvid = 10\n";
+    let tagged = |dst: [u8; 6], src: [u8; 6], inner: [u8; 2]| {
+        let mut f = Vec::new();
+        f.extend_from_slice(&dst);
+        f.extend_from_slice(&src);
+        f.extend_from_slice(&[0x81, 0x00, 0x00, 10]);
+        f.extend_from_slice(&inner);
+        f.extend_from_slice(&[0xab; 46]);
+        f
+    };
+    let mut outs = Vec::new();
+    for fast in [true, false] {
+        let mut h = Harness::new(Config::parse(toml).unwrap(), true).unwrap();
+        h.set_fast_path(fast);
+        let (a, b) = (MACS[0], MACS[1]);
+        h.run(0, &[&tagged([0xff; 6], a, [0x08, 0])], 0);
+        h.run(0, &[&tagged([0xff; 6], b, [0x08, 0])], 0);
+        h.take_output();
+        let f = tagged(b, a, [0x08, 0]);
+        assert_eq!(h.run(0, &vec![&f[..]; 32], 0), 32);
+        assert_eq!(h.pipeline().one_flow_bursts, u64::from(fast));
+        // Same addresses and tag; frame 9 carries a second tag (inner
+        // ethertype 0x8100), which the one pass never takes: staged.
+        let q = tagged(b, a, [0x81, 0]);
+        let burst: Vec<&[u8]> = (0..32)
+            .map(|i| if i == 9 { &q[..] } else { &f[..] })
+            .collect();
+        h.run(0, &burst, 0);
+        assert_eq!(h.pipeline().fast_bursts, u64::from(fast));
+        assert_eq!(h.pipeline().one_flow_bursts, u64::from(fast));
+        h.check().unwrap();
+        outs.push(format!("{:?} {:?}", h.take_output(), h.counters()));
+    }
+    assert_eq!(outs[0], outs[1]);
 }
 
 #[test]

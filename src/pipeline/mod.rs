@@ -50,6 +50,37 @@ const GROUP_BIT: u64 = 1 << 40;
 /// a packed key (those have bits 60..64 clear).
 const NO_KEY: u64 = u64::MAX;
 
+/// When every frame of `frames` (two or more) has frame 0's first 18
+/// bytes: the bytes of frames 1.. and the longest of them.
+#[inline(never)]
+fn one_flow_rest(pool: &Pool, frames: &[PktBuf]) -> Option<(u64, usize)> {
+    let h0 = head18(pool.data(frames.first()?))?;
+    if frames.len() < 2 {
+        return None;
+    }
+    let (mut bytes, mut max) = (0u64, 0usize);
+    for b in &frames[1..] {
+        let d = pool.data(b);
+        if head18(d) != Some(h0) {
+            return None;
+        }
+        bytes += d.len() as u64;
+        max = max.max(d.len());
+    }
+    Some((bytes, max))
+}
+
+/// A frame's first 18 bytes as three words (None when it is shorter).
+#[inline(always)]
+fn head18(d: &[u8]) -> Option<(u64, u64, u16)> {
+    let h = d.get(..18)?;
+    Some((
+        u64::from_ne_bytes(h[0..8].try_into().ok()?),
+        u64::from_ne_bytes(h[8..16].try_into().ok()?),
+        u16::from_ne_bytes(h[16..18].try_into().ok()?),
+    ))
+}
+
 #[inline(always)]
 fn mac_vid_key(mac: u64, vid: u16) -> u64 {
     mac | u64::from(vid) << 48
@@ -471,9 +502,14 @@ pub struct Pipeline {
     fast: bool,
     /// Bursts that took the known-unicast path.
     pub fast_bursts: u64,
+    /// Of those, bursts of one flow (every frame took frame 0's decision).
+    pub one_flow_bursts: u64,
     /// The one pass's rule hits per frame (rule hit index, length), counted
     /// once the whole burst has passed (`NONE`: no rule to count).
     fast_hits: Vec<(u32, u32)>,
+    /// The burst that passed [`Pipeline::known_unicast`] is one flow: every
+    /// frame takes frame 0's decision (`meta[0]`).
+    fast_one_flow: bool,
 }
 
 impl Pipeline {
@@ -531,7 +567,9 @@ impl Pipeline {
             cur_in: 0,
             fast: true,
             fast_bursts: 0,
+            one_flow_bursts: 0,
             fast_hits: vec![(NONE, 0); b],
+            fast_one_flow: false,
         }
     }
 
@@ -599,6 +637,7 @@ impl Pipeline {
         }
         if !T::ON && self.fast && self.known_unicast(inp, burst, now_ms) {
             self.fast_bursts += 1;
+            self.one_flow_bursts += u64::from(self.fast_one_flow);
             self.transmit_known(inp, burst, tx, t);
         } else {
             self.ingress(inp, burst, t);
@@ -630,7 +669,10 @@ impl Pipeline {
     /// cache hits). Returns false, having changed nothing the stages do not
     /// overwrite, at the first frame that needs them: the burst is then
     /// staged as usual. Reads the FDB only, so each frame sees what the
-    /// stages would have shown it.
+    /// stages would have shown it. Without policy, a burst whose frames all
+    /// have frame 0's first 18 bytes is one flow: frame 0 is decided (only
+    /// `meta[0]` is filled), the others are only length-checked and take
+    /// its decision.
     #[inline]
     fn known_unicast(&mut self, inp: PortId, burst: &Burst, now_ms: u64) -> bool {
         let m = &*self.model;
@@ -655,8 +697,20 @@ impl Pipeline {
         let mut known_src = NO_KEY;
         let mut last_dst = (NO_KEY, PortId(0));
         let ctx = u32::from(inp.0) + 1;
-        for ((b, me), fh) in burst
-            .as_slice()
+        let frames = burst.as_slice();
+        // Without policy a frame's decision follows from its first 18 bytes
+        // (addresses, tag, inner ethertype) and its length. When every frame
+        // has frame 0's 18 bytes (one flow, as from a single-stream
+        // generator), frame 0 is decided and the others only have their
+        // length checked. Traffic of many flows pays one compare a burst.
+        let rest = if pol.active {
+            None
+        } else {
+            one_flow_rest(&self.pool, frames)
+        };
+        let one_flow = rest.is_some();
+        let decide = if one_flow { &frames[..1] } else { frames };
+        for ((b, me), fh) in decide
             .iter()
             .zip(self.meta.iter_mut())
             .zip(self.fast_hits.iter_mut())
@@ -758,6 +812,13 @@ impl Pipeline {
                 ..Meta::default()
             };
         }
+        if let Some((rest_bytes, rest_max)) = rest {
+            if rest_max > m.mtu + if self.meta[0].tagged { 4 } else { 0 } {
+                return false;
+            }
+            bytes += rest_bytes;
+        }
+        self.fast_one_flow = one_flow;
         let n = burst.len();
         if pol.active {
             // Every frame asked the cache once and found its answer.
@@ -793,8 +854,9 @@ impl Pipeline {
         tx: &mut [Box<dyn PortQueue>],
         t: &mut T,
     ) {
+        let one_flow = self.fast_one_flow;
         for (i, b) in burst.drain().enumerate() {
-            let me = self.meta[i];
+            let me = self.meta[if one_flow { 0 } else { i }];
             let Verdict::Fwd(mask) = me.verdict else {
                 unreachable!("known_unicast forwards every frame")
             };
