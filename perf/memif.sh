@@ -20,6 +20,12 @@
 # SECONDS, the figure the peer script calls "returned-to-gen") and the
 # switch-core cycles per frame of each switch, and hairpin / testpmd; at the
 # end the medians of both rates and the median of the per-round ratios.
+# This host also has a slow mode that comes and goes within minutes (the
+# memif copy runs ~3x slower, for either switch), so a round in which only
+# one switch was slowed compares the host, not the switches. The last line
+# therefore also gives the ratios of the rounds in which both switches ran
+# in the same mode (each switch's round counted slow when its rate is below
+# 0.6x its best round of the run) and their median.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-3}
@@ -68,7 +74,7 @@ port = "hv"
 TOML
 G_EAL="--lcores=0@1,1@0 $EAL_MEM --no-pci --file-prefix=hpdmg --vdev=net_memif0,role=server,id=0,socket=$SOCK,mac=02:00:00:00:00:01"
 echo "# perf/memif.sh $RUNS rounds x ${SECS}s, EAL memory: $EAL_MEM, $(date -u '+%F %H:%M UTC'), $(git rev-parse --short HEAD), load: $(cut -d' ' -f1-3 /proc/loadavg)"
-hp_all=""; tp_all=""; ratios=""
+hp_all=""; tp_all=""; ratios=""; pairs=""
 for i in $(seq 1 "$RUNS"); do
   { sleep 5; echo start; sleep 2; echo "show port stats all"; sleep "$SECS"; echo "show port stats all"; echo stop; sleep 1; echo quit; } |
     dpdk-testpmd $G_EAL -- -i --port-topology=loop --forward-mode=flowgen --eth-peer=0,02:00:00:00:00:02 \
@@ -109,10 +115,14 @@ PY
   fi
   r=$(awk -v a="$hp" -v b="$tp" 'BEGIN{printf "%.3f", a/b}')
   echo "round $i: testpmd io loop returned $tp Mpps, switch-core cycles/frame $tc; hairpin / testpmd = $r"
-  tp_all="$tp_all $tp"; ratios="$ratios $r"
+  tp_all="$tp_all $tp"; ratios="$ratios $r"; pairs="$pairs $hp:$tp"
 done
 med() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END{if(!NR){print "NA"; exit} printf "%.3f\n", (NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2}'; }
 echo "hairpin memif: returned Mpps median $(echo "$hp_all" | med) (runs:$hp_all)"
 [ "${SKIP_PEER:-0}" = 1 ] && exit 0
 echo "testpmd io loop: returned Mpps median $(echo "$tp_all" | med) (runs:$tp_all)"
 echo "hairpin / testpmd per round:$ratios; median $(echo "$ratios" | med)"
+same=$(echo "$pairs" | tr ' ' '\n' | grep -v '^$' | awk -F: '
+  {h[NR]=$1; t[NR]=$2; if ($1>hb) hb=$1; if ($2>tb) tb=$2}
+  END{for (i=1;i<=NR;i++) if ((h[i]<0.6*hb) == (t[i]<0.6*tb)) printf " %.3f", h[i]/t[i]}')
+echo "hairpin / testpmd in rounds where both ran in the same host mode:${same:- none}; median $(echo "$same" | med)"
