@@ -81,8 +81,15 @@ for i in $(seq 1 "$RUNS"); do
       >"$work/gen_$i.log" 2>&1 &
   gen=$!
   sleep 2
-  "$BIN" run --config "$work/sw.toml" --seconds "$((SECS + 8))" >"$work/sw_$i.json" 2>"$work/sw_$i.err" || {
-    echo "round $i: hairpin failed:"; tail -5 "$work/sw_$i.err"; }
+  # In the work directory with core dumps allowed: a crash leaves its core
+  # there (when kernel.core_pattern is a plain file name) and keeps the logs.
+  rc=0
+  (cd "$work" && ulimit -c unlimited && exec "$BIN" run --config "$work/sw.toml" --seconds "$((SECS + 8))") \
+    >"$work/sw_$i.json" 2>"$work/sw_$i.err" || rc=$?
+  if [ "$rc" -ne 0 ]; then
+    echo "round $i: hairpin failed (exit status $rc):"; tail -5 "$work/sw_$i.err"
+    if [ "$rc" -gt 128 ]; then KEEP=1; echo "round $i: killed by signal $((rc - 128)); logs (and any core) kept in $work"; fi
+  fi
   wait "$gen" || true
   hp=$(python3 - "$work/sw_$i.json" "$work/gen_$i.log" "$i" <<'PY'
 import json, re, sys

@@ -37,6 +37,10 @@ pub struct BenchOpts {
     pub vms: bool,
     /// Entries of the worker's ACL flow cache (0 = off).
     pub flow_cache: usize,
+    /// Each frame this many times in a row (1: every frame a different
+    /// flow; the burst size: bursts of one flow, as from a single-stream
+    /// generator).
+    pub repeat: usize,
 }
 
 impl Default for BenchOpts {
@@ -56,6 +60,7 @@ impl Default for BenchOpts {
             qos: false,
             vms: false,
             flow_cache: crate::policy::flow::DEFAULT_ENTRIES,
+            repeat: 1,
         }
     }
 }
@@ -104,6 +109,10 @@ pub struct BenchResult {
     pub flow_cache: usize,
     /// Share of ACL lookups in the window answered by the flow cache.
     pub flow_cache_hit_rate: f64,
+    /// Each frame this many times in a row (`--repeat`).
+    pub repeat: usize,
+    /// Distinct flows (source and destination MAC) among the frames in flight.
+    pub flows: usize,
 }
 
 /// The policy part of the bench config: `n` rules of the rte_acl-style set
@@ -347,8 +356,22 @@ pub fn add_policy(toml: &mut String, o: &BenchOpts) -> Vec<crate::policy::acl::A
     keys
 }
 
-/// The frames the generator keeps in flight: frame k goes from MAC k to MAC
-/// k+7 (mod macs), carrying `keys[k]`'s 5-tuple when there are keys.
+/// How many frames the generator keeps in flight (`inflight`, or one per MAC
+/// when there are more MACs).
+pub fn in_flight(o: &BenchOpts) -> usize {
+    o.inflight.max(o.macs.max(2) as usize)
+}
+
+/// Distinct flows (source and destination MAC) among the frames in flight.
+pub fn flows(o: &BenchOpts) -> usize {
+    in_flight(o)
+        .div_ceil(o.repeat.max(1))
+        .min(o.macs.max(2) as usize)
+}
+
+/// The frames the generator keeps in flight ([`in_flight`] of them): with
+/// j = k / `repeat`, frame k goes from MAC j to MAC j+7 (mod macs), carrying
+/// `keys[j]`'s 5-tuple when there are keys. They hold [`flows`] flows.
 pub fn inflight_frames(
     pool: &Pool,
     o: &BenchOpts,
@@ -356,8 +379,10 @@ pub fn inflight_frames(
 ) -> Result<Vec<crate::buf::PktBuf>, String> {
     let macs = o.macs.max(2);
     let mut frames = Vec::with_capacity(o.inflight);
-    for k in 0..o.inflight.max(macs as usize) {
-        let s = (k as u32) % macs;
+    let repeat = o.repeat.max(1);
+    for k in 0..in_flight(o) {
+        let j = k / repeat;
+        let s = (j as u32) % macs;
         let d = (s + 7) % macs;
         let Some(mut b) = pool.alloc() else {
             for f in frames {
@@ -365,9 +390,9 @@ pub fn inflight_frames(
             }
             return Err("switch.pool_size: too small for the frames in flight".into());
         };
-        let bytes = match keys.get(k % keys.len().max(1)) {
+        let bytes = match keys.get(j % keys.len().max(1)) {
             Some(key) => tuple_frame(vm_mac(s), vm_mac(d), key),
-            None => udp_frame(vm_mac(d), vm_mac(s), None, k as u32),
+            None => udp_frame(vm_mac(d), vm_mac(s), None, j as u32),
         };
         pool.fill(&mut b, &bytes);
         frames.push(b);
@@ -440,12 +465,44 @@ pub fn result(
         snapshot_build_ms,
         flow_cache: o.flow_cache,
         flow_cache_hit_rate: hit_rate(&w),
+        repeat: o.repeat.max(1),
+        flows: flows(o),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `--repeat R`: each frame R times in a row, so bursts of R frames are
+    /// one flow; fewer flows in flight.
+    #[test]
+    fn repeat_sends_each_frame_that_many_times_in_a_row() {
+        let pool = Pool::with_mode(4096, 2048, Some(MemMode::Plain)).unwrap();
+        for (repeat, want_flows) in [(1, 1000), (32, 48), (256, 6)] {
+            let o = BenchOpts {
+                repeat,
+                ..BenchOpts::default()
+            };
+            assert_eq!(flows(&o), want_flows);
+            let frames = inflight_frames(&pool, &o, &[]).unwrap();
+            assert_eq!(frames.len(), 1536);
+            let head = |i: usize| pool.data(&frames[i])[..18].to_vec();
+            let mut distinct = std::collections::HashSet::new();
+            for i in 0..frames.len() {
+                distinct.insert(pool.data(&frames[i])[..12].to_vec());
+                if i % repeat != 0 {
+                    assert_eq!(pool.data(&frames[i]), pool.data(&frames[i - 1]));
+                } else if i > 0 {
+                    assert_ne!(head(i), head(i - 1));
+                }
+            }
+            assert_eq!(distinct.len(), want_flows);
+            for f in frames {
+                pool.free(f);
+            }
+        }
+    }
 
     /// The bench's policy permits every frame it generates (or the bench measures drops).
     #[test]

@@ -157,6 +157,11 @@ enum Cmd {
         /// every frame runs the classifier).
         #[arg(long, default_value_t = crate::policy::flow::DEFAULT_ENTRIES)]
         flow_cache: usize,
+        /// Each frame this many times in a row (1..=256): 1, every frame
+        /// another flow; the burst size, bursts of one flow (a single-stream
+        /// generator).
+        #[arg(long, default_value_t = 1)]
+        repeat: usize,
         /// After `--` (dpdk scenarios): EAL arguments instead of the defaults.
         #[arg(last = true, value_name = "EAL_ARGS")]
         eal: Vec<String>,
@@ -356,6 +361,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             qos,
             vms,
             flow_cache,
+            repeat,
             eal,
         } => {
             if flow_cache > crate::policy::flow::MAX_ENTRIES {
@@ -373,6 +379,9 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             if !(1..=256).contains(&burst) {
                 return Err("--burst: between 1 and 256".into());
             }
+            if !(1..=256).contains(&repeat) {
+                return Err("--repeat: between 1 and 256".into());
+            }
             let o = BenchOpts {
                 seconds,
                 macs: macs.max(2),
@@ -387,6 +396,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 qos,
                 vms,
                 flow_cache,
+                repeat,
                 ..BenchOpts::default()
             };
             let r = match scenario {
@@ -426,6 +436,10 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                     println!("policy          none (no VMs)");
                 }
                 println!("memory          {}", r.mem);
+                println!(
+                    "traffic         {} flows, each frame {} time(s) in a row",
+                    r.flows, r.repeat
+                );
                 println!("seconds         {:.2}", r.seconds);
                 println!("offered         {}", r.offered);
                 println!("forwarded       {}", r.forwarded);
