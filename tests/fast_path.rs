@@ -365,6 +365,7 @@ fn one_pass_and_staged_pipelines_agree() {
     let mixed = std::cell::Cell::new(0u64);
     let took_policy = std::cell::Cell::new(0u64);
     let one_flow = std::cell::Cell::new(0u64);
+    let one_flow_policy = std::cell::Cell::new(0u64);
     runner
         .run(&(setup(), steps()), |(s, steps)| {
             let (staged, none, _) = run(&s, &steps, false);
@@ -375,6 +376,7 @@ fn one_pass_and_staged_pipelines_agree() {
             one_flow.set(one_flow.get() + one);
             if s.policy.as_ref().is_some_and(|p| p.vms.iter().any(|&v| v)) {
                 took_policy.set(took_policy.get() + n);
+                one_flow_policy.set(one_flow_policy.get() + one);
             }
             if n > 0 && (n as usize) < steps.len() {
                 mixed.set(mixed.get() + 1);
@@ -383,10 +385,11 @@ fn one_pass_and_staged_pipelines_agree() {
         })
         .unwrap();
     eprintln!(
-        "one-pass bursts {} ({} with a policy, {} of one flow), cases with both kinds {}",
+        "one-pass bursts {} ({} with a policy, {} of one flow, {} of one flow with a policy), cases with both kinds {}",
         took.get(),
         took_policy.get(),
         one_flow.get(),
+        one_flow_policy.get(),
         mixed.get()
     );
     // The comparison means something only if the one-pass path ran, and
@@ -395,6 +398,7 @@ fn one_pass_and_staged_pipelines_agree() {
     assert!(mixed.get() > 10, "cases with both kinds: {}", mixed.get());
     assert!(took_policy.get() > 0, "no one-pass burst with a policy");
     assert!(one_flow.get() > 10, "one-flow bursts: {}", one_flow.get());
+    assert!(one_flow_policy.get() > 0, "no one-flow burst with a policy");
 }
 
 #[test]
@@ -519,6 +523,8 @@ fn bursts_a_cached_policy_permits_take_one_pass_with_its_rewrites() {
         assert_eq!(h.pipeline().fast_bursts, 0);
         assert_eq!(h.run(0, &burst, 0), 32);
         assert_eq!(h.pipeline().fast_bursts, u64::from(fast));
+        // 32 frames of one flow: frame 0 decided, the others take its answer.
+        assert_eq!(h.pipeline().one_flow_bursts, u64::from(fast));
         let out = h.take_output();
         assert_eq!(out.len(), 64);
         // DSCP 10 written (TOS byte 40), out of the ingress port.

@@ -51,18 +51,32 @@ const GROUP_BIT: u64 = 1 << 40;
 const NO_KEY: u64 = u64::MAX;
 
 /// When every frame of `frames` (two or more) has frame 0's first 18
-/// bytes: the bytes of frames 1.. and the longest of them.
+/// bytes — and, with `policy`, frame 0's flow key (a fast IPv4 frame, the
+/// same 5-tuple, DSCP and TCP flags) — the bytes of frames 1.. and the
+/// longest of them. (The key is taken with VID and PCP 0: they come from
+/// the first 18 bytes, which are equal.)
 #[inline(never)]
-fn one_flow_rest(pool: &Pool, frames: &[PktBuf]) -> Option<(u64, usize)> {
-    let h0 = head18(pool.data(frames.first()?))?;
+fn one_flow_rest(pool: &Pool, frames: &[PktBuf], policy: bool) -> Option<(u64, usize)> {
+    let d0 = pool.data(frames.first()?);
+    let h0 = head18(d0)?;
     if frames.len() < 2 {
         return None;
     }
+    let k0 = if policy {
+        Some(FlowKey::from_frame(d0, 0, 0)?)
+    } else {
+        None
+    };
     let (mut bytes, mut max) = (0u64, 0usize);
     for b in &frames[1..] {
         let d = pool.data(b);
         if head18(d) != Some(h0) {
             return None;
+        }
+        if let Some(k0) = &k0 {
+            if !FlowKey::from_frame(d, 0, 0).is_some_and(|k| k.same(k0)) {
+                return None;
+            }
         }
         bytes += d.len() as u64;
         max = max.max(d.len());
@@ -669,10 +683,10 @@ impl Pipeline {
     /// cache hits). Returns false, having changed nothing the stages do not
     /// overwrite, at the first frame that needs them: the burst is then
     /// staged as usual. Reads the FDB only, so each frame sees what the
-    /// stages would have shown it. Without policy, a burst whose frames all
-    /// have frame 0's first 18 bytes is one flow: frame 0 is decided (only
-    /// `meta[0]` is filled), the others are only length-checked and take
-    /// its decision.
+    /// stages would have shown it. A burst whose frames all have frame 0's
+    /// first 18 bytes (and, with policy, its flow key) is one flow: frame 0
+    /// is decided (only `meta[0]` is filled), the others are only
+    /// length-checked and take its decision and its rule.
     #[inline]
     fn known_unicast(&mut self, inp: PortId, burst: &Burst, now_ms: u64) -> bool {
         let m = &*self.model;
@@ -698,16 +712,13 @@ impl Pipeline {
         let mut last_dst = (NO_KEY, PortId(0));
         let ctx = u32::from(inp.0) + 1;
         let frames = burst.as_slice();
-        // Without policy a frame's decision follows from its first 18 bytes
-        // (addresses, tag, inner ethertype) and its length. When every frame
-        // has frame 0's 18 bytes (one flow, as from a single-stream
-        // generator), frame 0 is decided and the others only have their
-        // length checked. Traffic of many flows pays one compare a burst.
-        let rest = if pol.active {
-            None
-        } else {
-            one_flow_rest(&self.pool, frames)
-        };
+        // A frame's decision here follows from its first 18 bytes (addresses,
+        // tag, inner ethertype), its length and, with policy, its flow key
+        // (the ingress cache's key). When every frame has frame 0's (one
+        // flow, as from a single-stream generator), frame 0 is decided and
+        // the others only have their length checked. Traffic of many flows
+        // pays one compare a burst.
+        let rest = one_flow_rest(&self.pool, frames, pol.active);
         let one_flow = rest.is_some();
         let decide = if one_flow { &frames[..1] } else { frames };
         for ((b, me), fh) in decide
@@ -823,11 +834,19 @@ impl Pipeline {
         if pol.active {
             // Every frame asked the cache once and found its answer.
             self.ingress_flows.hits += n as u64;
-            for &(hit, len) in &self.fast_hits[..n] {
+            for &(hit, len) in &self.fast_hits[..decide.len()] {
                 if hit != NONE {
                     let c = &mut self.hits[hit as usize];
                     c[0] += 1;
                     c[1] += u64::from(len);
+                }
+            }
+            // One flow: frames 1.. hit frame 0's rule.
+            if let (Some((rest_bytes, _)), (hit, _)) = (rest, self.fast_hits[0]) {
+                if hit != NONE {
+                    let c = &mut self.hits[hit as usize];
+                    c[0] += n as u64 - 1;
+                    c[1] += rest_bytes;
                 }
             }
         }
