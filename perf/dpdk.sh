@@ -6,7 +6,8 @@
 #   * both again with --rules 100    (learning + 100 ACL rules, the issue's target)
 #   * both again with --repeat 32    (bursts of one flow, as a single-stream
 #                                     generator sends: the traffic Open vSwitch's
-#                                     87 cycles were measured with, EMC hits)
+#                                     87 cycles were measured with, EMC hits),
+#     without and with --rules 100
 #   * dpdk-testpmd io and macswap on net_null ports (../shared/peers/01-*.sh)
 # in one memory mode: MEM=huge (needs ./hugepage-setup --pages 512) or 4k
 # (default; testpmd --no-huge). Switch core 1, generator core 0.
@@ -41,12 +42,14 @@ for i in $(seq 1 "$RUNS"); do
   "$BIN" bench dpdk-ring-fwd --seconds "$SECS" --mem "$hmem" --rules 100 --json 2>/dev/null >>"$out/dpdk100.jsonl"
   "$BIN" bench hairpin-fwd --seconds "$SECS" --mem "$hmem" --repeat 32 --json >>"$out/ring1f.jsonl"
   "$BIN" bench dpdk-ring-fwd --seconds "$SECS" --mem "$hmem" --repeat 32 --json 2>/dev/null >>"$out/dpdk1f.jsonl"
+  "$BIN" bench hairpin-fwd --seconds "$SECS" --mem "$hmem" --rules 100 --repeat 32 --json >>"$out/ring100_1f.jsonl"
+  "$BIN" bench dpdk-ring-fwd --seconds "$SECS" --mem "$hmem" --rules 100 --repeat 32 --json 2>/dev/null >>"$out/dpdk100_1f.jsonl"
 done
 med() { sort -g | awk '{a[NR]=$1} END{m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.2f (min %.2f, max %.2f, n %d)", m, a[1], a[NR], NR}'; }
 medv() { sort -g | awk '{a[NR]=$1} END{m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.2f", m}'; }
 field() { python3 -c "import json,sys; [print(json.loads(l)['$1']) for l in sys.stdin]"; }
 echo "# perf/dpdk.sh MEM=$MEM, $RUNS runs x ${SECS}s, $(date -u '+%F %H:%M UTC'), $(git rev-parse --short HEAD), load: $(cut -d' ' -f1-3 /proc/loadavg)"
-for s in ring dpdk ring100 dpdk100 ring1f dpdk1f; do
+for s in ring dpdk ring100 dpdk100 ring1f dpdk1f ring100_1f dpdk100_1f; do
   f="$out/$s.jsonl"
   echo "hairpin $s (pool memory: $(field mem <"$f" | sort -u | tr '\n' ' '))"
   echo "  Mpps          $(field mpps <"$f" | med)"
@@ -58,7 +61,7 @@ peer=$( (cd "$PEERS" && RUNS=$RUNS WINDOW=$SECS CFGS="io macswap" MEM="${tpmem:-
 echo "$peer"
 io_cyc=$(awk '/^null-io/{for(i=1;i<=NF;i++) if($i=="cycles/pkt(med):") print $(i+1)}' <<<"$peer")
 if [ -n "$io_cyc" ] && [ "$io_cyc" != NA ]; then
-  for s in ring dpdk ring100 dpdk100 ring1f dpdk1f; do
+  for s in ring dpdk ring100 dpdk100 ring1f dpdk1f ring100_1f dpdk100_1f; do
     c=$(field cycles_per_frame <"$out/$s.jsonl" | medv)
     awk -v s="$s" -v c="$c" -v io="$io_cyc" 'BEGIN{printf "ratio %-8s cycles/frame / testpmd io = %.1f / %.1f = %.2fx\n", s, c, io, c/io}'
   done
