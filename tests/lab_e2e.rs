@@ -659,10 +659,23 @@ ebs = 150000
 fn lab_meter_limits_tcp_to_10mbit() {
     let Some(_g) = guard() else { return };
     lab_up(2, "vepa", Some(METER));
-    let bps = iperf("hp-vm1", "hp-vm2", "10.77.0.2", 4);
+    let secs = 4;
+    let bps = iperf("hp-vm1", "hp-vm2", "10.77.0.2", secs);
+    eprintln!("TCP VM1 -> VM2 under a 10 Mbit/s meter: {bps} bit/s");
+    // The meter passes at most CIR over the measured seconds plus what its
+    // two buckets (cbs + ebs) held when they began, counted in frame bytes;
+    // iperf3 reports payload, less than that.
+    let cir = 10.0e6;
+    let most = cir + (150_000.0 + 150_000.0) * 8.0 / f64::from(secs);
+    // TCP's payload is at most 1448/1514 = 95.6 % of the frame bytes, and each
+    // policer drop halves its window: 9.1-9.56 Mbit/s here, 8.95 once on a
+    // loaded CI machine. A TCP stalled in retransmission timeouts (a bucket
+    // too small for its bursts, or a meter taking too many tokens) falls far
+    // below 80 % of CIR.
+    let least = 0.8 * cir;
     assert!(
-        (9.0e6..=11.0e6).contains(&bps),
-        "TCP VM1 -> VM2 under a 10 Mbit/s meter: {bps} bit/s"
+        (least..=most).contains(&bps),
+        "TCP VM1 -> VM2 under a 10 Mbit/s meter: {bps} bit/s, not in {least}..={most}"
     );
     lab_down_clean();
     let br = final_counters("bridge");
