@@ -54,7 +54,8 @@ pub fn default_eal_args(mem: Option<MemMode>) -> Vec<String> {
 /// One switch core, one ring ethdev, 64-byte frames hairpinned among `macs`
 /// learned MACs (as `hairpin-fwd`); `eal` starts the EAL (shut down at the end).
 pub fn dpdk_ring_fwd(o: &BenchOpts, eal: &[String]) -> Result<BenchResult, String> {
-    dpdk::eal_init(eal).map_err(|e| format!("EAL: {e}"))?;
+    let switch_core: Vec<usize> = o.switch_core.into_iter().collect();
+    dpdk::eal_init_sparing(eal, &switch_core).map_err(|e| format!("EAL: {e}"))?;
     let r = run(o);
     dpdk::eal_cleanup().map_err(|e| e.to_string())?;
     r

@@ -18,7 +18,12 @@ pub use pool::{MemMode, Pool, PoolCache, PoolError, SlotSource, CACHE_BATCH};
 pub const HEADROOM: usize = 128;
 
 /// Owned handle to one pool slot holding one frame.
+///
+/// `repr(C)`: the DPDK backend's C shim reads and writes bursts of these in
+/// place (`struct hp_buf` in `src/dpdk/shim.h`, the same fields in the same
+/// order).
 #[derive(Debug, PartialEq, Eq)]
+#[repr(C)]
 pub struct PktBuf {
     pub(crate) idx: u32,
     pub(crate) off: u16,
@@ -81,6 +86,25 @@ impl Burst {
     #[inline(always)]
     pub fn space(&self) -> usize {
         self.v.capacity() - self.v.len()
+    }
+    /// The free space, for a writer that fills it in place (the DPDK
+    /// backend's C shim); [`Burst::commit`] then appends what it wrote.
+    #[cfg(feature = "dpdk")]
+    #[inline(always)]
+    pub(crate) fn spare(&mut self) -> &mut [std::mem::MaybeUninit<PktBuf>] {
+        self.v.spare_capacity_mut()
+    }
+    /// Append the first `n` entries of [`Burst::spare`].
+    ///
+    /// # Safety
+    /// They were written, each with a valid handle (the one owner of its slot).
+    #[cfg(feature = "dpdk")]
+    #[allow(unsafe_code)]
+    #[inline(always)]
+    pub(crate) unsafe fn commit(&mut self, n: usize) {
+        debug_assert!(n <= self.space());
+        // SAFETY: the caller wrote the first n spare entries.
+        unsafe { self.v.set_len(self.v.len() + n) }
     }
     /// Append a frame. Returns it back when full.
     #[inline(always)]

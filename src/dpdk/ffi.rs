@@ -101,6 +101,20 @@ static EAL: Mutex<EalState> = Mutex::new(EalState::Down);
 /// starts once per process: later calls return `Ok` if it is up (whatever
 /// their arguments) and the first error if it failed.
 pub fn eal_init(args: &[String]) -> Result<(), DpdkError> {
+    eal_init_sparing(args, &[])
+}
+
+/// As [`eal_init`], with the EAL's control threads (interrupt handling,
+/// multi-process, telemetry) kept off `worker_cpus`, hairpin's polling cores.
+///
+/// The EAL places those threads on the CPUs the calling thread may use that
+/// are not lcores (`-l`), or on the main lcore's CPU if none is left. With
+/// `-l 0` on a machine whose workers poll the other CPUs, that puts them on
+/// the workers' CPUs, where they preempt a worker whenever they wake. So the
+/// calling thread's CPU set during the EAL's start leaves out `worker_cpus`
+/// (when any CPU is left; if none is, a warning says so). Without `-l`/`-c`
+/// the EAL takes its lcores from that set too, so none is a worker's CPU.
+pub fn eal_init_sparing(args: &[String], worker_cpus: &[usize]) -> Result<(), DpdkError> {
     let mut st = EAL.lock().unwrap_or_else(|p| p.into_inner());
     match &*st {
         EalState::Up(_) => return Ok(()),
@@ -136,6 +150,26 @@ pub fn eal_init(args: &[String]) -> Result<(), DpdkError> {
     let have =
         unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut cpus) }
             == 0;
+    if have && !worker_cpus.is_empty() {
+        let mut ctrl = cpus;
+        for &c in worker_cpus
+            .iter()
+            .filter(|&&c| c < libc::CPU_SETSIZE as usize)
+        {
+            // SAFETY: c is below CPU_SETSIZE, the set's size.
+            unsafe { libc::CPU_CLR(c, &mut ctrl) };
+        }
+        // SAFETY: ctrl is a valid set of the given size.
+        let spared = unsafe { libc::CPU_COUNT(&ctrl) } > 0
+            && unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &ctrl) }
+                == 0;
+        if !spared {
+            tracing::warn!(
+                "every CPU hairpin may use polls (workers {worker_cpus:?}): the DPDK \
+                 control threads (interrupts, telemetry) share a CPU with a worker"
+            );
+        }
+    }
     // SAFETY: argc/argv describe valid NUL-terminated strings that outlive the call.
     let r = unsafe { sys::rte_eal_init(argv.len() as c_int, argv.as_mut_ptr()) };
     if have {
@@ -839,45 +873,20 @@ impl Drop for Mbuf {
 
 const MAX_BURST: usize = 256;
 
-/// Per-queue arrays the shim fills/reads (allocated once: no per-burst init).
-struct Scratch {
-    idx: [u32; MAX_BURST],
-    off: [u16; MAX_BURST],
-    len: [u16; MAX_BURST],
+// `PktBuf` is `repr(C)` with `struct hp_buf`'s fields in its order; the
+// sizes agree (bindgen's layout tests check hp_buf's offsets).
+const _: () = assert!(std::mem::size_of::<PktBuf>() == std::mem::size_of::<sys::hp_buf>());
+
+/// `out`'s free space (at most [`MAX_BURST`]) as the shim's frame array.
+fn spare_bufs(out: &mut Burst) -> (*mut sys::hp_buf, usize) {
+    let spare = out.spare();
+    (spare.as_mut_ptr().cast(), spare.len().min(MAX_BURST))
 }
 
-impl Scratch {
-    fn new() -> Box<Scratch> {
-        Box::new(Scratch {
-            idx: [0; MAX_BURST],
-            off: [0; MAX_BURST],
-            len: [0; MAX_BURST],
-        })
-    }
-}
-
-fn to_burst(out: &mut Burst, idx: &[u32], off: &[u16], len: &[u16]) {
-    for k in 0..idx.len() {
-        let b = PktBuf {
-            idx: idx[k],
-            off: off[k],
-            len: len[k],
-            ts: 0,
-        };
-        if out.push(b).is_err() {
-            unreachable!("burst space was checked");
-        }
-    }
-}
-
-fn from_burst(b: &Burst, idx: &mut [u32], off: &mut [u16], len: &mut [u16]) -> usize {
-    let n = b.len().min(MAX_BURST);
-    for (k, p) in b.as_slice()[..n].iter().enumerate() {
-        idx[k] = p.idx;
-        off[k] = p.off;
-        len[k] = p.len;
-    }
-    n
+/// The front of `frames` (at most [`MAX_BURST`]) as the shim's frame array.
+fn front_bufs(frames: &Burst) -> (*const sys::hp_buf, usize) {
+    let f = frames.as_slice();
+    (f.as_ptr().cast(), f.len().min(MAX_BURST))
 }
 
 /// One RX/TX queue pair of a started port, in `PktBuf` terms.
@@ -885,7 +894,6 @@ pub struct EthQueue {
     port: PortId,
     q: QueueId,
     slots: Slots,
-    sc: Box<Scratch>,
     unusable: u64,
     _pool: Arc<Pool>,
 }
@@ -898,7 +906,6 @@ impl EthQueue {
             port: p,
             q,
             slots,
-            sc: Scratch::new(),
             unusable: 0,
             _pool: pool,
         })
@@ -909,25 +916,23 @@ impl EthQueue {
     /// [`EthQueue::unusable`].
     #[inline]
     pub fn rx_into(&mut self, out: &mut Burst) -> usize {
-        let room = out.space().min(MAX_BURST);
+        let (buf, room) = spare_bufs(out);
         if room == 0 {
             return 0;
         }
-        let Scratch { idx, off, len } = &mut *self.sc;
-        // SAFETY: arrays hold `room` entries; the port was started over this pool.
+        // SAFETY: buf has room writable entries; the port was started over this pool.
         let n = unsafe {
             sys::hp_rx(
                 self.port.0,
                 self.q.0,
                 &self.slots.0,
-                idx.as_mut_ptr(),
-                off.as_mut_ptr(),
-                len.as_mut_ptr(),
+                buf,
                 room as u16,
                 &mut self.unusable,
             )
         } as usize;
-        to_burst(out, &idx[..n], &off[..n], &len[..n]);
+        // SAFETY: hp_rx wrote n entries, each the one handle of its mbuf.
+        unsafe { out.commit(n) };
         n
     }
 
@@ -935,23 +940,13 @@ impl EthQueue {
     /// to DPDK now (it frees them after sending). Returns how many.
     #[inline]
     pub fn tx_from(&mut self, frames: &mut Burst) -> usize {
-        let Scratch { idx, off, len } = &mut *self.sc;
-        let n = from_burst(frames, idx, off, len);
+        let (buf, n) = front_bufs(frames);
         if n == 0 {
             return 0;
         }
         // SAFETY: the handles are unique owners of these slots of this pool.
-        let sent = unsafe {
-            sys::hp_tx(
-                self.port.0,
-                self.q.0,
-                &self.slots.0,
-                idx.as_ptr(),
-                off.as_ptr(),
-                len.as_ptr(),
-                n as u16,
-            )
-        } as usize;
+        let sent =
+            unsafe { sys::hp_tx(self.port.0, self.q.0, &self.slots.0, buf, n as u16) } as usize;
         frames.consume_front(sent).for_each(drop);
         sent
     }
@@ -969,7 +964,6 @@ impl EthQueue {
 /// transmits comes out of `from_port`.
 pub struct RingDev {
     name: String,
-    sc: Box<Scratch>,
     to_port: Vec<NonNull<sys::rte_ring>>,
     from_port: Vec<NonNull<sys::rte_ring>>,
 }
@@ -1039,7 +1033,6 @@ impl RingDev {
         let name = port_name(PortId(r as u16)).unwrap_or_else(|| name.to_string());
         Ok(RingDev {
             name,
-            sc: Scratch::new(),
             to_port: rx,
             from_port: tx,
         })
@@ -1057,22 +1050,13 @@ impl RingDev {
         let Some(mp) = MbufPool::of(pool) else {
             return 0;
         };
-        let Scratch { idx, off, len } = &mut *self.sc;
-        let n = from_burst(frames, idx, off, len);
+        let (buf, n) = front_bufs(frames);
         if n == 0 {
             return 0;
         }
         // SAFETY: unique handles of this pool's slots; live ring.
-        let k = unsafe {
-            sys::hp_ring_put(
-                self.to_port[q].as_ptr(),
-                &mp.slots.0,
-                idx.as_ptr(),
-                off.as_ptr(),
-                len.as_ptr(),
-                n as u32,
-            )
-        } as usize;
+        let k = unsafe { sys::hp_ring_put(self.to_port[q].as_ptr(), &mp.slots.0, buf, n as u32) }
+            as usize;
         frames.consume_front(k).for_each(drop);
         k
     }
@@ -1082,23 +1066,16 @@ impl RingDev {
         let Some(mp) = MbufPool::of(pool) else {
             return 0;
         };
-        let room = out.space().min(MAX_BURST);
+        let (buf, room) = spare_bufs(out);
         if room == 0 {
             return 0;
         }
-        let Scratch { idx, off, len } = &mut *self.sc;
-        // SAFETY: arrays hold `room` entries; live ring of this pool's mbufs.
-        let n = unsafe {
-            sys::hp_ring_get(
-                self.from_port[q].as_ptr(),
-                &mp.slots.0,
-                idx.as_mut_ptr(),
-                off.as_mut_ptr(),
-                len.as_mut_ptr(),
-                room as u32,
-            )
-        } as usize;
-        to_burst(out, &idx[..n], &off[..n], &len[..n]);
+        // SAFETY: buf has room writable entries; live ring of this pool's mbufs.
+        let n =
+            unsafe { sys::hp_ring_get(self.from_port[q].as_ptr(), &mp.slots.0, buf, room as u32) }
+                as usize;
+        // SAFETY: hp_ring_get wrote n entries, each the one handle of its mbuf.
+        unsafe { out.commit(n) };
         n
     }
 
@@ -1120,23 +1097,16 @@ impl RingDev {
         let mut total = 0;
         for r in self.to_port.iter().chain(&self.from_port) {
             loop {
-                let Scratch { idx, off, len } = &mut *self.sc;
-                // SAFETY: live ring of this pool's mbufs.
-                let n = unsafe {
-                    sys::hp_ring_get(
-                        r.as_ptr(),
-                        &mp.slots.0,
-                        idx.as_mut_ptr(),
-                        off.as_mut_ptr(),
-                        len.as_mut_ptr(),
-                        MAX_BURST as u32,
-                    )
-                } as usize;
+                let (buf, room) = spare_bufs(&mut b);
+                // SAFETY: buf has room writable entries; live ring of this pool's mbufs.
+                let n =
+                    unsafe { sys::hp_ring_get(r.as_ptr(), &mp.slots.0, buf, room as u32) } as usize;
                 if n == 0 {
                     break;
                 }
                 total += n;
-                to_burst(&mut b, &idx[..n], &off[..n], &len[..n]);
+                // SAFETY: hp_ring_get wrote n entries, each the one handle of its mbuf.
+                unsafe { b.commit(n) };
                 for x in b.drain() {
                     pool.free(x);
                 }

@@ -230,8 +230,7 @@ static inline struct rte_mbuf *prep_tx(const struct hp_slots *s, uint32_t idx, u
 /* A received mbuf hairpin can use: one segment, and one of the pool's own
  * (a driver could hand out mbufs of another pool). Others are freed (counted
  * by the caller). */
-static inline int take_rx(const struct hp_slots *s, struct rte_mbuf *m, uint32_t *idx,
-                          uint16_t *off, uint16_t *len)
+static inline int take_rx(const struct hp_slots *s, struct rte_mbuf *m, struct hp_buf *b)
 {
     size_t d = (size_t)((char *)m->buf_addr - s->base);
     uint64_t i = div_stride(s, d);
@@ -240,14 +239,15 @@ static inline int take_rx(const struct hp_slots *s, struct rte_mbuf *m, uint32_t
         rte_pktmbuf_free(m);
         return 0;
     }
-    *idx = (uint32_t)i;
-    *off = m->data_off;
-    *len = m->data_len;
+    b->idx = (uint32_t)i;
+    b->off = m->data_off;
+    b->len = m->data_len;
+    b->ts = 0;
     return 1;
 }
 
-uint16_t hp_rx(uint16_t port, uint16_t q, const struct hp_slots *s, uint32_t *idx,
-               uint16_t *off, uint16_t *len, uint16_t n, uint64_t *multiseg)
+uint16_t hp_rx(uint16_t port, uint16_t q, const struct hp_slots *s, struct hp_buf *out,
+               uint16_t n, uint64_t *multiseg)
 {
     struct rte_mbuf *m[256];
     uint16_t got, i, k = 0;
@@ -255,7 +255,7 @@ uint16_t hp_rx(uint16_t port, uint16_t q, const struct hp_slots *s, uint32_t *id
         n = 256;
     got = rte_eth_rx_burst(port, q, m, n);
     for (i = 0; i < got; i++) {
-        if (take_rx(s, m[i], &idx[k], &off[k], &len[k]))
+        if (take_rx(s, m[i], &out[k]))
             k++;
         else
             (*multiseg)++;
@@ -263,32 +263,32 @@ uint16_t hp_rx(uint16_t port, uint16_t q, const struct hp_slots *s, uint32_t *id
     return k;
 }
 
-uint16_t hp_tx(uint16_t port, uint16_t q, const struct hp_slots *s, const uint32_t *idx,
-               const uint16_t *off, const uint16_t *len, uint16_t n)
+uint16_t hp_tx(uint16_t port, uint16_t q, const struct hp_slots *s, const struct hp_buf *in,
+               uint16_t n)
 {
     struct rte_mbuf *m[256];
     uint16_t i;
     if (n > 256)
         n = 256;
     for (i = 0; i < n; i++)
-        m[i] = prep_tx(s, idx[i], off[i], len[i]);
+        m[i] = prep_tx(s, in[i].idx, in[i].off, in[i].len);
     return rte_eth_tx_burst(port, q, m, n);
 }
 
-unsigned hp_ring_put(struct rte_ring *r, const struct hp_slots *s, const uint32_t *idx,
-                     const uint16_t *off, const uint16_t *len, unsigned n)
+unsigned hp_ring_put(struct rte_ring *r, const struct hp_slots *s, const struct hp_buf *in,
+                     unsigned n)
 {
     void *m[256];
     unsigned i;
     if (n > 256)
         n = 256;
     for (i = 0; i < n; i++)
-        m[i] = prep_tx(s, idx[i], off[i], len[i]);
+        m[i] = prep_tx(s, in[i].idx, in[i].off, in[i].len);
     return rte_ring_enqueue_burst(r, m, n, NULL);
 }
 
-unsigned hp_ring_get(struct rte_ring *r, const struct hp_slots *s, uint32_t *idx,
-                     uint16_t *off, uint16_t *len, unsigned n)
+unsigned hp_ring_get(struct rte_ring *r, const struct hp_slots *s, struct hp_buf *out,
+                     unsigned n)
 {
     void *m[256];
     unsigned got, i, k = 0;
@@ -296,7 +296,7 @@ unsigned hp_ring_get(struct rte_ring *r, const struct hp_slots *s, uint32_t *idx
         n = 256;
     got = rte_ring_dequeue_burst(r, m, n, NULL);
     for (i = 0; i < got; i++)
-        if (take_rx(s, m[i], &idx[k], &off[k], &len[k]))
+        if (take_rx(s, m[i], &out[k]))
             k++;
     return k;
 }

@@ -67,18 +67,28 @@ unsigned hp_slot_get_bulk(struct rte_mempool *mp, const struct hp_slots *s, uint
 void hp_slot_put(const struct hp_slots *s, uint32_t idx);
 void hp_slot_put_bulk(const struct hp_slots *s, const uint32_t *idx, unsigned n);
 
-/* Burst I/O in slot terms. hp_rx frees (and counts in *multiseg) chained
- * mbufs and mbufs that are not the pool's own. */
-uint16_t hp_rx(uint16_t port, uint16_t q, const struct hp_slots *s, uint32_t *idx,
-               uint16_t *off, uint16_t *len, uint16_t n, uint64_t *multiseg);
-uint16_t hp_tx(uint16_t port, uint16_t q, const struct hp_slots *s, const uint32_t *idx,
-               const uint16_t *off, const uint16_t *len, uint16_t n);
+/* One frame as hairpin holds it: hairpin's PktBuf (repr(C), the same
+ * fields in the same order), so bursts are read and written in place. */
+struct hp_buf {
+    uint32_t idx;
+    uint16_t off;
+    uint16_t len;
+    uint64_t ts;
+};
+
+/* Burst I/O in slot terms. hp_rx writes out[0..returned) (ts 0), and frees
+ * (and counts in *multiseg) chained mbufs and mbufs that are not the pool's
+ * own. */
+uint16_t hp_rx(uint16_t port, uint16_t q, const struct hp_slots *s, struct hp_buf *out,
+               uint16_t n, uint64_t *multiseg);
+uint16_t hp_tx(uint16_t port, uint16_t q, const struct hp_slots *s, const struct hp_buf *in,
+               uint16_t n);
 
 /* The same over an rte_ring (the far side of an rte_eth_from_rings port). */
-unsigned hp_ring_put(struct rte_ring *r, const struct hp_slots *s, const uint32_t *idx,
-                     const uint16_t *off, const uint16_t *len, unsigned n);
-unsigned hp_ring_get(struct rte_ring *r, const struct hp_slots *s, uint32_t *idx,
-                     uint16_t *off, uint16_t *len, unsigned n);
+unsigned hp_ring_put(struct rte_ring *r, const struct hp_slots *s, const struct hp_buf *in,
+                     unsigned n);
+unsigned hp_ring_get(struct rte_ring *r, const struct hp_slots *s, struct hp_buf *out,
+                     unsigned n);
 unsigned hp_ring_flags_spsc(void);
 unsigned hp_ring_count(const struct rte_ring *r);
 

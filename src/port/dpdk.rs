@@ -140,14 +140,15 @@ fn data_room(cfg: &Config) -> usize {
     HEADROOM + (cfg.switch.mtu + 8).max(2048)
 }
 
-/// Start the EAL (`[dpdk] eal_args`), find or create every `dpdk:` device
+/// Start the EAL (`[dpdk] eal_args`, its control threads kept off the
+/// `switch.workers` cores), find or create every `dpdk:` device
 /// and build the switch's pool over one mbuf mempool per NUMA socket that
 /// has dpdk ports ([`socket_pool_sizes`] splits `switch.pool_size + extra`),
 /// all in one slot space: a frame received on a port of one socket may be
 /// sent on a port of another as it is (DPDK transmits mbufs of any pool), and
 /// when it is freed it goes back to its own socket's mempool.
 pub fn make_pool(cfg: &Config, extra: usize) -> Result<Arc<Pool>, String> {
-    ffi::eal_init(&cfg.dpdk.eal_args)
+    ffi::eal_init_sparing(&cfg.dpdk.eal_args, &cfg.switch.workers)
         .map_err(|e| format!("dpdk.eal_args: the DPDK EAL did not start: {e}"))?;
     let mut sockets = Vec::new();
     for (i, p) in cfg.port.iter().enumerate() {
