@@ -873,8 +873,9 @@ impl Drop for Mbuf {
 
 const MAX_BURST: usize = 256;
 
-// `PktBuf` is `repr(C)` with `struct hp_buf`'s fields in its order; the
-// sizes agree (bindgen's layout tests check hp_buf's offsets).
+// `PktBuf` is `repr(C)` with `struct hp_buf`'s fields in its order (shim.c
+// checks hp_buf's offsets; the test `a_burst_is_the_shims_frame_array` the
+// fields' correspondence).
 const _: () = assert!(std::mem::size_of::<PktBuf>() == std::mem::size_of::<sys::hp_buf>());
 
 /// `out`'s free space (at most [`MAX_BURST`]) as the shim's frame array.
@@ -1133,6 +1134,50 @@ impl Drop for RingDev {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_burst_is_the_shims_frame_array() {
+        let mut b = Burst::new(4);
+        let f = PktBuf {
+            idx: 0x0102_0304,
+            off: 0x0506,
+            len: 0x0708,
+            ts: 0x1122_3344_5566_7788,
+        };
+        b.push(f).unwrap();
+        let (p, n) = front_bufs(&b);
+        assert_eq!(n, 1);
+        // SAFETY: p points at the burst's one frame.
+        let h = unsafe { p.read() };
+        assert_eq!(
+            (h.idx, h.off, h.len, h.ts),
+            (0x0102_0304, 0x0506, 0x0708, 0x1122_3344_5566_7788)
+        );
+        let (p, room) = spare_bufs(&mut b);
+        assert_eq!(room, 3);
+        // SAFETY: p has 3 writable entries; written as the shim writes them.
+        unsafe {
+            p.write(sys::hp_buf {
+                idx: 9,
+                off: 128,
+                len: 60,
+                ts: 0,
+            });
+            b.commit(1);
+        }
+        let got: Vec<(u32, u16, u16, u64)> = b
+            .as_slice()
+            .iter()
+            .map(|f| (f.idx, f.off, f.len, f.ts))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (0x0102_0304, 0x0506, 0x0708, 0x1122_3344_5566_7788),
+                (9, 128, 60, 0)
+            ]
+        );
+    }
 
     fn part(base: usize, n: u32) -> sys::hp_slots {
         sys::hp_slots {

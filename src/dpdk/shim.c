@@ -2,6 +2,12 @@
 #include "shim.h"
 #include <string.h>
 
+/* hairpin's PktBuf (repr(C)) has these fields at these offsets. */
+_Static_assert(sizeof(struct hp_buf) == 16, "struct hp_buf is PktBuf: 16 bytes");
+_Static_assert(offsetof(struct hp_buf, idx) == 0 && offsetof(struct hp_buf, off) == 4 &&
+                   offsetof(struct hp_buf, len) == 6 && offsetof(struct hp_buf, ts) == 8,
+               "struct hp_buf is PktBuf: idx, off, len, ts");
+
 int hp_errno(void) { return rte_errno; }
 unsigned hp_lcore_id(void) { return rte_lcore_id(); }
 void hp_thread_register(void)
