@@ -326,8 +326,13 @@ fn steps() -> impl Strategy<Value = Vec<(usize, Vec<Vec<u8>>, u64)>> {
 
 /// Runs `steps` through the switch of `s` with the one-pass path on or off;
 /// returns what each step sent, the counters, the FDB, the bursts that took
-/// the one-pass path and how many of those were one flow.
-fn run(s: &Setup, steps: &[(usize, Vec<Vec<u8>>, u64)], fast: bool) -> (Vec<String>, u64, u64) {
+/// the one-pass path, how many of those were one flow and how many went to
+/// one port's staging whole.
+fn run(
+    s: &Setup,
+    steps: &[(usize, Vec<Vec<u8>>, u64)],
+    fast: bool,
+) -> (Vec<String>, u64, u64, u64) {
     let mut h = Harness::new(Config::parse(&s.toml()).expect("config"), true).expect("harness");
     h.set_fast_path(fast);
     let mut seen = Vec::new();
@@ -352,7 +357,8 @@ fn run(s: &Setup, steps: &[(usize, Vec<Vec<u8>>, u64)], fast: bool) -> (Vec<Stri
         .collect();
     fdb.sort();
     seen.push(fdb.join(", "));
-    (seen, h.pipeline().fast_bursts, h.pipeline().one_flow_bursts)
+    let p = h.pipeline();
+    (seen, p.fast_bursts, p.one_flow_bursts, p.whole_bursts)
 }
 
 #[test]
@@ -366,13 +372,15 @@ fn one_pass_and_staged_pipelines_agree() {
     let took_policy = std::cell::Cell::new(0u64);
     let one_flow = std::cell::Cell::new(0u64);
     let one_flow_policy = std::cell::Cell::new(0u64);
+    let whole = std::cell::Cell::new(0u64);
     runner
         .run(&(setup(), steps()), |(s, steps)| {
-            let (staged, none, _) = run(&s, &steps, false);
+            let (staged, none, _, _) = run(&s, &steps, false);
             prop_assert_eq!(none, 0, "fast path off, yet a burst took it");
-            let (fast, n, one) = run(&s, &steps, true);
+            let (fast, n, one, w) = run(&s, &steps, true);
             prop_assert_eq!(&fast, &staged, "config:\n{}", s.toml());
             took.set(took.get() + n);
+            whole.set(whole.get() + w);
             one_flow.set(one_flow.get() + one);
             if s.policy.as_ref().is_some_and(|p| p.vms.iter().any(|&v| v)) {
                 took_policy.set(took_policy.get() + n);
@@ -385,11 +393,12 @@ fn one_pass_and_staged_pipelines_agree() {
         })
         .unwrap();
     eprintln!(
-        "one-pass bursts {} ({} with a policy, {} of one flow, {} of one flow with a policy), cases with both kinds {}",
+        "one-pass bursts {} ({} with a policy, {} of one flow, {} of one flow with a policy, {} moved whole), cases with both kinds {}",
         took.get(),
         took_policy.get(),
         one_flow.get(),
         one_flow_policy.get(),
+        whole.get(),
         mixed.get()
     );
     // The comparison means something only if the one-pass path ran, and
@@ -399,6 +408,13 @@ fn one_pass_and_staged_pipelines_agree() {
     assert!(took_policy.get() > 0, "no one-pass burst with a policy");
     assert!(one_flow.get() > 10, "one-flow bursts: {}", one_flow.get());
     assert!(one_flow_policy.get() > 0, "no one-flow burst with a policy");
+    // Whole moves, and bursts of the one-pass path that were not moved whole
+    // (another port per frame, a tag to push or pop, a rewrite, a scheduler).
+    assert!(whole.get() > 10, "bursts moved whole: {}", whole.get());
+    assert!(
+        took.get() > whole.get() + 10,
+        "every one-pass burst moved whole"
+    );
 }
 
 #[test]

@@ -135,6 +135,15 @@ impl Burst {
     pub fn drain(&mut self) -> std::vec::Drain<'_, PktBuf> {
         self.v.drain(..)
     }
+    /// Move every frame of `other` to the end, in order, when they all fit;
+    /// false (nothing moved) when they do not.
+    pub fn append(&mut self, other: &mut Burst) -> bool {
+        if other.len() > self.space() {
+            return false;
+        }
+        self.v.append(&mut other.v);
+        true
+    }
     /// Remove the first `n` frames (they were consumed by a port), keeping the rest in order.
     #[inline(always)]
     pub fn consume_front(&mut self, n: usize) -> std::vec::Drain<'_, PktBuf> {

@@ -518,12 +518,18 @@ pub struct Pipeline {
     pub fast_bursts: u64,
     /// Of those, bursts of one flow (every frame took frame 0's decision).
     pub one_flow_bursts: u64,
+    /// Of those, bursts that went unchanged to one port, moved to its staging whole.
+    pub whole_bursts: u64,
     /// The one pass's rule hits per frame (rule hit index, length), counted
     /// once the whole burst has passed (`NONE`: no rule to count).
     fast_hits: Vec<(u32, u32)>,
     /// The burst that passed [`Pipeline::known_unicast`] is one flow: every
     /// frame takes frame 0's decision (`meta[0]`).
     fast_one_flow: bool,
+    /// Every frame of the burst that passed [`Pipeline::known_unicast`]
+    /// goes to one port and leaves as it came: no tag to push or pop, no
+    /// PCP or DSCP to write.
+    fast_plain: bool,
 }
 
 impl Pipeline {
@@ -582,8 +588,10 @@ impl Pipeline {
             fast: true,
             fast_bursts: 0,
             one_flow_bursts: 0,
+            whole_bursts: 0,
             fast_hits: vec![(NONE, 0); b],
             fast_one_flow: false,
+            fast_plain: false,
         }
     }
 
@@ -721,6 +729,10 @@ impl Pipeline {
         let rest = one_flow_rest(&self.pool, frames, pol.active);
         let one_flow = rest.is_some();
         let decide = if one_flow { &frames[..1] } else { frames };
+        // The egress ports the frames go to, ANDed (one bit each: zero when
+        // two frames go to different ports), and whether egress would leave
+        // every frame as it came.
+        let (mut same_port, mut plain) = (u64::MAX, true);
         for ((b, me), fh) in decide
             .iter()
             .zip(self.meta.iter_mut())
@@ -807,6 +819,11 @@ impl Pipeline {
             if (p == inp && !rr) || mask == 0 || (iso && mask & m.isolated_mask != 0) {
                 return false;
             }
+            // As `egress` decides: a tagged frame leaving tagged has its TCI
+            // rewritten from its own PCP and VID (the same bytes).
+            let untag = m.ports[p.0 as usize].untagged_vid == vid;
+            plain &= tagged != untag && set_dscp == KEEP && (set_pcp == KEEP || untag);
+            same_port &= mask;
             bytes += len as u64;
             *me = Meta {
                 dst,
@@ -830,6 +847,7 @@ impl Pipeline {
             bytes += rest_bytes;
         }
         self.fast_one_flow = one_flow;
+        self.fast_plain = plain && same_port != 0;
         let n = burst.len();
         if pol.active {
             // Every frame asked the cache once and found its answer.
@@ -864,7 +882,9 @@ impl Pipeline {
         pc.rx_bytes += bytes;
     }
 
-    /// Stage 4 for a burst [`Pipeline::known_unicast`] passed: one egress port per frame.
+    /// Stage 4 for a burst [`Pipeline::known_unicast`] passed: one egress
+    /// port per frame. A burst whose frames all go unchanged to one port
+    /// without a scheduler moves to its staging whole, when it fits.
     #[inline]
     fn transmit_known<T: Tracer>(
         &mut self,
@@ -873,6 +893,23 @@ impl Pipeline {
         tx: &mut [Box<dyn PortQueue>],
         t: &mut T,
     ) {
+        if self.fast_plain {
+            // One port, nothing to change: the burst moves to its staging at once.
+            let Verdict::Fwd(mask) = self.meta[0].verdict else {
+                unreachable!("known_unicast forwards every frame")
+            };
+            let p = mask.trailing_zeros() as usize;
+            let n = burst.len() as u64;
+            if self.sched[p].is_none() && self.txq[p].append(burst) {
+                if p == inp.0 as usize {
+                    self.ctr.reflected += n;
+                }
+                self.whole_bursts += 1;
+                self.dirty |= 1 << p;
+                self.flush(tx);
+                return;
+            }
+        }
         let one_flow = self.fast_one_flow;
         for (i, b) in burst.drain().enumerate() {
             let me = self.meta[if one_flow { 0 } else { i }];
