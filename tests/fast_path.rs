@@ -327,12 +327,12 @@ fn steps() -> impl Strategy<Value = Vec<(usize, Vec<Vec<u8>>, u64)>> {
 /// Runs `steps` through the switch of `s` with the one-pass path on or off;
 /// returns what each step sent, the counters, the FDB, the bursts that took
 /// the one-pass path, how many of those were one flow and how many went to
-/// one port's staging whole.
+/// one port's staging whole, and the header memo's counts.
 fn run(
     s: &Setup,
     steps: &[(usize, Vec<Vec<u8>>, u64)],
     fast: bool,
-) -> (Vec<String>, u64, u64, u64) {
+) -> (Vec<String>, u64, u64, u64, (u64, u64, u64)) {
     let mut h = Harness::new(Config::parse(&s.toml()).expect("config"), true).expect("harness");
     h.set_fast_path(fast);
     let mut seen = Vec::new();
@@ -358,7 +358,13 @@ fn run(
     fdb.sort();
     seen.push(fdb.join(", "));
     let p = h.pipeline();
-    (seen, p.fast_bursts, p.one_flow_bursts, p.whole_bursts)
+    (
+        seen,
+        p.fast_bursts,
+        p.one_flow_bursts,
+        p.whole_bursts,
+        p.memo_counts(),
+    )
 }
 
 #[test]
@@ -373,14 +379,18 @@ fn one_pass_and_staged_pipelines_agree() {
     let one_flow = std::cell::Cell::new(0u64);
     let one_flow_policy = std::cell::Cell::new(0u64);
     let whole = std::cell::Cell::new(0u64);
+    let memo_hits = std::cell::Cell::new(0u64);
+    let memo_stale = std::cell::Cell::new(0u64);
     runner
         .run(&(setup(), steps()), |(s, steps)| {
-            let (staged, none, _, _) = run(&s, &steps, false);
+            let (staged, none, _, _, _) = run(&s, &steps, false);
             prop_assert_eq!(none, 0, "fast path off, yet a burst took it");
-            let (fast, n, one, w) = run(&s, &steps, true);
+            let (fast, n, one, w, (hits, stale, _)) = run(&s, &steps, true);
             prop_assert_eq!(&fast, &staged, "config:\n{}", s.toml());
             took.set(took.get() + n);
             whole.set(whole.get() + w);
+            memo_hits.set(memo_hits.get() + hits);
+            memo_stale.set(memo_stale.get() + stale);
             one_flow.set(one_flow.get() + one);
             if s.policy.as_ref().is_some_and(|p| p.vms.iter().any(|&v| v)) {
                 took_policy.set(took_policy.get() + n);
@@ -393,13 +403,15 @@ fn one_pass_and_staged_pipelines_agree() {
         })
         .unwrap();
     eprintln!(
-        "one-pass bursts {} ({} with a policy, {} of one flow, {} of one flow with a policy, {} moved whole), cases with both kinds {}",
+        "one-pass bursts {} ({} with a policy, {} of one flow, {} of one flow with a policy, {} moved whole), cases with both kinds {}, memo answers used {}, found stale {}",
         took.get(),
         took_policy.get(),
         one_flow.get(),
         one_flow_policy.get(),
         whole.get(),
-        mixed.get()
+        mixed.get(),
+        memo_hits.get(),
+        memo_stale.get()
     );
     // The comparison means something only if the one-pass path ran, and
     // ran next to staged bursts of the same switch.
@@ -414,6 +426,18 @@ fn one_pass_and_staged_pipelines_agree() {
     assert!(
         took.get() > whole.get() + 10,
         "every one-pass burst moved whole"
+    );
+    // The header memo answered, and refused answers an FDB write or the
+    // clock had overtaken (the runs move sources and let entries age).
+    assert!(
+        memo_hits.get() > 100,
+        "memo answers used: {}",
+        memo_hits.get()
+    );
+    assert!(
+        memo_stale.get() > 0,
+        "memo answers found stale: {}",
+        memo_stale.get()
     );
 }
 
@@ -616,4 +640,71 @@ fn known_unicast_bursts_take_one_pass_and_others_do_not() {
         assert_eq!(h.pipeline().fast_bursts, u64::from(fast));
         h.check().unwrap();
     }
+}
+
+/// The one pass remembers what a frame's first 18 bytes decided (the header
+/// memo); a remembered answer must end when the FDB's own answer would: at
+/// the source's re-stamp time, at the destination's ageing, and at any write.
+#[test]
+fn a_remembered_decision_ends_with_the_fdb_answer_it_came_from() {
+    let toml = "[switch]\nworkers = [0]\n[switch.fdb]\naging_s = 3\n[[port]]\nname = \"a\"\npvid = 10\nreflective_relay = true\n[[port]]\nname = \"b\"\npvid = 10\n";
+    let mut h = Harness::new(Config::parse(toml).unwrap(), true).unwrap();
+    let (a, b) = (MACS[0], MACS[1]);
+    let seen = |h: &Harness, mac: [u8; 6], now: u64| {
+        h.switch()
+            .fdb
+            .dump(now)
+            .iter()
+            .find(|r| r.mac.0 == mac)
+            .map(|r| r.seen_ms)
+    };
+    // A on port 0, B on port 1, both seen at t = 1000.
+    h.run(0, &[&plain([0xff; 6], a)], 1000);
+    h.run(1, &[&plain([0xff; 6], b)], 0);
+    h.take_output();
+    let f = plain(b, a);
+    let burst: Vec<&[u8]> = vec![&f, &f, &f];
+    // Decided once, then remembered.
+    for _ in 0..2 {
+        assert_eq!(h.run(0, &burst, 0), 3);
+        assert!(h.take_output().iter().all(|(p, _)| *p == 1));
+    }
+    let fast = h.pipeline().fast_bursts;
+    assert_eq!(fast, 2);
+    let (hits, _, _) = h.pipeline().memo_counts();
+    assert!(hits >= 1, "memo hits {hits}");
+    // 1.5 s later A is due for re-stamping (every second): the burst needs
+    // the learning stage, memo or not.
+    assert_eq!(h.run(0, &burst, 1500), 3);
+    assert_eq!(
+        h.pipeline().fast_bursts,
+        fast,
+        "a stale source took the one pass"
+    );
+    assert_eq!(seen(&h, a, 2500), Some(2500));
+    // Remembered again (A re-stamped at 2500) ...
+    assert_eq!(h.run(0, &burst, 0), 3);
+    assert_eq!(h.pipeline().fast_bursts, fast + 1);
+    h.take_output();
+    // ... until B, last seen at 1000, ages out at 4000 (aging 3 s): A's
+    // frames to B are unknown unicast then, flooded by the stages. (A is
+    // fresh: re-stamped at 3500.)
+    assert_eq!(h.run(0, &burst, 1000), 3);
+    assert_eq!(h.run(0, &burst, 0), 3);
+    let fast = h.pipeline().fast_bursts;
+    h.take_output();
+    assert_eq!(
+        h.run(0, &burst, 501),
+        6,
+        "flooded to both ports (reflective relay on a)"
+    );
+    assert_eq!(seen(&h, b, 4001), None);
+    assert_eq!(h.pipeline().fast_bursts, fast);
+    // B is back, now on port 0: an FDB write; A's frames hairpin.
+    h.run(0, &[&plain([0xff; 6], b)], 0);
+    h.take_output();
+    assert_eq!(h.run(0, &burst, 0), 3);
+    assert!(h.take_output().iter().all(|(p, _)| *p == 0));
+    assert_eq!(h.pipeline().fast_bursts, fast + 1);
+    h.check().unwrap();
 }

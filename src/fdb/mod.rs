@@ -8,7 +8,10 @@
 //! refresh, static install, ageing — lock the key's buckets by making the
 //! counter odd. Learning a source already known on the same port, and seen
 //! within the last [`REFRESH_MS`], writes nothing, so the steady state is
-//! read-only and scales across cores.
+//! read-only and scales across cores. Every locked write also adds one to
+//! the table's write count ([`Fdb::epoch`]), so a reader can keep an answer
+//! (the one pass's header memo does) for as long as the count stays and the
+//! entry's own time has not come.
 //!
 //! Limits: a global `capacity` (static + learned) and a per-port limit on
 //! learned entries. When either is reached new sources are simply not learned
@@ -163,9 +166,16 @@ pub struct Row {
     pub seen_ms: u64,
 }
 
+/// A counter on a cache line of its own.
+#[repr(align(64))]
+struct Epoch(AtomicU64);
+
 /// The table.
 pub struct Fdb {
     buckets: Box<[Bucket]>,
+    /// Counts the writes: every locked write to a bucket adds one before
+    /// the bucket is unlocked ([`Fdb::epoch`]).
+    epoch: Epoch,
     mask: usize,
     capacity: usize,
     per_port_limit: usize,
@@ -185,6 +195,7 @@ impl Fdb {
         let nb = (capacity * 2).div_ceil(WAYS).next_power_of_two().max(2);
         Fdb {
             buckets: (0..nb).map(|_| Bucket::new()).collect(),
+            epoch: Epoch(AtomicU64::new(0)),
             mask: nb - 1,
             capacity,
             per_port_limit,
@@ -237,6 +248,29 @@ impl Fdb {
         })
     }
 
+    /// The write count: while it has not changed, neither has any answer of
+    /// the table except by time (an entry ageing out, a source due to be
+    /// re-stamped). A reader that takes it before reading can keep what it
+    /// read for as long as the count stays the same.
+    #[inline(always)]
+    pub fn epoch(&self) -> u64 {
+        self.epoch.0.load(Ordering::Acquire)
+    }
+
+    /// As [`Fdb::lookup_raw`], with the time (ms) from which the entry no
+    /// longer counts as live unless rewritten (`u64::MAX`: static or no
+    /// ageing).
+    #[inline(always)]
+    pub fn lookup_until(&self, mac: u64, vid: u16, now_ms: u64) -> Option<(Entry, u64)> {
+        let e = self.lookup_raw(mac, vid, now_ms)?;
+        let until = if e.is_static {
+            u64::MAX
+        } else {
+            e.seen_ms.saturating_add(self.live_ms).saturating_add(1)
+        };
+        Some((e, until))
+    }
+
     /// Look up (MAC, VID).
     pub fn lookup(&self, mac: Mac, vid: Vid, now_ms: u64) -> Option<Entry> {
         self.lookup_raw(mac.to_u64(), vid.0, now_ms)
@@ -250,6 +284,7 @@ impl Fdb {
         }
     }
     fn unlock2(&self, b1: usize, b2: usize) {
+        self.epoch.0.fetch_add(1, Ordering::Release);
         self.buckets[b1].unlock();
         if b2 != b1 {
             self.buckets[b2].unlock();
@@ -298,6 +333,23 @@ impl Fdb {
         let k = key_u64(mac, vid);
         let (b1, b2) = self.buckets_of(k);
         self.known_here(self.value(k, b1, b2), port, now_ms)
+    }
+
+    /// As [`Fdb::is_known_raw`]; when known, the time (ms) from which it no
+    /// longer is unless rewritten (`u64::MAX`: static).
+    #[inline(always)]
+    pub fn known_until(&self, mac: u64, vid: u16, port: PortId, now_ms: u64) -> Option<u64> {
+        let k = key_u64(mac, vid);
+        let (b1, b2) = self.buckets_of(k);
+        let v = self.value(k, b1, b2);
+        if !self.known_here(v, port, now_ms) {
+            return None;
+        }
+        Some(if v & F_STATIC != 0 {
+            u64::MAX
+        } else {
+            (v >> TIME_SHIFT).saturating_add(self.refresh_ms())
+        })
     }
 
     /// Learn that `mac` in `vid` is behind `port`.
@@ -448,6 +500,7 @@ impl Fdb {
                     n += 1;
                 }
             }
+            self.epoch.0.fetch_add(1, Ordering::Release);
             b.unlock();
         }
         n

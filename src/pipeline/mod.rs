@@ -17,6 +17,7 @@
 //! [`TraceLog`] records each decision (used by `hairpin trace`), so the
 //! trace runs exactly the code the switch runs.
 
+mod memo;
 pub mod model;
 
 use crate::buf::{Burst, PktBuf, Pool, PoolCache};
@@ -93,6 +94,71 @@ fn head18(d: &[u8]) -> Option<(u64, u64, u16)> {
         u64::from_ne_bytes(h[8..16].try_into().ok()?),
         u16::from_ne_bytes(h[16..18].try_into().ok()?),
     ))
+}
+
+/// The one pass's decision from a frame's first 18 bytes (`d` has at least
+/// 18) arriving on `inp`: plain known unicast of a VLAN of the port, from a
+/// source known and fresh on `inp` (when it learns) to a live destination
+/// on a port that may send it. With the time (ms) the FDB's answers stop
+/// standing without a write. None: the frame needs the stages.
+#[inline(always)]
+fn decide_head(
+    m: &Model,
+    fdb: &Fdb,
+    inp: PortId,
+    d: &[u8],
+    now_ms: u64,
+) -> Option<(memo::Head, u64)> {
+    let port = &m.ports[inp.0 as usize];
+    let dst = u64::from_be_bytes([0, 0, d[0], d[1], d[2], d[3], d[4], d[5]]);
+    let src = u64::from_be_bytes([0, 0, d[6], d[7], d[8], d[9], d[10], d[11]]);
+    let et = u16::from_be_bytes([d[12], d[13]]);
+    let (vid, pcp, tagged, et) = if et == TPID_8021Q {
+        let tci = u16::from_be_bytes([d[14], d[15]]);
+        let inner = u16::from_be_bytes([d[16], d[17]]);
+        let vid = tci & 0xfff;
+        if vid == 0 || vid == 0xfff || inner == TPID_8021Q || inner == TPID_8021AD {
+            return None;
+        }
+        (vid, (tci >> 13) as u8, true, inner)
+    } else if et == TPID_8021AD || port.pvid == 0 {
+        return None;
+    } else {
+        (port.pvid, 0, false, et)
+    };
+    if (dst | src) & GROUP_BIT != 0
+        || src == 0
+        || dst == m.own_mac
+        || src == m.own_mac
+        || et == ETH_LLDP
+        || et == ETH_ECP
+        || !port.vlans.contains(vid)
+    {
+        return None;
+    }
+    let until = match port.learning {
+        true => fdb.known_until(src, vid, inp, now_ms)?,
+        false => u64::MAX,
+    };
+    let (e, dst_until) = fdb.lookup_until(dst, vid, now_ms)?;
+    let p = e.port;
+    let inbit = 1u64 << inp.0;
+    let mask = (1u64 << p.0) & m.vlan_ports[vid as usize] & m.fwd_mask;
+    if (p == inp && m.rr_mask & inbit == 0)
+        || mask == 0
+        || (m.isolated_mask & inbit != 0 && mask & m.isolated_mask != 0)
+    {
+        return None;
+    }
+    let head = memo::Head {
+        vid,
+        pcp,
+        tagged,
+        untag: m.ports[p.0 as usize].untagged_vid == vid,
+        port: p.0,
+        mask,
+    };
+    Some((head, until.min(dst_until)))
 }
 
 #[inline(always)]
@@ -526,6 +592,8 @@ pub struct Pipeline {
     /// The burst that passed [`Pipeline::known_unicast`] is one flow: every
     /// frame takes frame 0's decision (`meta[0]`).
     fast_one_flow: bool,
+    /// The one pass's answers per (ingress port, first 18 bytes).
+    memo: memo::Memo,
     /// Every frame of the burst that passed [`Pipeline::known_unicast`]
     /// goes to one port and leaves as it came: no tag to push or pop, no
     /// PCP or DSCP to write.
@@ -591,8 +659,16 @@ impl Pipeline {
             whole_bursts: 0,
             fast_hits: vec![(NONE, 0); b],
             fast_one_flow: false,
+            memo: memo::Memo::new(),
             fast_plain: false,
         }
+    }
+
+    /// The one pass's memo of header decisions: answers used, answers
+    /// found no longer standing (an FDB write, an entry's time), frames
+    /// decided again (the stale ones included).
+    pub fn memo_counts(&self) -> (u64, u64, u64) {
+        (self.memo.hits, self.memo.stale, self.memo.misses)
     }
 
     /// Let bursts of plain known unicast take the one-pass path (the
@@ -709,15 +785,11 @@ impl Pipeline {
         {
             return false;
         }
-        let inbit = 1u64 << ip;
-        let rr = m.rr_mask & inbit != 0;
-        let iso = m.isolated_mask & inbit != 0;
         let fdb = &*self.fdb;
+        // Taken before this burst reads the FDB: an answer remembered with
+        // it stands while nothing writes the FDB (see `memo`).
+        let epoch = fdb.epoch();
         let mut bytes = 0u64;
-        // As in `learn`: a source found known and a destination looked up
-        // are not asked again for the next frame (nothing writes the FDB here).
-        let mut known_src = NO_KEY;
-        let mut last_dst = (NO_KEY, PortId(0));
         let ctx = u32::from(inp.0) + 1;
         let frames = burst.as_slice();
         // A frame's decision here follows from its first 18 bytes (addresses,
@@ -741,34 +813,23 @@ impl Pipeline {
             let d = self.pool.data(b);
             let len = d.len();
             // Shorter frames (runts, cut tags) go the staged way.
-            if len < 18 {
+            let Some(h) = head18(d) else {
                 return false;
-            }
-            let dst = u64::from_be_bytes([0, 0, d[0], d[1], d[2], d[3], d[4], d[5]]);
-            let src = u64::from_be_bytes([0, 0, d[6], d[7], d[8], d[9], d[10], d[11]]);
-            let et = u16::from_be_bytes([d[12], d[13]]);
-            let (vid, pcp, tagged, et) = if et == TPID_8021Q {
-                let tci = u16::from_be_bytes([d[14], d[15]]);
-                let inner = u16::from_be_bytes([d[16], d[17]]);
-                let vid = tci & 0xfff;
-                if vid == 0 || vid == 0xfff || inner == TPID_8021Q || inner == TPID_8021AD {
-                    return false;
-                }
-                (vid, (tci >> 13) as u8, true, inner)
-            } else if et == TPID_8021AD || port.pvid == 0 {
-                return false;
-            } else {
-                (port.pvid, 0, false, et)
             };
-            if (dst | src) & GROUP_BIT != 0
-                || src == 0
-                || dst == m.own_mac
-                || src == m.own_mac
-                || et == ETH_LLDP
-                || et == ETH_ECP
-                || len > m.mtu + if tagged { 4 } else { 0 }
-                || !port.vlans.contains(vid)
-            {
+            // What the 18 bytes decide, from the memo while its answer
+            // stands, else decided (and remembered) here.
+            let hd = match self.memo.get(inp.0, h, now_ms, epoch) {
+                Some(hd) => hd,
+                None => match decide_head(m, fdb, inp, d, now_ms) {
+                    Some((hd, until)) => {
+                        self.memo.put(inp.0, h, hd, until, epoch);
+                        hd
+                    }
+                    None => return false,
+                },
+            };
+            let (vid, pcp, tagged) = (hd.vid, hd.pcp, hd.tagged);
+            if len > m.mtu + if tagged { 4 } else { 0 } {
                 return false;
             }
             // The sender's side of the policy, as `guard_and_acl` takes it
@@ -798,41 +859,20 @@ impl Pipeline {
                     }
                 }
             }
-            if port.learning {
-                let sk = mac_vid_key(src, vid);
-                if sk != known_src {
-                    if !fdb.is_known_raw(src, vid, inp, now_ms) {
-                        return false;
-                    }
-                    known_src = sk;
-                }
-            }
-            let dk = mac_vid_key(dst, vid);
-            if dk != last_dst.0 {
-                match fdb.lookup_raw(dst, vid, now_ms) {
-                    Some(e) => last_dst = (dk, e.port),
-                    None => return false,
-                }
-            }
-            let p = last_dst.1;
-            let mask = (1u64 << p.0) & m.vlan_ports[vid as usize] & m.fwd_mask;
-            if (p == inp && !rr) || mask == 0 || (iso && mask & m.isolated_mask != 0) {
-                return false;
-            }
             // As `egress` decides: a tagged frame leaving tagged has its TCI
             // rewritten from its own PCP and VID (the same bytes).
-            let untag = m.ports[p.0 as usize].untagged_vid == vid;
-            plain &= tagged != untag && set_dscp == KEEP && (set_pcp == KEEP || untag);
-            same_port &= mask;
+            plain &= tagged != hd.untag && set_dscp == KEEP && (set_pcp == KEEP || hd.untag);
+            same_port &= hd.mask;
             bytes += len as u64;
+            let a = u64::from_be(h.0);
             *me = Meta {
-                dst,
-                src,
+                dst: a >> 16,
+                src: (a & 0xffff) << 32 | u64::from_be(h.1) >> 32,
                 vid,
                 pcp,
                 tagged,
-                verdict: Verdict::Fwd(mask),
-                dst_port: Some(p),
+                verdict: Verdict::Fwd(hd.mask),
+                dst_port: Some(PortId(hd.port)),
                 src_vsi,
                 class,
                 set_pcp,
@@ -1127,6 +1167,7 @@ impl Pipeline {
         }
         self.flows.clear();
         self.ingress_flows.clear();
+        self.memo.clear();
         self.hits = vec![[0; 2]; new.policy.hit_names.len()];
         self.named = vec![[0; 2]; new.policy.counter_names.len()];
         for (i, m) in self.meters.iter().enumerate() {
