@@ -770,7 +770,10 @@ impl Pipeline {
     /// stages would have shown it. A burst whose frames all have frame 0's
     /// first 18 bytes (and, with policy, its flow key) is one flow: frame 0
     /// is decided (only `meta[0]` is filled), the others are only
-    /// length-checked and take its decision and its rule.
+    /// length-checked and take its decision and its rule. What a frame's 18
+    /// bytes decided is remembered in the header memo (`memo`), also when
+    /// a later frame sends the burst to the stages: it is the FDB's answer
+    /// until the FDB is written or the answer's time comes.
     #[inline]
     fn known_unicast(&mut self, inp: PortId, burst: &Burst, now_ms: u64) -> bool {
         let m = &*self.model;
