@@ -330,9 +330,7 @@ impl Fdb {
     /// `port` and fresh: no write). Reads only.
     #[inline(always)]
     pub fn is_known_raw(&self, mac: u64, vid: u16, port: PortId, now_ms: u64) -> bool {
-        let k = key_u64(mac, vid);
-        let (b1, b2) = self.buckets_of(k);
-        self.known_here(self.value(k, b1, b2), port, now_ms)
+        self.known_until(mac, vid, port, now_ms).is_some()
     }
 
     /// As [`Fdb::is_known_raw`]; when known, the time (ms) from which it no

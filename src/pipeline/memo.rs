@@ -32,8 +32,6 @@ pub struct Head {
     pub untag: bool,
     /// Egress port.
     pub port: u16,
-    /// `1 << port`.
-    pub mask: u64,
 }
 
 /// One answer, on a cache line of its own.
@@ -143,7 +141,6 @@ mod tests {
         Head {
             vid: 10,
             port,
-            mask: 1 << port,
             ..Head::default()
         }
     }

@@ -156,7 +156,6 @@ fn decide_head(
         tagged,
         untag: m.ports[p.0 as usize].untagged_vid == vid,
         port: p.0,
-        mask,
     };
     Some((head, until.min(dst_until)))
 }
@@ -865,7 +864,8 @@ impl Pipeline {
             // As `egress` decides: a tagged frame leaving tagged has its TCI
             // rewritten from its own PCP and VID (the same bytes).
             plain &= tagged != hd.untag && set_dscp == KEEP && (set_pcp == KEEP || hd.untag);
-            same_port &= hd.mask;
+            let mask = 1u64 << hd.port;
+            same_port &= mask;
             bytes += len as u64;
             let a = u64::from_be(h.0);
             *me = Meta {
@@ -874,7 +874,7 @@ impl Pipeline {
                 vid,
                 pcp,
                 tagged,
-                verdict: Verdict::Fwd(hd.mask),
+                verdict: Verdict::Fwd(mask),
                 dst_port: Some(PortId(hd.port)),
                 src_vsi,
                 class,
