@@ -5,10 +5,11 @@
 //! taken before the decision read the FDB, and the time the source and
 //! destination entries it read stop being fresh and live. An answer is
 //! used only while the FDB has not been written since and that time has
-//! not come, so it is the answer the FDB would give now. The snapshot's part (port VLANs,
-//! reflective relay, isolation, the switch's MAC) is cleared with the
-//! snapshot ([`Memo::clear`] on refresh). What depends on more than the
-//! 18 bytes (the length against the MTU, policy) is checked per frame.
+//! not come, so it is the answer the FDB would give now. The snapshot's
+//! part (port VLANs, reflective relay, isolation, the switch's MAC) is
+//! cleared with the snapshot ([`Memo::clear`] on refresh). What depends on
+//! more than the 18 bytes (the length against the MTU, policy) is checked
+//! per frame.
 //!
 //! Two-way sets, [`SETS`] of them: a new answer takes way 0 and moves the
 //! old one to way 1.
