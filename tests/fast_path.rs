@@ -558,22 +558,38 @@ fn bursts_a_cached_policy_permits_take_one_pass_with_its_rewrites() {
         h.take_output();
         let ok = udp_frame(1, 0, None, 1500, 46);
         let burst: Vec<&[u8]> = vec![&ok; 32];
-        // First burst: the ingress cache learns the flow (staged); second: one pass.
-        assert_eq!(h.run(0, &burst, 0), 32);
-        assert_eq!(h.pipeline().fast_bursts, 0);
+        // First burst: the one pass resolves the flow and stores it in the
+        // ingress cache (a miss; the broadcasts above missed the
+        // classifier's cache twice); second: the cache answers.
         assert_eq!(h.run(0, &burst, 0), 32);
         assert_eq!(h.pipeline().fast_bursts, u64::from(fast));
+        assert_eq!(
+            (h.counters().flow_cache_hits, h.counters().flow_cache_misses),
+            (31, 3)
+        );
+        assert_eq!(h.run(0, &burst, 0), 32);
+        assert_eq!(h.pipeline().fast_bursts, 2 * u64::from(fast));
+        assert_eq!(
+            (h.counters().flow_cache_hits, h.counters().flow_cache_misses),
+            (63, 3)
+        );
         // 32 frames of one flow: frame 0 decided, the others take its answer.
-        assert_eq!(h.pipeline().one_flow_bursts, u64::from(fast));
+        assert_eq!(h.pipeline().one_flow_bursts, 2 * u64::from(fast));
         let out = h.take_output();
         assert_eq!(out.len(), 64);
         // DSCP 10 written (TOS byte 40), out of the ingress port.
         assert!(out.iter().all(|(p, f)| *p == 0 && f[15] == 40), "{out:?}");
-        // A denied flow: staged, every frame dropped and counted.
+        // A denied flow: staged, every frame dropped and counted; the one
+        // pass resolved it first, and the stages do not count frame 0's
+        // lookup again.
         let denied = udp_frame(1, 0, None, 53, 46);
         assert_eq!(h.run(0, &vec![denied.as_slice(); 32], 0), 0);
         assert_eq!(h.run(0, &vec![denied.as_slice(); 32], 0), 0);
-        assert_eq!(h.pipeline().fast_bursts, u64::from(fast));
+        assert_eq!(h.pipeline().fast_bursts, 2 * u64::from(fast));
+        assert_eq!(
+            (h.counters().flow_cache_hits, h.counters().flow_cache_misses),
+            (126, 4)
+        );
         assert_eq!(
             h.counters().drops[hairpin::stats::DropReason::AclDeny as usize],
             64

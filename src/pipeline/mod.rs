@@ -25,8 +25,7 @@ use crate::config::{PortState, Role, VmMode};
 use crate::fdb::{Fdb, Learn};
 use crate::policy::acl::{FlowKey, PackedKey};
 use crate::policy::flow::{FlowCache, IngressCache, IngressHit, NO_MATCH};
-use crate::policy::RuleAction;
-use crate::policy::NONE;
+use crate::policy::{PolicySet, RuleAction, VsiFast, NONE};
 use crate::port::ring::Producer;
 use crate::port::PortQueue;
 use crate::qos::meter::{Action as MeterAction, Color};
@@ -158,6 +157,52 @@ fn decide_head(
         port: p.0,
     };
     Some((head, until.min(dst_until)))
+}
+
+/// The sender's side of a frame the ingress cache has no answer for.
+enum Sender<'a> {
+    /// The source is no VM of this guarded port: the frame is dropped.
+    Spoofed,
+    /// Not a VM's traffic (no VM, or a VM's address arriving on another,
+    /// unguarded port): nothing to apply.
+    NotVm,
+    /// VSI `v`'s traffic, with its from-vm classifier answer when the frame
+    /// has a flow key.
+    Vm(&'a VsiFast, Option<u32>),
+}
+
+/// Who sends a frame from `src` on VLAN `vid` arriving on `inp` that the
+/// ingress cache had no answer for, resolved from the snapshot, and, when
+/// the frame has a flow key `fk`, the answer to store in the cache for its
+/// flow (none for a spoofed frame). The classifier runs here, once per flow
+/// and snapshot. The stages and the one pass both resolve here, so the
+/// cache holds the same answer whichever path met the flow.
+#[cold]
+#[inline(never)]
+fn resolve_sender<'a>(
+    pol: &'a PolicySet,
+    inp: PortId,
+    fk: Option<&FlowKey>,
+    src: u64,
+    vid: u16,
+) -> (Sender<'a>, Option<IngressHit>) {
+    let v = match pol.vsi_fast(src, vid) {
+        Some(v) if v.port == inp => v,
+        _ if pol.guard_mask & (1u64 << inp.0) != 0 => return (Sender::Spoofed, None),
+        _ => return (Sender::NotVm, fk.map(|_| IngressHit::not_a_vm())),
+    };
+    let answer = fk.map(|k| match pol.policies.get(v.policy as usize) {
+        Some(p) if v.from_acl => p
+            .from
+            .classifier
+            .classify_packed(&k.packed())
+            .unwrap_or(NO_MATCH),
+        _ => NO_MATCH,
+    });
+    (
+        Sender::Vm(v, answer),
+        answer.map(|a| pol.resolve_ingress(v, a)),
+    )
 }
 
 #[inline(always)]
@@ -588,6 +633,9 @@ pub struct Pipeline {
     /// The one pass's rule hits per frame (rule hit index, length), counted
     /// once the whole burst has passed (`NONE`: no rule to count).
     fast_hits: Vec<(u32, u32)>,
+    /// Frames of the current burst whose ingress-cache lookup the one pass
+    /// counted before it left the burst to the stages (0 otherwise).
+    fast_looked: usize,
     /// The burst that passed [`Pipeline::known_unicast`] is one flow: every
     /// frame takes frame 0's decision (`meta[0]`).
     fast_one_flow: bool,
@@ -657,6 +705,7 @@ impl Pipeline {
             one_flow_bursts: 0,
             whole_bursts: 0,
             fast_hits: vec![(NONE, 0); b],
+            fast_looked: 0,
             fast_one_flow: false,
             memo: memo::Memo::new(),
             fast_plain: false,
@@ -760,12 +809,14 @@ impl Pipeline {
     /// port, a source already known and fresh on this port (learning would
     /// write nothing) and a destination in the FDB on a port that may send
     /// it. With policy: a port with from-vm rules, no to-vm rules anywhere,
-    /// and every frame a fast IPv4 frame whose resolved sender-side answer
-    /// is in the ingress cache, permits, and meters nothing. Fills `meta` as
-    /// the stages would and counts the burst received (and its rule hits and
-    /// cache hits). Returns false, having changed nothing the stages do not
-    /// overwrite, at the first frame that needs them: the burst is then
-    /// staged as usual. Reads the FDB only, so each frame sees what the
+    /// and every frame a fast IPv4 frame whose sender-side answer (from the
+    /// ingress cache, or resolved and stored there as the ACL stage would)
+    /// permits and meters nothing. Fills `meta` as the stages would and
+    /// counts the burst received, its rule hits and its cache lookups.
+    /// Returns false at the first frame that needs the stages, having
+    /// changed nothing they do not overwrite but the cache lookups of the
+    /// first `fast_looked` frames (counted, and stored when resolved), which
+    /// the ACL stage then does not repeat: the burst is staged as usual. Reads the FDB only, so each frame sees what the
     /// stages would have shown it. A burst whose frames all have frame 0's
     /// first 18 bytes (and, with policy, its flow key) is one flow: frame 0
     /// is decided (only `meta[0]` is filled), the others are only
@@ -775,6 +826,7 @@ impl Pipeline {
     /// until the FDB is written or the answer's time comes.
     #[inline]
     fn known_unicast(&mut self, inp: PortId, burst: &Burst, now_ms: u64) -> bool {
+        self.fast_looked = 0;
         let m = &*self.model;
         let ip = inp.0 as usize;
         let port = &m.ports[ip];
@@ -838,12 +890,31 @@ impl Pipeline {
             // from the ingress cache.
             let (mut src_vsi, mut class, mut set_pcp, mut set_dscp) = (NO_VSI, 0, KEEP, KEEP);
             *fh = (NONE, len as u32);
+            let a = u64::from_be(h.0);
+            let (dst, src) = (a >> 16, (a & 0xffff) << 32 | u64::from_be(h.1) >> 32);
             if pol.active {
-                let Some(h) =
-                    FlowKey::from_frame(d, vid, pcp).and_then(|k| self.ingress_flows.peek(ctx, &k))
-                else {
+                let Some(k) = FlowKey::from_frame(d, vid, pcp) else {
                     return false;
                 };
+                // Counted as the stages count it; a flow the cache lacks is
+                // resolved and stored here as they would.
+                let h = match self.ingress_flows.get(ctx, &k).copied() {
+                    Some(h) => h,
+                    None if self.ingress_flows.capacity() == 0 => return false,
+                    None => match resolve_sender(pol, inp, Some(&k), src, vid) {
+                        (_, Some(val)) => {
+                            self.ingress_flows.put(ctx, &k, val);
+                            val
+                        }
+                        _ => {
+                            // Not taken here: the stages look it up afresh.
+                            self.ingress_flows.misses -= 1;
+                            return false;
+                        }
+                    },
+                };
+                // The stages do not look this frame up again.
+                self.fast_looked += 1;
                 if h.vsi != NONE {
                     if h.flags & IngressHit::SLOW != 0 || h.rule_meter & h.vsi_meter != NONE {
                         return false;
@@ -867,10 +938,9 @@ impl Pipeline {
             let mask = 1u64 << hd.port;
             same_port &= mask;
             bytes += len as u64;
-            let a = u64::from_be(h.0);
             *me = Meta {
-                dst: a >> 16,
-                src: (a & 0xffff) << 32 | u64::from_be(h.1) >> 32,
+                dst,
+                src,
                 vid,
                 pcp,
                 tagged,
@@ -889,12 +959,13 @@ impl Pipeline {
             }
             bytes += rest_bytes;
         }
+        self.fast_looked = 0;
         self.fast_one_flow = one_flow;
         self.fast_plain = plain && same_port != 0;
         let n = burst.len();
         if pol.active {
-            // Every frame asked the cache once and found its answer.
-            self.ingress_flows.hits += n as u64;
+            // One flow: frames 1.. found frame 0's answer.
+            self.ingress_flows.hits += (n - decide.len()) as u64;
             for &(hit, len) in &self.fast_hits[..decide.len()] {
                 if hit != NONE {
                     let c = &mut self.hits[hit as usize];
@@ -1269,10 +1340,11 @@ impl Pipeline {
             meters,
             pool,
             now_ns,
+            fast_looked,
             ..
         } = self;
+        let looked = std::mem::take(fast_looked);
         let pol = &model.policy;
-        let guarded = pol.guard_mask & (1u64 << inp.0) != 0;
         // Fast IPv4 frames on a port with from-vm rules ask the ingress
         // cache first: one probe answers everything the sender's side decides.
         let cached_port = pol.from_acl_mask & (1u64 << inp.0) != 0;
@@ -1289,7 +1361,10 @@ impl Pipeline {
             } else {
                 None
             };
+            // The one pass looked up the first `looked` frames already (and
+            // stored what it resolved): they are not counted or stored again.
             let hit = match &fk {
+                Some(k) if i < looked => ingress_flows.peek(ctx, k).copied(),
                 Some(k) => ingress_flows.get(ctx, k).copied(),
                 None => None,
             };
@@ -1327,45 +1402,31 @@ impl Pipeline {
                     continue;
                 }
                 Some(h) => (&pol.fast[h.vsi as usize], Some(h.answer)),
-                None => {
-                    let v = match pol.vsi_fast(me.src, me.vid) {
-                        Some(v) if v.port == inp => v,
-                        _ if guarded => {
-                            me.verdict = Verdict::Drop(DropReason::Spoofed);
-                            trace!(
-                                t,
-                                i,
-                                "guard",
-                                "source {} VLAN {} is no VM of this port",
-                                Mac::from_u64(me.src),
-                                me.vid
-                            );
-                            continue;
+                None => match resolve_sender(pol, inp, fk.as_ref(), me.src, me.vid) {
+                    (who, Some(val)) if i >= looked => {
+                        if let Some(k) = &fk {
+                            ingress_flows.put(ctx, k, val);
                         }
-                        // No VM, or a VM's address arriving elsewhere (unguarded port): not a VM's traffic.
-                        _ => {
-                            if let Some(k) = &fk {
-                                ingress_flows.put(ctx, k, IngressHit::not_a_vm());
-                            }
-                            continue;
+                        match who {
+                            Sender::Vm(v, answer) => (v, answer),
+                            _ => continue,
                         }
-                    };
-                    // The sender's from-vm answer for the cache (the
-                    // classifier runs here once per flow and snapshot).
-                    let answer = fk.as_ref().map(|k| {
-                        let a = match pol.policies.get(v.policy as usize) {
-                            Some(p) if v.from_acl => p
-                                .from
-                                .classifier
-                                .classify_packed(&k.packed())
-                                .unwrap_or(NO_MATCH),
-                            _ => NO_MATCH,
-                        };
-                        ingress_flows.put(ctx, k, pol.resolve_ingress(v, a));
-                        a
-                    });
-                    (v, answer)
-                }
+                    }
+                    (Sender::Vm(v, answer), _) => (v, answer),
+                    (Sender::NotVm, _) => continue,
+                    (Sender::Spoofed, _) => {
+                        me.verdict = Verdict::Drop(DropReason::Spoofed);
+                        trace!(
+                            t,
+                            i,
+                            "guard",
+                            "source {} VLAN {} is no VM of this port",
+                            Mac::from_u64(me.src),
+                            me.vid
+                        );
+                        continue;
+                    }
+                },
             };
             me.src_vsi = v.idx;
             if T::ON {
