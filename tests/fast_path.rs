@@ -381,6 +381,7 @@ fn one_pass_and_staged_pipelines_agree() {
     let whole = std::cell::Cell::new(0u64);
     let memo_hits = std::cell::Cell::new(0u64);
     let memo_stale = std::cell::Cell::new(0u64);
+    let memo_hits_policy = std::cell::Cell::new(0u64);
     runner
         .run(&(setup(), steps()), |(s, steps)| {
             let (staged, none, _, _, _) = run(&s, &steps, false);
@@ -395,6 +396,7 @@ fn one_pass_and_staged_pipelines_agree() {
             if s.policy.as_ref().is_some_and(|p| p.vms.iter().any(|&v| v)) {
                 took_policy.set(took_policy.get() + n);
                 one_flow_policy.set(one_flow_policy.get() + one);
+                memo_hits_policy.set(memo_hits_policy.get() + hits);
             }
             if n > 0 && (n as usize) < steps.len() {
                 mixed.set(mixed.get() + 1);
@@ -403,7 +405,7 @@ fn one_pass_and_staged_pipelines_agree() {
         })
         .unwrap();
     eprintln!(
-        "one-pass bursts {} ({} with a policy, {} of one flow, {} of one flow with a policy, {} moved whole), cases with both kinds {}, memo answers used {}, found stale {}",
+        "one-pass bursts {} ({} with a policy, {} of one flow, {} of one flow with a policy, {} moved whole), cases with both kinds {}, memo answers used {} ({} with a policy), found stale {}",
         took.get(),
         took_policy.get(),
         one_flow.get(),
@@ -411,6 +413,7 @@ fn one_pass_and_staged_pipelines_agree() {
         whole.get(),
         mixed.get(),
         memo_hits.get(),
+        memo_hits_policy.get(),
         memo_stale.get()
     );
     // The comparison means something only if the one-pass path ran, and
@@ -438,6 +441,12 @@ fn one_pass_and_staged_pipelines_agree() {
         memo_stale.get() > 0,
         "memo answers found stale: {}",
         memo_stale.get()
+    );
+    // With policy the memo also answers for the ingress cache.
+    assert!(
+        memo_hits_policy.get() > 10,
+        "memo answers used with a policy: {}",
+        memo_hits_policy.get()
     );
 }
 
@@ -527,6 +536,45 @@ fn a_tagged_frame_whose_inner_ethertype_differs_is_another_flow() {
         h.run(0, &burst, 0);
         assert_eq!(h.pipeline().fast_bursts, u64::from(fast));
         assert_eq!(h.pipeline().one_flow_bursts, u64::from(fast));
+        h.check().unwrap();
+        outs.push(format!("{:?} {:?}", h.take_output(), h.counters()));
+    }
+    assert_eq!(outs[0], outs[1]);
+}
+
+#[test]
+fn with_a_policy_an_s_tag_is_not_the_c_tag_the_memo_knows() {
+    // With policy the memo's key is the flow key with the raw tag: the same
+    // TCI behind another TPID is another key, and the one pass leaves the
+    // S-tagged frame to the stages.
+    let toml = format!(
+        "[switch]\nworkers = [0]\n[[port]]\nname = \"a\"\nmode = \"trunk\"\nvlans = [10]\n\
+         reflective_relay = true\n[[port]]\nname = \"b\"\npvid = 10\n[policy.p]\ndefault = \"permit\"\n\
+         [[policy.p.rule]]\naction = \"deny\"\nproto = \"udp\"\ndst_port = \"53\"\n\
+         [[vm]]\nname = \"x\"\nmac = \"{}\"\nvlan = 10\nport = \"a\"\npolicy = \"p\"\n\
+         [[vm]]\nname = \"y\"\nmac = \"{}\"\nvlan = 10\nport = \"a\"\npolicy = \"p\"\n",
+        hairpin::types::Mac(MACS[0]),
+        hairpin::types::Mac(MACS[1])
+    );
+    let mut outs = Vec::new();
+    for fast in [true, false] {
+        let mut h = Harness::new(Config::parse(&toml).unwrap(), true).unwrap();
+        h.set_fast_path(fast);
+        let mut bcast = udp_frame(0, 0, Some(10), 1500, 46);
+        for s in [0, 1] {
+            bcast[..6].copy_from_slice(&[0xff; 6]);
+            bcast[6..12].copy_from_slice(&MACS[s]);
+            h.run(0, &[&bcast], 0);
+        }
+        h.take_output();
+        let c = udp_frame(1, 0, Some(10), 1500, 46);
+        assert_eq!(h.run(0, &vec![&c[..]; 32], 0), 32);
+        assert_eq!(h.run(0, &vec![&c[..]; 32], 0), 32);
+        assert_eq!(h.pipeline().fast_bursts, 2 * u64::from(fast));
+        let mut s_tag = c.clone();
+        s_tag[12..14].copy_from_slice(&[0x88, 0xa8]);
+        h.run(0, &vec![&s_tag[..]; 32], 0);
+        assert_eq!(h.pipeline().fast_bursts, 2 * u64::from(fast));
         h.check().unwrap();
         outs.push(format!("{:?} {:?}", h.take_output(), h.counters()));
     }

@@ -1,26 +1,88 @@
 //! The one pass's header memo: per pipeline (one per worker), what
-//! [`super::Pipeline::known_unicast`] decided from a frame's ingress port
-//! and first 18 bytes (addresses, tag, inner ethertype) — VLAN, PCP, the
-//! egress port — together with the FDB's write count ([`Fdb::epoch`])
-//! taken before the decision read the FDB, and the time the source and
-//! destination entries it read stop being fresh and live. An answer is
-//! used only while the FDB has not been written since and that time has
-//! not come, so it is the answer the FDB would give now. The snapshot's
-//! part (port VLANs, reflective relay, isolation, the switch's MAC) is
-//! cleared with the snapshot ([`Memo::clear`] on refresh). What depends on
-//! more than the 18 bytes (the length against the MTU, policy) is checked
-//! per frame.
+//! [`super::Pipeline::known_unicast`] decided for a frame from its ingress
+//! port and its key — VLAN, PCP, the egress port and, with policy, the
+//! sender's side of it — together with the FDB's write count
+//! ([`Fdb::epoch`]) taken before the decision read the FDB, and the time
+//! the source and destination entries it read stop being fresh and live.
+//! An answer is used only while the FDB has not been written since and
+//! that time has not come, so it is the answer the FDB would give now. The
+//! snapshot's part (port VLANs, reflective relay, isolation, the switch's
+//! MAC, the policy) is cleared with the snapshot ([`Memo::clear`] on
+//! refresh, which empties the ingress cache too). What depends on more than
+//! the key (the length against the MTU) is checked per frame.
 //!
-//! Two-way sets, [`SETS`] of them: a new answer takes way 0 and moves the
-//! old one to way 1.
+//! The key ([`MemoKey`]) is a frame's first 18 bytes (addresses, tag,
+//! inner ethertype, [`Head18`]) without policy, and with policy the frame's
+//! flow key ([`FlowKey`]: the addresses, 5-tuple, DSCP, TCP flags) taken
+//! with the frame's raw tag instead of the classified VID and PCP
+//! ([`FlowWords`]): everything both decisions read. So with policy one
+//! lookup answers what the header and the ingress cache would. A pipeline
+//! has one memo of each kind and uses the one its snapshot needs.
+//!
+//! Two-way sets, [`MemoKey::SETS`] of them: a new answer takes way 0 and
+//! moves the old one to way 1.
 
 #[cfg(doc)]
 use crate::fdb::Fdb;
+#[cfg(doc)]
+use crate::policy::acl::FlowKey;
 
-/// Sets in the memo (two answers each): room for a few thousand flows.
-pub const SETS: usize = 4096;
+/// A memo's key: see the module docs.
+pub trait MemoKey: Copy + Default {
+    /// Sets in a memo of these keys (two answers each, a power of two).
+    const SETS: usize;
+    /// The key's set among [`MemoKey::SETS`] for ingress context `ctx`.
+    fn set(&self, ctx: u8) -> usize;
+    /// Key equality.
+    fn same(&self, o: &Self) -> bool;
+}
 
-/// What the 18 bytes decided.
+/// A frame's first 18 bytes as three words (the memo's key without policy).
+pub type Head18 = (u64, u64, u16);
+
+/// A [`FlowKey`]'s four words (the memo's key with policy).
+pub type FlowWords = [u64; 4];
+
+impl MemoKey for Head18 {
+    /// Room for a few thousand flows in 512 KiB.
+    const SETS: usize = 4096;
+
+    #[inline(always)]
+    fn set(&self, ctx: u8) -> usize {
+        // Short: the set's address is on the way to the slot's load.
+        let x = self.0 ^ self.1.rotate_left(23) ^ u64::from(self.2) << 40 ^ u64::from(ctx);
+        (x.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) as usize & (Self::SETS - 1)
+    }
+
+    #[inline(always)]
+    fn same(&self, o: &Self) -> bool {
+        self == o
+    }
+}
+
+impl MemoKey for FlowWords {
+    /// Room for a few thousand flows in 1 MiB: a flow key per direction
+    /// and 5-tuple, more keys than headers.
+    const SETS: usize = 8192;
+
+    #[inline(always)]
+    fn set(&self, ctx: u8) -> usize {
+        let k = self;
+        // Every word informative (addresses, IPs, ports): fold the high
+        // bits down before the multiply keeps only its high half.
+        let x = k[0] ^ k[1].rotate_left(23) ^ k[2].rotate_left(43) ^ k[3].rotate_left(11);
+        let x = x ^ x >> 29 ^ u64::from(ctx);
+        (x.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) as usize & (Self::SETS - 1)
+    }
+
+    /// Without a call to `memcmp`.
+    #[inline(always)]
+    fn same(&self, o: &Self) -> bool {
+        ((self[0] ^ o[0]) | (self[1] ^ o[1]) | (self[2] ^ o[2]) | (self[3] ^ o[3])) == 0
+    }
+}
+
+/// What the header decided.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Head {
     /// Classified VLAN.
@@ -31,25 +93,89 @@ pub struct Head {
     pub tagged: bool,
     /// The egress port sends this VLAN untagged.
     pub untag: bool,
-    /// Egress port.
+    /// Egress port (below [`crate::types::MAX_PORTS`]).
     pub port: u16,
 }
 
-/// One answer, on a cache line of its own.
+/// What the sender's side of the policy decided for a flow it permits
+/// without a meter (as [`crate::policy::flow::IngressHit`] resolves it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Side {
+    /// The sending VSI, or `u32::MAX`: not a VM's traffic.
+    pub vsi: u32,
+    /// The rule hit counter to count, or `u32::MAX`: none.
+    pub hit: u32,
+    /// Traffic class.
+    pub class: u8,
+    /// PCP to write on egress (0xff: keep).
+    pub pcp: u8,
+    /// DSCP to write (0xff: keep).
+    pub dscp: u8,
+}
+
+impl Side {
+    /// No policy: no VSI, no rule, class 0, nothing rewritten.
+    pub const NONE: Side = Side {
+        vsi: u32::MAX,
+        hit: u32::MAX,
+        class: 0,
+        pcp: 0xff,
+        dscp: 0xff,
+    };
+}
+
+impl Default for Side {
+    fn default() -> Self {
+        Side::NONE
+    }
+}
+
+/// One answer, on a cache line of its own (with [`FlowWords`] its fields
+/// fill it exactly).
 #[derive(Clone, Copy, Default)]
 #[repr(align(64))]
-struct Slot {
-    h: (u64, u64, u16),
-    /// Ingress port + 1 (0: empty).
-    ctx: u16,
-    head: Head,
+struct Slot<K> {
+    k: K,
     until_ms: u64,
     epoch: u64,
+    vsi: u32,
+    hit: u32,
+    vid: u16,
+    /// Ingress port + 1 (0: empty).
+    ctx: u8,
+    port: u8,
+    /// PCP in bits 0..3, tagged bit 3, untag bit 4.
+    bits: u8,
+    class: u8,
+    set_pcp: u8,
+    set_dscp: u8,
+}
+
+impl<K> Slot<K> {
+    #[inline(always)]
+    fn answer(&self) -> (Head, Side) {
+        (
+            Head {
+                vid: self.vid,
+                pcp: self.bits & 7,
+                tagged: self.bits & 8 != 0,
+                untag: self.bits & 16 != 0,
+                port: u16::from(self.port),
+            },
+            Side {
+                vsi: self.vsi,
+                hit: self.hit,
+                class: self.class,
+                pcp: self.set_pcp,
+                dscp: self.set_dscp,
+            },
+        )
+    }
 }
 
 /// See the module docs.
-pub struct Memo {
-    sets: Box<[[Slot; 2]]>,
+pub struct Memo<K> {
+    sets: Box<[[Slot<K>; 2]]>,
     /// Answers used.
     pub hits: u64,
     /// Answers found but no longer standing (the FDB was written, or their
@@ -59,17 +185,11 @@ pub struct Memo {
     pub misses: u64,
 }
 
-#[inline(always)]
-fn set_of(ctx: u16, h: (u64, u64, u16)) -> usize {
-    let x = h.0 ^ h.1.rotate_left(23) ^ (u64::from(h.2) << 40) ^ u64::from(ctx);
-    (x.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) as usize & (SETS - 1)
-}
-
-impl Memo {
+impl<K: MemoKey> Memo<K> {
     /// An empty memo.
-    pub fn new() -> Memo {
+    pub fn new() -> Memo<K> {
         Memo {
-            sets: vec![[Slot::default(); 2]; SETS].into_boxed_slice(),
+            sets: vec![[Slot::default(); 2]; K::SETS].into_boxed_slice(),
             hits: 0,
             stale: 0,
             misses: 0,
@@ -83,17 +203,17 @@ impl Memo {
         }
     }
 
-    /// The answer for (ingress port `inp`, first 18 bytes `h`), if there is
-    /// one and it still stands at `now_ms` with the FDB at write count `epoch`.
+    /// The answer for (ingress port `inp`, key `k`), if there is one and it
+    /// still stands at `now_ms` with the FDB at write count `epoch`.
     #[inline(always)]
-    pub fn get(&mut self, inp: u16, h: (u64, u64, u16), now_ms: u64, epoch: u64) -> Option<Head> {
-        let ctx = inp + 1;
-        let set = &self.sets[set_of(ctx, h)];
+    pub fn get(&mut self, inp: u16, k: &K, now_ms: u64, epoch: u64) -> Option<(Head, Side)> {
+        let ctx = inp as u8 + 1;
+        let set = &self.sets[k.set(ctx)];
         for s in set {
-            if s.ctx == ctx && s.h == h {
+            if s.ctx == ctx && s.k.same(k) {
                 if now_ms < s.until_ms && s.epoch == epoch {
                     self.hits += 1;
-                    return Some(s.head);
+                    return Some(s.answer());
                 }
                 self.stale += 1;
                 break;
@@ -103,30 +223,40 @@ impl Memo {
         None
     }
 
-    /// Remember `head` for (`inp`, `h`), decided from an FDB read at write
-    /// count `epoch` or later, standing until `until_ms` while the count stays.
+    /// Remember `head` and `side` for (`inp`, `k`), decided from an FDB read
+    /// at write count `epoch` or later, standing until `until_ms` while the
+    /// count stays.
     #[inline]
-    pub fn put(&mut self, inp: u16, h: (u64, u64, u16), head: Head, until_ms: u64, epoch: u64) {
-        let ctx = inp + 1;
-        let set = &mut self.sets[set_of(ctx, h)];
+    pub fn put(&mut self, inp: u16, k: &K, head: Head, side: Side, until_ms: u64, epoch: u64) {
+        debug_assert!(usize::from(inp) < crate::types::MAX_PORTS);
+        debug_assert!(usize::from(head.port) < crate::types::MAX_PORTS && head.pcp < 8);
+        let ctx = inp as u8 + 1;
+        let set = &mut self.sets[k.set(ctx)];
         let new = Slot {
-            h,
-            ctx,
-            head,
+            k: *k,
             until_ms,
             epoch,
+            vsi: side.vsi,
+            hit: side.hit,
+            vid: head.vid,
+            ctx,
+            port: head.port as u8,
+            bits: head.pcp | u8::from(head.tagged) << 3 | u8::from(head.untag) << 4,
+            class: side.class,
+            set_pcp: side.pcp,
+            set_dscp: side.dscp,
         };
         // A key is in one way at most: replacing way 0's own answer keeps
         // way 1; otherwise way 0 moves over way 1 (its older answer, or this
         // key's own stale one). Way 1 is empty while way 0 is.
-        if !(set[0].ctx == ctx && set[0].h == h) {
+        if !(set[0].ctx == ctx && set[0].k.same(k)) {
             set[1] = set[0];
         }
         set[0] = new;
     }
 }
 
-impl Default for Memo {
+impl<K: MemoKey> Default for Memo<K> {
     fn default() -> Self {
         Memo::new()
     }
@@ -164,20 +294,23 @@ mod tests {
         assert!(fdb.lookup_raw(b.to_u64(), 10, du - 1).is_some());
         assert!(fdb.lookup_raw(b.to_u64(), 10, du).is_none());
         let mut m = Memo::new();
-        let h = (1, 2, 3);
-        assert_eq!(m.get(0, h, 6, fdb.epoch()), None);
-        m.put(0, h, head(1), su.min(du), ep);
-        assert_eq!(m.get(0, h, 6, fdb.epoch()), Some(head(1)));
+        let h = [1, 2, 3, 0];
+        assert_eq!(m.get(0, &h, 6, fdb.epoch()), None);
+        m.put(0, &h, head(1), Side::NONE, su.min(du), ep);
+        assert_eq!(m.get(0, &h, 6, fdb.epoch()), Some((head(1), Side::NONE)));
         // Another ingress port, other bytes: not this answer.
-        assert_eq!(m.get(1, h, 6, fdb.epoch()), None);
-        assert_eq!(m.get(0, (1, 2, 4), 6, fdb.epoch()), None);
+        assert_eq!(m.get(1, &h, 6, fdb.epoch()), None);
+        assert_eq!(m.get(0, &[1, 2, 4, 0], 6, fdb.epoch()), None);
         // The source's refresh time comes.
-        assert_eq!(m.get(0, h, su - 1, fdb.epoch()), Some(head(1)));
-        assert_eq!(m.get(0, h, su, fdb.epoch()), None);
+        assert_eq!(
+            m.get(0, &h, su - 1, fdb.epoch()),
+            Some((head(1), Side::NONE))
+        );
+        assert_eq!(m.get(0, &h, su, fdb.epoch()), None);
         // Reading writes nothing; a known source learned again neither.
         fdb.lookup_raw(b.to_u64(), 10, 7);
         fdb.learn(a, Vid(10), PortId(0), 7);
-        assert_eq!(m.get(0, h, 7, fdb.epoch()), Some(head(1)));
+        assert_eq!(m.get(0, &h, 7, fdb.epoch()), Some((head(1), Side::NONE)));
         // Every write counts: a move, a static entry, a removal, ageing, a flush.
         let writes: [&dyn Fn(); 5] = [
             &|| {
@@ -198,24 +331,63 @@ mod tests {
         ];
         for w in writes {
             let ep = fdb.epoch();
-            m.put(0, h, head(1), u64::MAX, ep);
-            assert_eq!(m.get(0, h, 8, fdb.epoch()), Some(head(1)));
+            m.put(0, &h, head(1), Side::NONE, u64::MAX, ep);
+            assert_eq!(m.get(0, &h, 8, fdb.epoch()), Some((head(1), Side::NONE)));
             w();
-            assert_eq!(m.get(0, h, 8, fdb.epoch()), None);
+            assert_eq!(m.get(0, &h, 8, fdb.epoch()), None);
         }
         // Time once, a write five times.
         assert_eq!(m.stale, 6);
         // Cleared with the snapshot.
-        m.put(0, h, head(2), u64::MAX, fdb.epoch());
-        assert_eq!(m.get(0, h, 9, fdb.epoch()), Some(head(2)));
+        m.put(0, &h, head(2), Side::NONE, u64::MAX, fdb.epoch());
+        assert_eq!(m.get(0, &h, 9, fdb.epoch()), Some((head(2), Side::NONE)));
         m.clear();
-        assert_eq!(m.get(0, h, 9, fdb.epoch()), None);
+        assert_eq!(m.get(0, &h, 9, fdb.epoch()), None);
     }
 
     #[test]
     fn an_answer_is_one_cache_line() {
-        assert_eq!(std::mem::size_of::<Slot>(), 64);
-        assert_eq!(std::mem::align_of::<Slot>(), 64);
+        assert_eq!(std::mem::size_of::<Slot<FlowWords>>(), 64);
+        assert_eq!(std::mem::size_of::<Slot<Head18>>(), 64);
+        assert_eq!(std::mem::align_of::<Slot<Head18>>(), 64);
+    }
+
+    #[test]
+    fn an_answer_comes_back_as_it_was_put() {
+        let mut m = Memo::new();
+        let k = [7, 8, 9, 10];
+        for (head, side) in [
+            (
+                Head {
+                    vid: 4094,
+                    pcp: 7,
+                    tagged: true,
+                    untag: false,
+                    port: 63,
+                },
+                Side {
+                    vsi: 12,
+                    hit: 3,
+                    class: 7,
+                    pcp: 5,
+                    dscp: 63,
+                },
+            ),
+            (
+                Head {
+                    vid: 1,
+                    pcp: 0,
+                    tagged: false,
+                    untag: true,
+                    port: 0,
+                },
+                Side::NONE,
+            ),
+        ] {
+            m.put(63, &k, head, side, 100, 1);
+            assert_eq!(m.get(63, &k, 99, 1), Some((head, side)));
+            assert_eq!(m.get(62, &k, 99, 1), None, "another ingress port");
+        }
     }
 
     #[test]
@@ -223,27 +395,27 @@ mod tests {
         let mut m = Memo::new();
         // Three keys of one set.
         let mut keys = Vec::new();
-        let target = set_of(1, (0, 0, 0));
+        let target = [0u64; 4].set(1);
         let mut i = 0u64;
         while keys.len() < 3 {
-            let h = (i, 0, 0);
-            if set_of(1, h) == target {
+            let h = [i, 0, 0, 0];
+            if h.set(1) == target {
                 keys.push(h);
             }
             i += 1;
         }
-        m.put(0, keys[0], head(0), u64::MAX, 0);
-        m.put(0, keys[1], head(1), u64::MAX, 0);
-        assert_eq!(m.get(0, keys[0], 0, 0), Some(head(0)));
-        assert_eq!(m.get(0, keys[1], 0, 0), Some(head(1)));
+        m.put(0, &keys[0], head(0), Side::NONE, u64::MAX, 0);
+        m.put(0, &keys[1], head(1), Side::NONE, u64::MAX, 0);
+        assert_eq!(m.get(0, &keys[0], 0, 0), Some((head(0), Side::NONE)));
+        assert_eq!(m.get(0, &keys[1], 0, 0), Some((head(1), Side::NONE)));
         // Re-putting an answer keeps the other one.
-        m.put(0, keys[1], head(3), u64::MAX, 0);
-        assert_eq!(m.get(0, keys[0], 0, 0), Some(head(0)));
-        assert_eq!(m.get(0, keys[1], 0, 0), Some(head(3)));
-        m.put(0, keys[2], head(2), u64::MAX, 0);
-        assert_eq!(m.get(0, keys[2], 0, 0), Some(head(2)));
-        assert_eq!(m.get(0, keys[1], 0, 0), Some(head(3)));
-        assert_eq!(m.get(0, keys[0], 0, 0), None);
+        m.put(0, &keys[1], head(3), Side::NONE, u64::MAX, 0);
+        assert_eq!(m.get(0, &keys[0], 0, 0), Some((head(0), Side::NONE)));
+        assert_eq!(m.get(0, &keys[1], 0, 0), Some((head(3), Side::NONE)));
+        m.put(0, &keys[2], head(2), Side::NONE, u64::MAX, 0);
+        assert_eq!(m.get(0, &keys[2], 0, 0), Some((head(2), Side::NONE)));
+        assert_eq!(m.get(0, &keys[1], 0, 0), Some((head(3), Side::NONE)));
+        assert_eq!(m.get(0, &keys[0], 0, 0), None);
         assert_eq!((m.hits, m.stale, m.misses), (6, 0, 1));
     }
 }

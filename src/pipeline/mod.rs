@@ -205,6 +205,61 @@ fn resolve_sender<'a>(
     )
 }
 
+// The memo's "no policy" answer is the stages' defaults.
+const _: () = assert!(NO_VSI == u32::MAX && NONE == u32::MAX && KEEP == 0xff);
+
+/// The sender's side of the flow `k` (the ingress cache's key) arriving on
+/// `inp` from `src` on VLAN `vid`, for the one pass: the ingress cache's answer, counted
+/// as the ACL stage counts it (`looked` counts the frame as looked up), or
+/// for a flow the cache lacks, resolved and stored there as the ACL stage
+/// would. None when the frame needs the stages: a spoofed source, a drop,
+/// a meter, a named counter, or no cache.
+#[inline(always)]
+fn sender_side(
+    pol: &PolicySet,
+    cache: &mut IngressCache,
+    looked: &mut usize,
+    inp: PortId,
+    k: &FlowKey,
+    src: u64,
+    vid: u16,
+) -> Option<memo::Side> {
+    let ctx = u32::from(inp.0) + 1;
+    let h = match cache.get(ctx, k).copied() {
+        Some(h) => h,
+        None if cache.capacity() == 0 => return None,
+        None => match resolve_sender(pol, inp, Some(k), src, vid) {
+            (_, Some(val)) => {
+                cache.put(ctx, k, val);
+                val
+            }
+            _ => {
+                // Not taken here: the stages look it up afresh.
+                cache.misses -= 1;
+                return None;
+            }
+        },
+    };
+    *looked += 1;
+    let mut side = memo::Side::NONE;
+    if h.vsi != NONE {
+        if h.flags & IngressHit::SLOW != 0 || h.rule_meter & h.vsi_meter != NONE {
+            return None;
+        }
+        side.vsi = h.vsi;
+        if h.flags & IngressHit::POLICY != 0 {
+            side.class = h.class;
+        }
+        if h.flags & IngressHit::ACL != 0 {
+            if h.flags & IngressHit::PERMIT == 0 {
+                return None;
+            }
+            (side.pcp, side.dscp, side.hit) = (h.pcp, h.dscp, h.hit);
+        }
+    }
+    Some(side)
+}
+
 #[inline(always)]
 fn mac_vid_key(mac: u64, vid: u16) -> u64 {
     mac | u64::from(vid) << 48
@@ -639,8 +694,12 @@ pub struct Pipeline {
     /// The burst that passed [`Pipeline::known_unicast`] is one flow: every
     /// frame takes frame 0's decision (`meta[0]`).
     fast_one_flow: bool,
-    /// The one pass's answers per (ingress port, first 18 bytes).
-    memo: memo::Memo,
+    /// The one pass's answers per (ingress port, first 18 bytes), without
+    /// policy.
+    memo: memo::Memo<memo::Head18>,
+    /// With policy: per (ingress port, flow key with the raw tag), the
+    /// header's and the sender side's answers.
+    flow_memo: memo::Memo<memo::FlowWords>,
     /// Every frame of the burst that passed [`Pipeline::known_unicast`]
     /// goes to one port and leaves as it came: no tag to push or pop, no
     /// PCP or DSCP to write.
@@ -708,15 +767,17 @@ impl Pipeline {
             fast_looked: 0,
             fast_one_flow: false,
             memo: memo::Memo::new(),
+            flow_memo: memo::Memo::new(),
             fast_plain: false,
         }
     }
 
-    /// The one pass's memo of header decisions: answers used, answers
-    /// found no longer standing (an FDB write, an entry's time), frames
-    /// decided again (the stale ones included).
+    /// The one pass's memos of decisions (both kinds): answers used,
+    /// answers found no longer standing (an FDB write, an entry's time),
+    /// frames decided again (the stale ones included).
     pub fn memo_counts(&self) -> (u64, u64, u64) {
-        (self.memo.hits, self.memo.stale, self.memo.misses)
+        let (a, b) = (&self.memo, &self.flow_memo);
+        (a.hits + b.hits, a.stale + b.stale, a.misses + b.misses)
     }
 
     /// Let bursts of plain known unicast take the one-pass path (the
@@ -826,12 +887,28 @@ impl Pipeline {
     /// until the FDB is written or the answer's time comes.
     #[inline]
     fn known_unicast(&mut self, inp: PortId, burst: &Burst, now_ms: u64) -> bool {
+        if self.model.policy.active {
+            self.known_unicast_as::<true>(inp, burst, now_ms)
+        } else {
+            self.known_unicast_as::<false>(inp, burst, now_ms)
+        }
+    }
+
+    /// [`Pipeline::known_unicast`] for a snapshot with (`POLICY`) or
+    /// without an active policy: one loop each, no policy test per frame.
+    #[inline]
+    fn known_unicast_as<const POLICY: bool>(
+        &mut self,
+        inp: PortId,
+        burst: &Burst,
+        now_ms: u64,
+    ) -> bool {
         self.fast_looked = 0;
         let m = &*self.model;
         let ip = inp.0 as usize;
         let port = &m.ports[ip];
         let pol = &m.policy;
-        if (pol.active && (pol.any_to_acl || pol.from_acl_mask & (1u64 << ip) == 0))
+        if (POLICY && (pol.any_to_acl || pol.from_acl_mask & (1u64 << ip) == 0))
             || m.role == Role::EdgeVepa
             || (m.role == Role::EdgeVeb && port.uplink)
             || port.state != PortState::Forwarding
@@ -844,7 +921,6 @@ impl Pipeline {
         // it stands while nothing writes the FDB (see `memo`).
         let epoch = fdb.epoch();
         let mut bytes = 0u64;
-        let ctx = u32::from(inp.0) + 1;
         let frames = burst.as_slice();
         // A frame's decision here follows from its first 18 bytes (addresses,
         // tag, inner ethertype), its length and, with policy, its flow key
@@ -852,7 +928,7 @@ impl Pipeline {
         // flow, as from a single-stream generator), frame 0 is decided and
         // the others only have their length checked. Traffic of many flows
         // pays one compare a burst.
-        let rest = one_flow_rest(&self.pool, frames, pol.active);
+        let rest = one_flow_rest(&self.pool, frames, POLICY);
         let one_flow = rest.is_some();
         let decide = if one_flow { &frames[..1] } else { frames };
         // The egress ports the frames go to, ANDed (one bit each: zero when
@@ -870,68 +946,75 @@ impl Pipeline {
             let Some(h) = head18(d) else {
                 return false;
             };
-            // What the 18 bytes decide, from the memo while its answer
-            // stands, else decided (and remembered) here.
-            let hd = match self.memo.get(inp.0, h, now_ms, epoch) {
-                Some(hd) => hd,
-                None => match decide_head(m, fdb, inp, d, now_ms) {
-                    Some((hd, until)) => {
-                        self.memo.put(inp.0, h, hd, until, epoch);
-                        hd
-                    }
+            // The memo's key: the 18 bytes; with policy, the flow key taken
+            // with the raw tag (TCI, and which TPID), which holds them too
+            // (the flow memo's key).
+            let fw = if POLICY {
+                let (tci, kind) = match u16::from_be_bytes([d[12], d[13]]) {
+                    TPID_8021Q => (u16::from_be_bytes([d[14], d[15]]), 1),
+                    TPID_8021AD => (u16::from_be_bytes([d[14], d[15]]), 2),
+                    _ => (0, 0),
+                };
+                match FlowKey::from_frame(d, tci, kind) {
+                    Some(k) => k.words(),
                     None => return false,
-                },
+                }
+            } else {
+                [0; 4]
             };
-            let (vid, pcp, tagged) = (hd.vid, hd.pcp, hd.tagged);
-            if len > m.mtu + if tagged { 4 } else { 0 } {
-                return false;
-            }
-            // The sender's side of the policy, as `guard_and_acl` takes it
-            // from the ingress cache.
-            let (mut src_vsi, mut class, mut set_pcp, mut set_dscp) = (NO_VSI, 0, KEEP, KEEP);
-            *fh = (NONE, len as u32);
             let a = u64::from_be(h.0);
             let (dst, src) = (a >> 16, (a & 0xffff) << 32 | u64::from_be(h.1) >> 32);
-            if pol.active {
-                let Some(k) = FlowKey::from_frame(d, vid, pcp) else {
-                    return false;
-                };
-                // Counted as the stages count it; a flow the cache lacks is
-                // resolved and stored here as they would.
-                let h = match self.ingress_flows.get(ctx, &k).copied() {
-                    Some(h) => h,
-                    None if self.ingress_flows.capacity() == 0 => return false,
-                    None => match resolve_sender(pol, inp, Some(&k), src, vid) {
-                        (_, Some(val)) => {
-                            self.ingress_flows.put(ctx, &k, val);
-                            val
-                        }
-                        _ => {
-                            // Not taken here: the stages look it up afresh.
-                            self.ingress_flows.misses -= 1;
-                            return false;
-                        }
-                    },
-                };
-                // The stages do not look this frame up again.
-                self.fast_looked += 1;
-                if h.vsi != NONE {
-                    if h.flags & IngressHit::SLOW != 0 || h.rule_meter & h.vsi_meter != NONE {
+            // What the key decides, from the memo while its answer stands,
+            // else decided (and remembered) here.
+            // Oversize frames are the stages' (dropped before the ACL stage
+            // looks anything up).
+            let over = |tagged: bool| len > m.mtu + if tagged { 4 } else { 0 };
+            let got = if POLICY {
+                self.flow_memo.get(inp.0, &fw, now_ms, epoch)
+            } else {
+                self.memo.get(inp.0, &h, now_ms, epoch)
+            };
+            let (hd, side) = match got {
+                Some((hd, side)) => {
+                    if over(hd.tagged) {
                         return false;
                     }
-                    src_vsi = h.vsi;
-                    if h.flags & IngressHit::POLICY != 0 {
-                        class = h.class;
+                    if POLICY {
+                        // The ingress cache's answer, remembered: counted as
+                        // its hit, and the stages do not look it up again.
+                        self.ingress_flows.hits += 1;
+                        self.fast_looked += 1;
                     }
-                    if h.flags & IngressHit::ACL != 0 {
-                        if h.flags & IngressHit::PERMIT == 0 {
-                            return false;
-                        }
-                        (set_pcp, set_dscp) = (h.pcp, h.dscp);
-                        fh.0 = h.hit;
-                    }
+                    (hd, side)
                 }
-            }
+                None => {
+                    let Some((hd, until)) = decide_head(m, fdb, inp, d, now_ms) else {
+                        return false;
+                    };
+                    if over(hd.tagged) {
+                        return false;
+                    }
+                    let side = if POLICY {
+                        let k = FlowKey::from_words(fw).with_tag(hd.vid, hd.pcp);
+                        let cache = &mut self.ingress_flows;
+                        match sender_side(pol, cache, &mut self.fast_looked, inp, &k, src, hd.vid) {
+                            Some(side) => side,
+                            None => return false,
+                        }
+                    } else {
+                        memo::Side::NONE
+                    };
+                    if POLICY {
+                        self.flow_memo.put(inp.0, &fw, hd, side, until, epoch);
+                    } else {
+                        self.memo.put(inp.0, &h, hd, side, until, epoch);
+                    }
+                    (hd, side)
+                }
+            };
+            let (vid, pcp, tagged) = (hd.vid, hd.pcp, hd.tagged);
+            let (src_vsi, class, set_pcp, set_dscp) = (side.vsi, side.class, side.pcp, side.dscp);
+            *fh = (side.hit, len as u32);
             // As `egress` decides: a tagged frame leaving tagged has its TCI
             // rewritten from its own PCP and VID (the same bytes).
             plain &= tagged != hd.untag && set_dscp == KEEP && (set_pcp == KEEP || hd.untag);
@@ -963,7 +1046,7 @@ impl Pipeline {
         self.fast_one_flow = one_flow;
         self.fast_plain = plain && same_port != 0;
         let n = burst.len();
-        if pol.active {
+        if POLICY {
             // One flow: frames 1.. found frame 0's answer.
             self.ingress_flows.hits += (n - decide.len()) as u64;
             for &(hit, len) in &self.fast_hits[..decide.len()] {
@@ -1242,6 +1325,7 @@ impl Pipeline {
         self.flows.clear();
         self.ingress_flows.clear();
         self.memo.clear();
+        self.flow_memo.clear();
         self.hits = vec![[0; 2]; new.policy.hit_names.len()];
         self.named = vec![[0; 2]; new.policy.counter_names.len()];
         for (i, m) in self.meters.iter().enumerate() {

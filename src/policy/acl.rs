@@ -681,9 +681,28 @@ impl FlowKey {
         hash_words(&self.0)
     }
 
-    /// A key made of four given words (tests of the caches).
-    #[cfg(test)]
-    pub(crate) fn from_words(w: [u64; 4]) -> FlowKey {
+    /// The four words (the header memo's key).
+    #[inline(always)]
+    pub fn words(&self) -> [u64; 4] {
+        self.0
+    }
+
+    /// This key with VID `vlan` and PCP `pcp` in place of the ones it was
+    /// taken with.
+    #[inline(always)]
+    pub fn with_tag(&self, vlan: u16, pcp: u8) -> FlowKey {
+        let [w0, w1, w2, w3] = self.0;
+        FlowKey([
+            w0 & !0xffff | u64::from(vlan),
+            w1,
+            w2,
+            w3 & !0xff | u64::from(pcp),
+        ])
+    }
+
+    /// A key made of four given words ([`FlowKey::words`] of a key).
+    #[inline(always)]
+    pub fn from_words(w: [u64; 4]) -> FlowKey {
         FlowKey(w)
     }
 
