@@ -203,12 +203,37 @@ impl<K: MemoKey> Memo<K> {
         }
     }
 
+    /// The set of (ingress port `inp`, key `k`), for [`Memo::get_in`] and
+    /// [`Memo::put_in`], with both its lines asked for ahead of them.
+    #[inline(always)]
+    pub fn locate(&self, inp: u16, k: &K) -> usize {
+        let si = k.set(inp as u8 + 1);
+        let set = &self.sets[si];
+        crate::util::prefetch(&set[0]);
+        crate::util::prefetch(&set[1]);
+        si
+    }
+
     /// The answer for (ingress port `inp`, key `k`), if there is one and it
     /// still stands at `now_ms` with the FDB at write count `epoch`.
-    #[inline(always)]
+    #[cfg(test)]
     pub fn get(&mut self, inp: u16, k: &K, now_ms: u64, epoch: u64) -> Option<(Head, Side)> {
+        self.get_in(k.set(inp as u8 + 1), inp, k, now_ms, epoch)
+    }
+
+    /// [`Memo::get`] in set `si` ([`Memo::locate`] of `inp` and `k`).
+    #[inline(always)]
+    pub fn get_in(
+        &mut self,
+        si: usize,
+        inp: u16,
+        k: &K,
+        now_ms: u64,
+        epoch: u64,
+    ) -> Option<(Head, Side)> {
         let ctx = inp as u8 + 1;
-        let set = &self.sets[k.set(ctx)];
+        debug_assert_eq!(si, k.set(ctx));
+        let set = &self.sets[si];
         for s in set {
             if s.ctx == ctx && s.k.same(k) {
                 if now_ms < s.until_ms && s.epoch == epoch {
@@ -226,12 +251,30 @@ impl<K: MemoKey> Memo<K> {
     /// Remember `head` and `side` for (`inp`, `k`), decided from an FDB read
     /// at write count `epoch` or later, standing until `until_ms` while the
     /// count stays.
-    #[inline]
+    #[cfg(test)]
     pub fn put(&mut self, inp: u16, k: &K, head: Head, side: Side, until_ms: u64, epoch: u64) {
+        let si = k.set(inp as u8 + 1);
+        self.put_in(si, inp, k, head, side, until_ms, epoch);
+    }
+
+    /// [`Memo::put`] in set `si` ([`Memo::locate`] of `inp` and `k`).
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    pub fn put_in(
+        &mut self,
+        si: usize,
+        inp: u16,
+        k: &K,
+        head: Head,
+        side: Side,
+        until_ms: u64,
+        epoch: u64,
+    ) {
         debug_assert!(usize::from(inp) < crate::types::MAX_PORTS);
         debug_assert!(usize::from(head.port) < crate::types::MAX_PORTS && head.pcp < 8);
         let ctx = inp as u8 + 1;
-        let set = &mut self.sets[k.set(ctx)];
+        debug_assert_eq!(si, k.set(ctx));
+        let set = &mut self.sets[si];
         let new = Slot {
             k: *k,
             until_ms,

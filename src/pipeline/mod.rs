@@ -694,6 +694,11 @@ pub struct Pipeline {
     /// The burst that passed [`Pipeline::known_unicast`] is one flow: every
     /// frame takes frame 0's decision (`meta[0]`).
     fast_one_flow: bool,
+    /// The one pass's memo keys of the burst's frames (first 18 bytes; with
+    /// policy also the flow keys) and their sets.
+    memo_keys: Vec<memo::Head18>,
+    flow_keys: Vec<memo::FlowWords>,
+    memo_sets: Vec<u32>,
     /// The one pass's answers per (ingress port, first 18 bytes), without
     /// policy.
     memo: memo::Memo<memo::Head18>,
@@ -766,6 +771,9 @@ impl Pipeline {
             fast_hits: vec![(NONE, 0); b],
             fast_looked: 0,
             fast_one_flow: false,
+            memo_keys: vec![(0, 0, 0); b],
+            flow_keys: vec![[0; 4]; b],
+            memo_sets: vec![0; b],
             memo: memo::Memo::new(),
             flow_memo: memo::Memo::new(),
             fast_plain: false,
@@ -935,33 +943,42 @@ impl Pipeline {
         // two frames go to different ports), and whether egress would leave
         // every frame as it came.
         let (mut same_port, mut plain) = (u64::MAX, true);
-        for ((b, me), fh) in decide
-            .iter()
-            .zip(self.meta.iter_mut())
-            .zip(self.fast_hits.iter_mut())
-        {
+        // First every frame's memo key and set, whose lines are asked for
+        // here: the lookups below then wait for none of them in turn.
+        for (i, b) in decide.iter().enumerate() {
             let d = self.pool.data(b);
-            let len = d.len();
             // Shorter frames (runts, cut tags) go the staged way.
             let Some(h) = head18(d) else {
                 return false;
             };
-            // The memo's key: the 18 bytes; with policy, the flow key taken
-            // with the raw tag (TCI, and which TPID), which holds them too
-            // (the flow memo's key).
-            let fw = if POLICY {
+            self.memo_keys[i] = h;
+            // With policy the key is the flow key taken with the raw tag
+            // (TCI, and which TPID), which holds the 18 bytes' part too.
+            self.memo_sets[i] = if POLICY {
                 let (tci, kind) = match u16::from_be_bytes([d[12], d[13]]) {
                     TPID_8021Q => (u16::from_be_bytes([d[14], d[15]]), 1),
                     TPID_8021AD => (u16::from_be_bytes([d[14], d[15]]), 2),
                     _ => (0, 0),
                 };
-                match FlowKey::from_frame(d, tci, kind) {
-                    Some(k) => k.words(),
-                    None => return false,
-                }
+                let Some(k) = FlowKey::from_frame(d, tci, kind) else {
+                    return false;
+                };
+                self.flow_keys[i] = k.words();
+                self.flow_memo.locate(inp.0, &self.flow_keys[i])
             } else {
-                [0; 4]
-            };
+                self.memo.locate(inp.0, &h)
+            } as u32;
+        }
+        for (i, ((b, me), fh)) in decide
+            .iter()
+            .zip(self.meta.iter_mut())
+            .zip(self.fast_hits.iter_mut())
+            .enumerate()
+        {
+            let d = self.pool.data(b);
+            let len = d.len();
+            let (h, si) = (self.memo_keys[i], self.memo_sets[i] as usize);
+            let fw = self.flow_keys[i];
             let a = u64::from_be(h.0);
             let (dst, src) = (a >> 16, (a & 0xffff) << 32 | u64::from_be(h.1) >> 32);
             // What the key decides, from the memo while its answer stands,
@@ -970,9 +987,9 @@ impl Pipeline {
             // looks anything up).
             let over = |tagged: bool| len > m.mtu + if tagged { 4 } else { 0 };
             let got = if POLICY {
-                self.flow_memo.get(inp.0, &fw, now_ms, epoch)
+                self.flow_memo.get_in(si, inp.0, &fw, now_ms, epoch)
             } else {
-                self.memo.get(inp.0, &h, now_ms, epoch)
+                self.memo.get_in(si, inp.0, &h, now_ms, epoch)
             };
             let (hd, side) = match got {
                 Some((hd, side)) => {
@@ -1005,9 +1022,10 @@ impl Pipeline {
                         memo::Side::NONE
                     };
                     if POLICY {
-                        self.flow_memo.put(inp.0, &fw, hd, side, until, epoch);
+                        self.flow_memo
+                            .put_in(si, inp.0, &fw, hd, side, until, epoch);
                     } else {
-                        self.memo.put(inp.0, &h, hd, side, until, epoch);
+                        self.memo.put_in(si, inp.0, &h, hd, side, until, epoch);
                     }
                     (hd, side)
                 }
