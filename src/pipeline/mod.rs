@@ -885,14 +885,17 @@ impl Pipeline {
     /// Returns false at the first frame that needs the stages, having
     /// changed nothing they do not overwrite but the cache lookups of the
     /// first `fast_looked` frames (counted, and stored when resolved), which
-    /// the ACL stage then does not repeat: the burst is staged as usual. Reads the FDB only, so each frame sees what the
-    /// stages would have shown it. A burst whose frames all have frame 0's
-    /// first 18 bytes (and, with policy, its flow key) is one flow: frame 0
-    /// is decided (only `meta[0]` is filled), the others are only
-    /// length-checked and take its decision and its rule. What a frame's 18
-    /// bytes decided is remembered in the header memo (`memo`), also when
-    /// a later frame sends the burst to the stages: it is the FDB's answer
-    /// until the FDB is written or the answer's time comes.
+    /// the ACL stage then does not repeat: the burst is staged as usual.
+    /// Reads the FDB only, so each frame sees what the stages would have
+    /// shown it. A burst whose frames all have frame 0's first 18 bytes
+    /// (and, with policy, its flow key) is one flow: frame 0 is decided
+    /// (only `meta[0]` is filled), the others are only length-checked and
+    /// take its decision and its rule. What a frame's 18 bytes decided is
+    /// remembered in the header memo (`memo`), also when a later frame
+    /// sends the burst to the stages: it is the FDB's answer until the FDB
+    /// is written or the answer's time comes. With policy the flow memo
+    /// (`flow_memo`) remembers it per flow key instead, with the sender
+    /// side, for frames that may take the one pass.
     #[inline]
     fn known_unicast(&mut self, inp: PortId, burst: &Burst, now_ms: u64) -> bool {
         if self.model.policy.active {
