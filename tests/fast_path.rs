@@ -542,20 +542,27 @@ fn a_tagged_frame_whose_inner_ethertype_differs_is_another_flow() {
     assert_eq!(outs[0], outs[1]);
 }
 
+/// Port `a` (`port_a`: its VLAN lines; reflective relay) with VMs x and y
+/// (`MACS` 0 and 1, VLAN 10) of policy `p` behind it, port `b` an access
+/// port of VLAN 10. `p` permits by default and denies UDP 53 before `rules`.
+fn vms_behind_a(port_a: &str, rules: &str) -> String {
+    format!(
+        "[switch]\nworkers = [0]\n[[port]]\nname = \"a\"\n{port_a}reflective_relay = true\n\
+         [[port]]\nname = \"b\"\npvid = 10\n[policy.p]\ndefault = \"permit\"\n\
+         [[policy.p.rule]]\naction = \"deny\"\nproto = \"udp\"\ndst_port = \"53\"\n{rules}\
+         [[vm]]\nname = \"x\"\nmac = \"{}\"\nvlan = 10\nport = \"a\"\npolicy = \"p\"\n\
+         [[vm]]\nname = \"y\"\nmac = \"{}\"\nvlan = 10\nport = \"a\"\npolicy = \"p\"\n",
+        hairpin::types::Mac(MACS[0]),
+        hairpin::types::Mac(MACS[1])
+    )
+}
+
 #[test]
 fn with_a_policy_an_s_tag_is_not_the_c_tag_the_memo_knows() {
     // With policy the memo's key is the flow key with the raw tag: the same
     // TCI behind another TPID is another key, and the one pass leaves the
     // S-tagged frame to the stages.
-    let toml = format!(
-        "[switch]\nworkers = [0]\n[[port]]\nname = \"a\"\nmode = \"trunk\"\nvlans = [10]\n\
-         reflective_relay = true\n[[port]]\nname = \"b\"\npvid = 10\n[policy.p]\ndefault = \"permit\"\n\
-         [[policy.p.rule]]\naction = \"deny\"\nproto = \"udp\"\ndst_port = \"53\"\n\
-         [[vm]]\nname = \"x\"\nmac = \"{}\"\nvlan = 10\nport = \"a\"\npolicy = \"p\"\n\
-         [[vm]]\nname = \"y\"\nmac = \"{}\"\nvlan = 10\nport = \"a\"\npolicy = \"p\"\n",
-        hairpin::types::Mac(MACS[0]),
-        hairpin::types::Mac(MACS[1])
-    );
+    let toml = vms_behind_a("mode = \"trunk\"\nvlans = [10]\n", "");
     let mut outs = Vec::new();
     for fast in [true, false] {
         let mut h = Harness::new(Config::parse(&toml).unwrap(), true).unwrap();
@@ -583,15 +590,9 @@ fn with_a_policy_an_s_tag_is_not_the_c_tag_the_memo_knows() {
 
 #[test]
 fn bursts_a_cached_policy_permits_take_one_pass_with_its_rewrites() {
-    let toml = format!(
-        "[switch]\nworkers = [0]\n[[port]]\nname = \"a\"\npvid = 10\nreflective_relay = true\n\
-         [[port]]\nname = \"b\"\npvid = 10\n[policy.p]\ndefault = \"permit\"\n\
-         [[policy.p.rule]]\naction = \"deny\"\nproto = \"udp\"\ndst_port = \"53\"\n\
-         [[policy.p.rule]]\naction = \"permit\"\nproto = \"udp\"\ndst_port = \"1000-2000\"\nset_dscp = 10\n\
-         [[vm]]\nname = \"x\"\nmac = \"{}\"\nvlan = 10\nport = \"a\"\npolicy = \"p\"\n\
-         [[vm]]\nname = \"y\"\nmac = \"{}\"\nvlan = 10\nport = \"a\"\npolicy = \"p\"\n",
-        hairpin::types::Mac(MACS[0]),
-        hairpin::types::Mac(MACS[1])
+    let toml = vms_behind_a(
+        "pvid = 10\n",
+        "[[policy.p.rule]]\naction = \"permit\"\nproto = \"udp\"\ndst_port = \"1000-2000\"\nset_dscp = 10\n",
     );
     let mut outs = Vec::new();
     for fast in [true, false] {
