@@ -209,11 +209,11 @@ fn resolve_sender<'a>(
 const _: () = assert!(NO_VSI == u32::MAX && NONE == u32::MAX && KEEP == 0xff);
 
 /// The sender's side of the flow `k` (the ingress cache's key) arriving on
-/// `inp` from `src` on VLAN `vid`, for the one pass: the ingress cache's answer, counted
-/// as the ACL stage counts it (`looked` counts the frame as looked up), or
-/// for a flow the cache lacks, resolved and stored there as the ACL stage
-/// would. None when the frame needs the stages: a spoofed source, a drop,
-/// a meter, a named counter, or no cache.
+/// `inp` from `src` on VLAN `vid`, for the one pass: the ingress cache's
+/// answer, counted as the ACL stage counts it (`looked` counts the frame as
+/// looked up), or for a flow the cache lacks, resolved and stored there as
+/// the ACL stage would. None when the frame needs the stages: a spoofed
+/// source, a drop, a meter, a named counter, or no cache.
 #[inline(always)]
 fn sender_side(
     pol: &PolicySet,
@@ -694,10 +694,11 @@ pub struct Pipeline {
     /// The burst that passed [`Pipeline::known_unicast`] is one flow: every
     /// frame takes frame 0's decision (`meta[0]`).
     fast_one_flow: bool,
-    /// The one pass's memo keys of the burst's frames (first 18 bytes; with
-    /// policy also the flow keys) and their sets.
+    /// The first 18 bytes of each frame the one pass decides.
     memo_keys: Vec<memo::Head18>,
+    /// With policy, each such frame's flow memo key.
     flow_keys: Vec<memo::FlowWords>,
+    /// Each such frame's set in the memo it uses ([`memo::Memo::locate`]).
     memo_sets: Vec<u32>,
     /// The one pass's answers per (ingress port, first 18 bytes), without
     /// policy.
@@ -984,11 +985,11 @@ impl Pipeline {
             let fw = self.flow_keys[i];
             let a = u64::from_be(h.0);
             let (dst, src) = (a >> 16, (a & 0xffff) << 32 | u64::from_be(h.1) >> 32);
-            // What the key decides, from the memo while its answer stands,
-            // else decided (and remembered) here.
             // Oversize frames are the stages' (dropped before the ACL stage
             // looks anything up).
             let over = |tagged: bool| len > m.mtu + if tagged { 4 } else { 0 };
+            // What the key decides, from the memo while its answer stands,
+            // else decided (and remembered) here.
             let got = if POLICY {
                 self.flow_memo.get_in(si, inp.0, &fw, now_ms, epoch)
             } else {
