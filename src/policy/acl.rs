@@ -681,7 +681,8 @@ impl FlowKey {
         hash_words(&self.0)
     }
 
-    /// The four words (the header memo's key).
+    /// The four words (the one pass's flow memo keys a frame by them, taken
+    /// with the raw tag in place of VID and PCP).
     #[inline(always)]
     pub fn words(&self) -> [u64; 4] {
         self.0
