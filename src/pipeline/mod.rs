@@ -425,6 +425,59 @@ struct Fix {
     dscp: u8,
 }
 
+/// A frame's classified tag, as egress writes it: VID, PCP and whether the
+/// frame arrived with an outer 802.1Q tag.
+#[derive(Clone, Copy)]
+struct Tag {
+    vid: u16,
+    pcp: u8,
+    tagged: bool,
+}
+
+impl Meta {
+    #[inline(always)]
+    fn tag(&self) -> Tag {
+        Tag {
+            vid: self.vid,
+            pcp: self.pcp,
+            tagged: self.tagged,
+        }
+    }
+}
+
+/// What [`Pipeline::known_unicast`] decided for one frame: all that
+/// [`Pipeline::transmit_known`] and the rule counters need (16 bytes, where
+/// a [`Meta`] takes 56).
+#[derive(Clone, Copy)]
+struct FastOut {
+    tag: Tag,
+    /// The egress port.
+    port: u8,
+    fix: Fix,
+    /// The rule hit to count (`NONE`: none).
+    hit: u32,
+    /// The frame's length.
+    len: u32,
+}
+
+impl FastOut {
+    const NONE: FastOut = FastOut {
+        tag: Tag {
+            vid: 0,
+            pcp: 0,
+            tagged: false,
+        },
+        port: 0,
+        fix: Fix {
+            class: 0,
+            pcp: KEEP,
+            dscp: KEEP,
+        },
+        hit: NONE,
+        len: 0,
+    };
+}
+
 /// `rule[i]` or `default`, for traces.
 fn rule_name(idx: Option<usize>) -> String {
     match idx {
@@ -685,16 +738,16 @@ pub struct Pipeline {
     pub one_flow_bursts: u64,
     /// Of those, bursts that went unchanged to one port, moved to its staging whole.
     pub whole_bursts: u64,
-    /// The one pass's rule hits per frame (rule hit index, length), counted
-    /// once the whole burst has passed (`NONE`: no rule to count).
-    fast_hits: Vec<(u32, u32)>,
+    /// The one pass's decision per frame; its rule hits are counted once
+    /// the whole burst has passed.
+    fast_out: Vec<FastOut>,
     /// Frames of the current burst whose ingress-cache lookup the one pass
     /// counted before it left the burst to the stages (0 otherwise).
     fast_looked: usize,
     /// The burst that passed [`Pipeline::known_unicast`] is one flow: every
-    /// frame takes frame 0's decision (`meta[0]`).
+    /// frame takes frame 0's decision (`fast_out[0]`).
     fast_one_flow: bool,
-    /// The first 18 bytes of each frame the one pass decides.
+    /// Without policy, the first 18 bytes of each frame the one pass decides.
     memo_keys: Vec<memo::Head18>,
     /// With policy, each such frame's flow memo key.
     flow_keys: Vec<memo::FlowWords>,
@@ -769,7 +822,7 @@ impl Pipeline {
             fast_bursts: 0,
             one_flow_bursts: 0,
             whole_bursts: 0,
-            fast_hits: vec![(NONE, 0); b],
+            fast_out: vec![FastOut::NONE; b],
             fast_looked: 0,
             fast_one_flow: false,
             memo_keys: vec![(0, 0, 0); b],
@@ -881,16 +934,18 @@ impl Pipeline {
     /// it. With policy: a port with from-vm rules, no to-vm rules anywhere,
     /// and every frame a fast IPv4 frame whose sender-side answer (from the
     /// ingress cache, or resolved and stored there as the ACL stage would)
-    /// permits and meters nothing. Fills `meta` as the stages would and
-    /// counts the burst received, its rule hits and its cache lookups.
-    /// Returns false at the first frame that needs the stages, having
-    /// changed nothing they do not overwrite but the cache lookups of the
+    /// permits and meters nothing. Fills `fast_out` (per frame: egress
+    /// port, tag, class and rewrites, rule hit, length; `meta` is the
+    /// stages' and is not written) and counts the burst received, its rule
+    /// hits and its cache lookups. Returns false at the first frame that
+    /// needs the stages, having changed nothing they read but the cache
+    /// lookups of the
     /// first `fast_looked` frames (counted, and stored when resolved), which
     /// the ACL stage then does not repeat: the burst is staged as usual.
     /// Reads the FDB only, so each frame sees what the stages would have
     /// shown it. A burst whose frames all have frame 0's first 18 bytes
     /// (and, with policy, its flow key) is one flow: frame 0 is decided
-    /// (only `meta[0]` is filled), the others are only length-checked and
+    /// (only `fast_out[0]` is filled), the others are only length-checked and
     /// take its decision and its rule. What a frame's 18 bytes decided is
     /// remembered in the header memo (`memo`), also when a later frame
     /// sends the burst to the stages: it is the FDB's answer until the FDB
@@ -951,14 +1006,15 @@ impl Pipeline {
         // here: the lookups below then wait for none of them in turn.
         for (i, b) in decide.iter().enumerate() {
             let d = self.pool.data(b);
-            // Shorter frames (runts, cut tags) go the staged way.
-            let Some(h) = head18(d) else {
-                return false;
-            };
-            self.memo_keys[i] = h;
             // With policy the key is the flow key taken with the raw tag
             // (TCI, and which TPID), which holds the 18 bytes' part too.
+            // Frames without one (too short, not plain IPv4 TCP/UDP) and,
+            // without policy, frames shorter than 18 bytes (runts, cut
+            // tags) go the staged way.
             self.memo_sets[i] = if POLICY {
+                if d.len() < FlowKey::MIN_FRAME {
+                    return false;
+                }
                 let (tci, kind) = match u16::from_be_bytes([d[12], d[13]]) {
                     TPID_8021Q => (u16::from_be_bytes([d[14], d[15]]), 1),
                     TPID_8021AD => (u16::from_be_bytes([d[14], d[15]]), 2),
@@ -967,33 +1023,31 @@ impl Pipeline {
                 let Some(k) = FlowKey::from_frame(d, tci, kind) else {
                     return false;
                 };
-                self.flow_keys[i] = k.words();
-                self.flow_memo.locate(inp.0, &self.flow_keys[i])
+                let w = k.words();
+                self.flow_keys[i] = w;
+                self.flow_memo.locate(inp.0, &w)
             } else {
+                let Some(h) = head18(d) else {
+                    return false;
+                };
+                self.memo_keys[i] = h;
                 self.memo.locate(inp.0, &h)
             } as u32;
         }
-        for (i, ((b, me), fh)) in decide
-            .iter()
-            .zip(self.meta.iter_mut())
-            .zip(self.fast_hits.iter_mut())
-            .enumerate()
-        {
+        for (i, b) in decide.iter().enumerate() {
             let d = self.pool.data(b);
             let len = d.len();
-            let (h, si) = (self.memo_keys[i], self.memo_sets[i] as usize);
-            let fw = self.flow_keys[i];
-            let a = u64::from_be(h.0);
-            let (dst, src) = (a >> 16, (a & 0xffff) << 32 | u64::from_be(h.1) >> 32);
+            let si = self.memo_sets[i] as usize;
+            let (h, fw) = (&self.memo_keys[i], &self.flow_keys[i]);
             // Oversize frames are the stages' (dropped before the ACL stage
             // looks anything up).
             let over = |tagged: bool| len > m.mtu + if tagged { 4 } else { 0 };
             // What the key decides, from the memo while its answer stands,
             // else decided (and remembered) here.
             let got = if POLICY {
-                self.flow_memo.get_in(si, inp.0, &fw, now_ms, epoch)
+                self.flow_memo.get_in(si, inp.0, fw, now_ms, epoch)
             } else {
-                self.memo.get_in(si, inp.0, &h, now_ms, epoch)
+                self.memo.get_in(si, inp.0, h, now_ms, epoch)
             };
             let (hd, side) = match got {
                 Some((hd, side)) => {
@@ -1016,7 +1070,9 @@ impl Pipeline {
                         return false;
                     }
                     let side = if POLICY {
-                        let k = FlowKey::from_words(fw).with_tag(hd.vid, hd.pcp);
+                        // At least `FlowKey::MIN_FRAME` bytes.
+                        let src = d[6..12].iter().fold(0, |a, &b| a << 8 | u64::from(b));
+                        let k = FlowKey::from_words(*fw).with_tag(hd.vid, hd.pcp);
                         let cache = &mut self.ingress_flows;
                         match sender_side(pol, cache, &mut self.fast_looked, inp, &k, src, hd.vid) {
                             Some(side) => side,
@@ -1026,40 +1082,36 @@ impl Pipeline {
                         memo::Side::NONE
                     };
                     if POLICY {
-                        self.flow_memo
-                            .put_in(si, inp.0, &fw, hd, side, until, epoch);
+                        self.flow_memo.put_in(si, inp.0, fw, hd, side, until, epoch);
                     } else {
-                        self.memo.put_in(si, inp.0, &h, hd, side, until, epoch);
+                        self.memo.put_in(si, inp.0, h, hd, side, until, epoch);
                     }
                     (hd, side)
                 }
             };
-            let (vid, pcp, tagged) = (hd.vid, hd.pcp, hd.tagged);
-            let (src_vsi, class, set_pcp, set_dscp) = (side.vsi, side.class, side.pcp, side.dscp);
-            *fh = (side.hit, len as u32);
             // As `egress` decides: a tagged frame leaving tagged has its TCI
             // rewritten from its own PCP and VID (the same bytes).
-            plain &= tagged != hd.untag && set_dscp == KEEP && (set_pcp == KEEP || hd.untag);
-            let mask = 1u64 << hd.port;
-            same_port &= mask;
+            plain &= hd.tagged != hd.untag && side.dscp == KEEP && (side.pcp == KEEP || hd.untag);
+            same_port &= 1u64 << hd.port;
             bytes += len as u64;
-            *me = Meta {
-                dst,
-                src,
-                vid,
-                pcp,
-                tagged,
-                verdict: Verdict::Fwd(mask),
-                dst_port: Some(PortId(hd.port)),
-                src_vsi,
-                class,
-                set_pcp,
-                set_dscp,
-                ..Meta::default()
+            self.fast_out[i] = FastOut {
+                tag: Tag {
+                    vid: hd.vid,
+                    pcp: hd.pcp,
+                    tagged: hd.tagged,
+                },
+                port: hd.port as u8,
+                fix: Fix {
+                    class: side.class,
+                    pcp: side.pcp,
+                    dscp: side.dscp,
+                },
+                hit: side.hit,
+                len: len as u32,
             };
         }
         if let Some((rest_bytes, rest_max)) = rest {
-            if rest_max > m.mtu + if self.meta[0].tagged { 4 } else { 0 } {
+            if rest_max > m.mtu + if self.fast_out[0].tag.tagged { 4 } else { 0 } {
                 return false;
             }
             bytes += rest_bytes;
@@ -1071,7 +1123,7 @@ impl Pipeline {
         if POLICY {
             // One flow: frames 1.. found frame 0's answer.
             self.ingress_flows.hits += (n - decide.len()) as u64;
-            for &(hit, len) in &self.fast_hits[..decide.len()] {
+            for &FastOut { hit, len, .. } in &self.fast_out[..decide.len()] {
                 if hit != NONE {
                     let c = &mut self.hits[hit as usize];
                     c[0] += 1;
@@ -1079,7 +1131,7 @@ impl Pipeline {
                 }
             }
             // One flow: frames 1.. hit frame 0's rule.
-            if let (Some((rest_bytes, _)), (hit, _)) = (rest, self.fast_hits[0]) {
+            if let (Some((rest_bytes, _)), FastOut { hit, .. }) = (rest, self.fast_out[0]) {
                 if hit != NONE {
                     let c = &mut self.hits[hit as usize];
                     c[0] += n as u64 - 1;
@@ -1114,10 +1166,7 @@ impl Pipeline {
     ) {
         if self.fast_plain {
             // One port, nothing to change: the burst moves to its staging at once.
-            let Verdict::Fwd(mask) = self.meta[0].verdict else {
-                unreachable!("known_unicast forwards every frame")
-            };
-            let p = mask.trailing_zeros() as usize;
+            let p = usize::from(self.fast_out[0].port);
             let n = burst.len() as u64;
             if self.sched[p].is_none() && self.txq[p].append(burst) {
                 if p == inp.0 as usize {
@@ -1131,20 +1180,12 @@ impl Pipeline {
         }
         let one_flow = self.fast_one_flow;
         for (i, b) in burst.drain().enumerate() {
-            let me = self.meta[if one_flow { 0 } else { i }];
-            let Verdict::Fwd(mask) = me.verdict else {
-                unreachable!("known_unicast forwards every frame")
-            };
-            let p = mask.trailing_zeros() as usize;
+            let o = self.fast_out[if one_flow { 0 } else { i }];
+            let p = usize::from(o.port);
             if p == inp.0 as usize {
                 self.ctr.reflected += 1;
             }
-            let fix = Fix {
-                class: me.class,
-                pcp: me.set_pcp,
-                dscp: me.set_dscp,
-            };
-            self.egress(p, b, &me, fix, tx, t, i);
+            self.egress(p, b, o.tag, o.fix, tx, t, i);
         }
         self.flush(tx);
     }
@@ -2037,13 +2078,13 @@ impl Pipeline {
                         outputs += 1;
                         if mask == 0 {
                             let b = orig.take().expect("original frame");
-                            self.egress(p, b, &me, fix, tx, t, i);
+                            self.egress(p, b, me.tag(), fix, tx, t, i);
                             break;
                         }
                         match self.cache.alloc(&self.pool) {
                             Some(mut c) => {
                                 self.pool.copy_into(src, &mut c);
-                                self.egress(p, c, &me, fix, tx, t, i);
+                                self.egress(p, c, me.tag(), fix, tx, t, i);
                             }
                             None => {
                                 self.drop_on(inp.0 as usize, DropReason::NoBuf);
@@ -2113,7 +2154,7 @@ impl Pipeline {
                 "multicast-to-unicast copy to {}",
                 Mac::from_u64(hmac)
             );
-            self.egress(p, c, me, fix, tx, t, i);
+            self.egress(p, c, me.tag(), fix, tx, t, i);
         }
         outputs
     }
@@ -2125,7 +2166,7 @@ impl Pipeline {
         &mut self,
         p: usize,
         mut b: PktBuf,
-        me: &Meta,
+        me: Tag,
         fix: Fix,
         tx: &mut [Box<dyn PortQueue>],
         t: &mut T,

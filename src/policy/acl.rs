@@ -630,12 +630,15 @@ impl PackedKey {
 pub struct FlowKey([u64; 4]);
 
 impl FlowKey {
+    /// The shortest frame [`FlowKey::from_frame`] takes a key from:
+    /// Ethernet + IPv4 (20) + UDP (8).
+    pub const MIN_FRAME: usize = 42;
+
     /// The key of `frame` (classified VID `vlan`, priority `pcp`), or `None`
     /// when the frame is not one the fast path takes.
     #[inline(always)]
     pub fn from_frame(f: &[u8], vlan: u16, pcp: u8) -> Option<FlowKey> {
-        // Ethernet + IPv4 (20) + UDP (8): the shortest frame taken here.
-        if f.len() < 42 {
+        if f.len() < Self::MIN_FRAME {
             return None;
         }
         let mut et = be16(f, 12);
