@@ -101,8 +101,6 @@ pub struct Head {
 /// without a meter (as [`crate::policy::flow::IngressHit`] resolves it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Side {
-    /// The sending VSI, or `u32::MAX`: not a VM's traffic.
-    pub vsi: u32,
     /// The rule hit counter to count, or `u32::MAX`: none.
     pub hit: u32,
     /// Traffic class.
@@ -116,7 +114,6 @@ pub struct Side {
 impl Side {
     /// No policy: no VSI, no rule, class 0, nothing rewritten.
     pub const NONE: Side = Side {
-        vsi: u32::MAX,
         hit: u32::MAX,
         class: 0,
         pcp: 0xff,
@@ -130,47 +127,67 @@ impl Default for Side {
     }
 }
 
-/// One answer, on a cache line of its own (with [`FlowWords`] its fields
-/// fill it exactly).
+/// A remembered decision as the one pass hands it on: the frame's tag, its
+/// egress port, class and rewrites, the rule hit to count. 12 bytes, kept
+/// in the slot as they are used, so an answer is one copy.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Answer {
+    /// Classified VLAN.
+    pub vid: u16,
+    /// Outer tag's PCP (0 untagged).
+    pub pcp: u8,
+    /// The frame has an 802.1Q tag.
+    pub tagged: bool,
+    /// Egress port (below [`crate::types::MAX_PORTS`]).
+    pub port: u8,
+    /// Traffic class.
+    pub class: u8,
+    /// PCP to write on egress (0xff: keep).
+    pub set_pcp: u8,
+    /// DSCP to write (0xff: keep).
+    pub set_dscp: u8,
+    /// The rule hit counter to count, or `u32::MAX`: none.
+    pub hit: u32,
+}
+
+impl Answer {
+    /// The answer of a header and a sender side, and whether egress leaves
+    /// the frame as it came (as `egress` decides: untagged in and out, or
+    /// tagged in and out, its TCI rewritten from its own PCP and VID, the
+    /// same bytes; no DSCP to write, no PCP to write on a tagged exit).
+    #[inline(always)]
+    pub fn of(head: Head, side: Side) -> (Answer, bool) {
+        let plain =
+            head.tagged != head.untag && side.dscp == 0xff && (side.pcp == 0xff || head.untag);
+        (
+            Answer {
+                vid: head.vid,
+                pcp: head.pcp,
+                tagged: head.tagged,
+                port: head.port as u8,
+                class: side.class,
+                set_pcp: side.pcp,
+                set_dscp: side.dscp,
+                hit: side.hit,
+            },
+            plain,
+        )
+    }
+}
+
+/// One answer, on a cache line of its own.
 #[derive(Clone, Copy, Default)]
 #[repr(align(64))]
 struct Slot<K> {
     k: K,
     until_ms: u64,
     epoch: u64,
-    vsi: u32,
-    hit: u32,
-    vid: u16,
+    answer: Answer,
     /// Ingress port + 1 (0: empty).
     ctx: u8,
-    port: u8,
-    /// PCP in bits 0..3, tagged bit 3, untag bit 4.
-    bits: u8,
-    class: u8,
-    set_pcp: u8,
-    set_dscp: u8,
-}
-
-impl<K> Slot<K> {
-    #[inline(always)]
-    fn answer(&self) -> (Head, Side) {
-        (
-            Head {
-                vid: self.vid,
-                pcp: self.bits & 7,
-                tagged: self.bits & 8 != 0,
-                untag: self.bits & 16 != 0,
-                port: u16::from(self.port),
-            },
-            Side {
-                vsi: self.vsi,
-                hit: self.hit,
-                class: self.class,
-                pcp: self.set_pcp,
-                dscp: self.set_dscp,
-            },
-        )
-    }
+    /// Egress leaves the frame as it came ([`Answer::of`]).
+    plain: bool,
 }
 
 /// See the module docs.
@@ -215,9 +232,10 @@ impl<K: MemoKey> Memo<K> {
     }
 
     /// The answer for (ingress port `inp`, key `k`), if there is one and it
-    /// still stands at `now_ms` with the FDB at write count `epoch`.
+    /// still stands at `now_ms` with the FDB at write count `epoch`, and
+    /// whether egress leaves the frame as it came ([`Answer::of`]).
     #[cfg(test)]
-    pub fn get(&mut self, inp: u16, k: &K, now_ms: u64, epoch: u64) -> Option<(Head, Side)> {
+    pub fn get(&mut self, inp: u16, k: &K, now_ms: u64, epoch: u64) -> Option<(Answer, bool)> {
         self.get_in(k.set(inp as u8 + 1), inp, k, now_ms, epoch)
     }
 
@@ -230,7 +248,7 @@ impl<K: MemoKey> Memo<K> {
         k: &K,
         now_ms: u64,
         epoch: u64,
-    ) -> Option<(Head, Side)> {
+    ) -> Option<(Answer, bool)> {
         let ctx = inp as u8 + 1;
         debug_assert_eq!(si, k.set(ctx));
         let set = &self.sets[si];
@@ -238,7 +256,7 @@ impl<K: MemoKey> Memo<K> {
             if s.ctx == ctx && s.k.same(k) {
                 if now_ms < s.until_ms && s.epoch == epoch {
                     self.hits += 1;
-                    return Some(s.answer());
+                    return Some((s.answer, s.plain));
                 }
                 self.stale += 1;
                 break;
@@ -275,19 +293,14 @@ impl<K: MemoKey> Memo<K> {
         let ctx = inp as u8 + 1;
         debug_assert_eq!(si, k.set(ctx));
         let set = &mut self.sets[si];
+        let (answer, plain) = Answer::of(head, side);
         let new = Slot {
             k: *k,
             until_ms,
             epoch,
-            vsi: side.vsi,
-            hit: side.hit,
-            vid: head.vid,
+            answer,
             ctx,
-            port: head.port as u8,
-            bits: head.pcp | u8::from(head.tagged) << 3 | u8::from(head.untag) << 4,
-            class: side.class,
-            set_pcp: side.pcp,
-            set_dscp: side.dscp,
+            plain,
         };
         // A key is in one way at most: replacing way 0's own answer keeps
         // way 1; otherwise way 0 moves over way 1 (its older answer, or this
@@ -340,20 +353,26 @@ mod tests {
         let h = [1, 2, 3, 0];
         assert_eq!(m.get(0, &h, 6, fdb.epoch()), None);
         m.put(0, &h, head(1), Side::NONE, su.min(du), ep);
-        assert_eq!(m.get(0, &h, 6, fdb.epoch()), Some((head(1), Side::NONE)));
+        assert_eq!(
+            m.get(0, &h, 6, fdb.epoch()),
+            Some(Answer::of(head(1), Side::NONE))
+        );
         // Another ingress port, other bytes: not this answer.
         assert_eq!(m.get(1, &h, 6, fdb.epoch()), None);
         assert_eq!(m.get(0, &[1, 2, 4, 0], 6, fdb.epoch()), None);
         // The source's refresh time comes.
         assert_eq!(
             m.get(0, &h, su - 1, fdb.epoch()),
-            Some((head(1), Side::NONE))
+            Some(Answer::of(head(1), Side::NONE))
         );
         assert_eq!(m.get(0, &h, su, fdb.epoch()), None);
         // Reading writes nothing; a known source learned again neither.
         fdb.lookup_raw(b.to_u64(), 10, 7);
         fdb.learn(a, Vid(10), PortId(0), 7);
-        assert_eq!(m.get(0, &h, 7, fdb.epoch()), Some((head(1), Side::NONE)));
+        assert_eq!(
+            m.get(0, &h, 7, fdb.epoch()),
+            Some(Answer::of(head(1), Side::NONE))
+        );
         // Every write counts: a move, a static entry, a removal, ageing, a flush.
         let writes: [&dyn Fn(); 5] = [
             &|| {
@@ -375,7 +394,10 @@ mod tests {
         for w in writes {
             let ep = fdb.epoch();
             m.put(0, &h, head(1), Side::NONE, u64::MAX, ep);
-            assert_eq!(m.get(0, &h, 8, fdb.epoch()), Some((head(1), Side::NONE)));
+            assert_eq!(
+                m.get(0, &h, 8, fdb.epoch()),
+                Some(Answer::of(head(1), Side::NONE))
+            );
             w();
             assert_eq!(m.get(0, &h, 8, fdb.epoch()), None);
         }
@@ -383,7 +405,10 @@ mod tests {
         assert_eq!(m.stale, 6);
         // Cleared with the snapshot.
         m.put(0, &h, head(2), Side::NONE, u64::MAX, fdb.epoch());
-        assert_eq!(m.get(0, &h, 9, fdb.epoch()), Some((head(2), Side::NONE)));
+        assert_eq!(
+            m.get(0, &h, 9, fdb.epoch()),
+            Some(Answer::of(head(2), Side::NONE))
+        );
         m.clear();
         assert_eq!(m.get(0, &h, 9, fdb.epoch()), None);
     }
@@ -399,7 +424,7 @@ mod tests {
     fn an_answer_comes_back_as_it_was_put() {
         let mut m = Memo::new();
         let k = [7, 8, 9, 10];
-        for (head, side) in [
+        for (head, side, want) in [
             (
                 Head {
                     vid: 4094,
@@ -409,12 +434,24 @@ mod tests {
                     port: 63,
                 },
                 Side {
-                    vsi: 12,
                     hit: 3,
                     class: 7,
                     pcp: 5,
                     dscp: 63,
                 },
+                (
+                    Answer {
+                        vid: 4094,
+                        pcp: 7,
+                        tagged: true,
+                        port: 63,
+                        class: 7,
+                        set_pcp: 5,
+                        set_dscp: 63,
+                        hit: 3,
+                    },
+                    false,
+                ),
             ),
             (
                 Head {
@@ -425,12 +462,52 @@ mod tests {
                     port: 0,
                 },
                 Side::NONE,
+                (
+                    Answer {
+                        vid: 1,
+                        pcp: 0,
+                        tagged: false,
+                        port: 0,
+                        class: 0,
+                        set_pcp: 0xff,
+                        set_dscp: 0xff,
+                        hit: u32::MAX,
+                    },
+                    true,
+                ),
             ),
         ] {
             m.put(63, &k, head, side, 100, 1);
-            assert_eq!(m.get(63, &k, 99, 1), Some((head, side)));
+            assert_eq!(m.get(63, &k, 99, 1), Some(want));
             assert_eq!(m.get(62, &k, 99, 1), None, "another ingress port");
         }
+    }
+
+    #[test]
+    fn egress_leaves_a_frame_as_it_came_only_when_it_changes_nothing() {
+        let h = |tagged, untag| Head {
+            vid: 10,
+            pcp: 3,
+            tagged,
+            untag,
+            port: 1,
+        };
+        let keep = Side::NONE;
+        let rewrite = |pcp, dscp| Side {
+            pcp,
+            dscp,
+            ..Side::NONE
+        };
+        // Untagged in and out, tagged in and out: as it came.
+        assert!(Answer::of(h(false, true), keep).1);
+        assert!(Answer::of(h(true, false), keep).1);
+        // A tag to push or to pop.
+        assert!(!Answer::of(h(false, false), keep).1);
+        assert!(!Answer::of(h(true, true), keep).1);
+        // A DSCP to write, always; a PCP to write, on a tagged exit only.
+        assert!(!Answer::of(h(false, true), rewrite(0xff, 46)).1);
+        assert!(!Answer::of(h(true, false), rewrite(5, 0xff)).1);
+        assert!(Answer::of(h(false, true), rewrite(5, 0xff)).1);
     }
 
     #[test]
@@ -449,15 +526,33 @@ mod tests {
         }
         m.put(0, &keys[0], head(0), Side::NONE, u64::MAX, 0);
         m.put(0, &keys[1], head(1), Side::NONE, u64::MAX, 0);
-        assert_eq!(m.get(0, &keys[0], 0, 0), Some((head(0), Side::NONE)));
-        assert_eq!(m.get(0, &keys[1], 0, 0), Some((head(1), Side::NONE)));
+        assert_eq!(
+            m.get(0, &keys[0], 0, 0),
+            Some(Answer::of(head(0), Side::NONE))
+        );
+        assert_eq!(
+            m.get(0, &keys[1], 0, 0),
+            Some(Answer::of(head(1), Side::NONE))
+        );
         // Re-putting an answer keeps the other one.
         m.put(0, &keys[1], head(3), Side::NONE, u64::MAX, 0);
-        assert_eq!(m.get(0, &keys[0], 0, 0), Some((head(0), Side::NONE)));
-        assert_eq!(m.get(0, &keys[1], 0, 0), Some((head(3), Side::NONE)));
+        assert_eq!(
+            m.get(0, &keys[0], 0, 0),
+            Some(Answer::of(head(0), Side::NONE))
+        );
+        assert_eq!(
+            m.get(0, &keys[1], 0, 0),
+            Some(Answer::of(head(3), Side::NONE))
+        );
         m.put(0, &keys[2], head(2), Side::NONE, u64::MAX, 0);
-        assert_eq!(m.get(0, &keys[2], 0, 0), Some((head(2), Side::NONE)));
-        assert_eq!(m.get(0, &keys[1], 0, 0), Some((head(3), Side::NONE)));
+        assert_eq!(
+            m.get(0, &keys[2], 0, 0),
+            Some(Answer::of(head(2), Side::NONE))
+        );
+        assert_eq!(
+            m.get(0, &keys[1], 0, 0),
+            Some(Answer::of(head(3), Side::NONE))
+        );
         assert_eq!(m.get(0, &keys[0], 0, 0), None);
         assert_eq!((m.hits, m.stale, m.misses), (6, 0, 1));
     }

@@ -246,7 +246,6 @@ fn sender_side(
         if h.flags & IngressHit::SLOW != 0 || h.rule_meter & h.vsi_meter != NONE {
             return None;
         }
-        side.vsi = h.vsi;
         if h.flags & IngressHit::POLICY != 0 {
             side.class = h.class;
         }
@@ -447,35 +446,45 @@ impl Meta {
 
 /// What [`Pipeline::known_unicast`] decided for one frame: all that
 /// [`Pipeline::transmit_known`] and the rule counters need (16 bytes, where
-/// a [`Meta`] takes 56).
+/// a [`Meta`] takes 56): the memo's answer and the frame's length.
 #[derive(Clone, Copy)]
 struct FastOut {
-    tag: Tag,
-    /// The egress port.
-    port: u8,
-    fix: Fix,
-    /// The rule hit to count (`NONE`: none).
-    hit: u32,
-    /// The frame's length.
+    ans: memo::Answer,
     len: u32,
 }
 
 impl FastOut {
     const NONE: FastOut = FastOut {
-        tag: Tag {
+        ans: memo::Answer {
             vid: 0,
             pcp: 0,
             tagged: false,
-        },
-        port: 0,
-        fix: Fix {
+            port: 0,
             class: 0,
-            pcp: KEEP,
-            dscp: KEEP,
+            set_pcp: KEEP,
+            set_dscp: KEEP,
+            hit: NONE,
         },
-        hit: NONE,
         len: 0,
     };
+
+    #[inline(always)]
+    fn tag(&self) -> Tag {
+        Tag {
+            vid: self.ans.vid,
+            pcp: self.ans.pcp,
+            tagged: self.ans.tagged,
+        }
+    }
+
+    #[inline(always)]
+    fn fix(&self) -> Fix {
+        Fix {
+            class: self.ans.class,
+            pcp: self.ans.set_pcp,
+            dscp: self.ans.set_dscp,
+        }
+    }
 }
 
 /// `rule[i]` or `default`, for traces.
@@ -1047,11 +1056,11 @@ impl Pipeline {
                 self.memo
                     .get_in(si, inp.0, &self.memo_keys[i], now_ms, epoch)
             };
-            let (hd, side) = match got {
-                Some((hd, side)) => {
+            let (ans, as_it_came) = match got {
+                Some((ans, as_it_came)) => {
                     // Oversize frames are the stages' (dropped before the
                     // ACL stage looks anything up).
-                    if len > mtu + if hd.tagged { 4 } else { 0 } {
+                    if len > mtu + if ans.tagged { 4 } else { 0 } {
                         return false;
                     }
                     if POLICY {
@@ -1060,36 +1069,23 @@ impl Pipeline {
                         self.ingress_flows.hits += 1;
                         self.fast_looked += 1;
                     }
-                    (hd, side)
+                    (ans, as_it_came)
                 }
                 None => match self.fast_miss::<POLICY>(i, b, inp, now_ms, epoch) {
                     Some(got) => got,
                     None => return false,
                 },
             };
-            // As `egress` decides: a tagged frame leaving tagged has its TCI
-            // rewritten from its own PCP and VID (the same bytes).
-            plain &= hd.tagged != hd.untag && side.dscp == KEEP && (side.pcp == KEEP || hd.untag);
-            same_port &= 1u64 << hd.port;
+            plain &= as_it_came;
+            same_port &= 1u64 << ans.port;
             bytes += len as u64;
             self.fast_out[i] = FastOut {
-                tag: Tag {
-                    vid: hd.vid,
-                    pcp: hd.pcp,
-                    tagged: hd.tagged,
-                },
-                port: hd.port as u8,
-                fix: Fix {
-                    class: side.class,
-                    pcp: side.pcp,
-                    dscp: side.dscp,
-                },
-                hit: side.hit,
+                ans,
                 len: len as u32,
             };
         }
         if let Some((rest_bytes, rest_max)) = rest {
-            if rest_max > mtu + if self.fast_out[0].tag.tagged { 4 } else { 0 } {
+            if rest_max > mtu + if self.fast_out[0].ans.tagged { 4 } else { 0 } {
                 return false;
             }
             bytes += rest_bytes;
@@ -1101,7 +1097,8 @@ impl Pipeline {
         if POLICY {
             // One flow: frames 1.. found frame 0's answer.
             self.ingress_flows.hits += (n - decide.len()) as u64;
-            for &FastOut { hit, len, .. } in &self.fast_out[..decide.len()] {
+            for &FastOut { ans, len } in &self.fast_out[..decide.len()] {
+                let hit = ans.hit;
                 if hit != NONE {
                     let c = &mut self.hits[hit as usize];
                     c[0] += 1;
@@ -1109,7 +1106,7 @@ impl Pipeline {
                 }
             }
             // One flow: frames 1.. hit frame 0's rule.
-            if let (Some((rest_bytes, _)), FastOut { hit, .. }) = (rest, self.fast_out[0]) {
+            if let (Some((rest_bytes, _)), hit) = (rest, self.fast_out[0].ans.hit) {
                 if hit != NONE {
                     let c = &mut self.hits[hit as usize];
                     c[0] += n as u64 - 1;
@@ -1135,7 +1132,7 @@ impl Pipeline {
         inp: PortId,
         now_ms: u64,
         epoch: u64,
-    ) -> Option<(memo::Head, memo::Side)> {
+    ) -> Option<(memo::Answer, bool)> {
         let m = &*self.model;
         let d = self.pool.data(b);
         let si = self.memo_sets[i] as usize;
@@ -1161,12 +1158,12 @@ impl Pipeline {
                 hd.vid,
             )?;
             self.flow_memo.put_in(si, inp.0, fw, hd, side, until, epoch);
-            Some((hd, side))
+            Some(memo::Answer::of(hd, side))
         } else {
             let side = memo::Side::NONE;
             self.memo
                 .put_in(si, inp.0, &self.memo_keys[i], hd, side, until, epoch);
-            Some((hd, side))
+            Some(memo::Answer::of(hd, side))
         }
     }
 
@@ -1193,7 +1190,7 @@ impl Pipeline {
     ) {
         if self.fast_plain {
             // One port, nothing to change: the burst moves to its staging at once.
-            let p = usize::from(self.fast_out[0].port);
+            let p = usize::from(self.fast_out[0].ans.port);
             let n = burst.len() as u64;
             if self.sched[p].is_none() && self.txq[p].append(burst) {
                 if p == inp.0 as usize {
@@ -1208,11 +1205,11 @@ impl Pipeline {
         let one_flow = self.fast_one_flow;
         for (i, b) in burst.drain().enumerate() {
             let o = self.fast_out[if one_flow { 0 } else { i }];
-            let p = usize::from(o.port);
+            let p = usize::from(o.ans.port);
             if p == inp.0 as usize {
                 self.ctr.reflected += 1;
             }
-            self.egress(p, b, o.tag, o.fix, tx, t, i);
+            self.egress(p, b, o.tag(), o.fix(), tx, t, i);
         }
         self.flush(tx);
     }
