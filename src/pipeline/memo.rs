@@ -128,30 +128,39 @@ impl Default for Side {
 }
 
 /// A remembered decision as the one pass hands it on: the frame's tag, its
-/// egress port, class and rewrites, the rule hit to count. 12 bytes, kept
-/// in the slot as they are used, so an answer is one copy.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// egress port, class and rewrites, the rule hit to count. Kept packed in
+/// three 32-bit words as the slot holds it, so an answer is a few whole
+/// moves: with one field per byte, the copy was split field by field
+/// through the stack, and the overlapping pieces of that copy stalled
+/// every frame's load.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
 pub struct Answer {
-    /// Classified VLAN.
-    pub vid: u16,
-    /// Outer tag's PCP (0 untagged).
-    pub pcp: u8,
-    /// The frame has an 802.1Q tag.
-    pub tagged: bool,
-    /// Egress port (below [`crate::types::MAX_PORTS`]).
-    pub port: u8,
-    /// Traffic class.
-    pub class: u8,
-    /// PCP to write on egress (0xff: keep).
-    pub set_pcp: u8,
-    /// DSCP to write (0xff: keep).
-    pub set_dscp: u8,
-    /// The rule hit counter to count, or `u32::MAX`: none.
-    pub hit: u32,
+    /// From the low end: VID (2 bytes), PCP, tagged.
+    tag: u32,
+    /// From the low end: egress port, class, PCP to write, DSCP to write.
+    out: u32,
+    hit: u32,
 }
 
 impl Answer {
+    /// The answer of no frame: VID 0 untagged to port 0, class 0, nothing
+    /// to rewrite, no rule hit.
+    pub const NONE: Answer = Answer::pack(0, 0, false, 0, [0, 0xff, 0xff], u32::MAX);
+
+    /// The fields in their places; `fix` is class, PCP and DSCP to write.
+    #[inline(always)]
+    const fn pack(vid: u16, pcp: u8, tagged: bool, port: u8, fix: [u8; 3], hit: u32) -> Answer {
+        let [class, set_pcp, set_dscp] = fix;
+        Answer {
+            tag: vid as u32 | (pcp as u32) << 16 | (tagged as u32) << 24,
+            out: port as u32
+                | (class as u32) << 8
+                | (set_pcp as u32) << 16
+                | (set_dscp as u32) << 24,
+            hit,
+        }
+    }
+
     /// The answer of a header and a sender side, and whether egress leaves
     /// the frame as it came (as `egress` decides: untagged in and out, or
     /// tagged in and out, its TCI rewritten from its own PCP and VID, the
@@ -160,19 +169,79 @@ impl Answer {
     pub fn of(head: Head, side: Side) -> (Answer, bool) {
         let plain =
             head.tagged != head.untag && side.dscp == 0xff && (side.pcp == 0xff || head.untag);
-        (
-            Answer {
-                vid: head.vid,
-                pcp: head.pcp,
-                tagged: head.tagged,
-                port: head.port as u8,
-                class: side.class,
-                set_pcp: side.pcp,
-                set_dscp: side.dscp,
-                hit: side.hit,
-            },
-            plain,
-        )
+        let fix = [side.class, side.pcp, side.dscp];
+        let a = Answer::pack(
+            head.vid,
+            head.pcp,
+            head.tagged,
+            head.port as u8,
+            fix,
+            side.hit,
+        );
+        (a, plain)
+    }
+
+    /// Classified VLAN.
+    #[inline(always)]
+    pub fn vid(&self) -> u16 {
+        self.tag as u16
+    }
+
+    /// Outer tag's PCP (0 untagged).
+    #[inline(always)]
+    pub fn pcp(&self) -> u8 {
+        (self.tag >> 16) as u8
+    }
+
+    /// The frame has an 802.1Q tag.
+    #[inline(always)]
+    pub fn tagged(&self) -> bool {
+        self.tag >> 24 != 0
+    }
+
+    /// Egress port (below [`crate::types::MAX_PORTS`]).
+    #[inline(always)]
+    pub fn port(&self) -> u8 {
+        self.out as u8
+    }
+
+    /// Traffic class.
+    #[inline(always)]
+    pub fn class(&self) -> u8 {
+        (self.out >> 8) as u8
+    }
+
+    /// PCP to write on egress (0xff: keep).
+    #[inline(always)]
+    pub fn set_pcp(&self) -> u8 {
+        (self.out >> 16) as u8
+    }
+
+    /// DSCP to write (0xff: keep).
+    #[inline(always)]
+    pub fn set_dscp(&self) -> u8 {
+        (self.out >> 24) as u8
+    }
+
+    /// The rule hit counter to count, or `u32::MAX`: none.
+    #[inline(always)]
+    pub fn hit(&self) -> u32 {
+        self.hit
+    }
+}
+
+impl std::fmt::Debug for Answer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Answer")
+            .field("vid", &self.vid())
+            .field("pcp", &self.pcp())
+            .field("tagged", &self.tagged())
+            .field("port", &self.port())
+            .field("class", &self.class())
+            .field("set_pcp", &self.set_pcp())
+            .field("set_dscp", &self.set_dscp())
+            .field("hit", &self.hit())
+            .finish()
     }
 }
 
@@ -237,9 +306,11 @@ impl<K: MemoKey> Memo<K> {
     #[cfg(test)]
     pub fn get(&mut self, inp: u16, k: &K, now_ms: u64, epoch: u64) -> Option<(Answer, bool)> {
         self.get_in(k.set(inp as u8 + 1), inp, k, now_ms, epoch)
+            .map(|(a, plain)| (*a, plain))
     }
 
-    /// [`Memo::get`] in set `si` ([`Memo::locate`] of `inp` and `k`).
+    /// [`Memo::get`] in set `si` ([`Memo::locate`] of `inp` and `k`), the
+    /// answer where it lies (copied whole by the caller).
     #[inline(always)]
     pub fn get_in(
         &mut self,
@@ -248,7 +319,7 @@ impl<K: MemoKey> Memo<K> {
         k: &K,
         now_ms: u64,
         epoch: u64,
-    ) -> Option<(Answer, bool)> {
+    ) -> Option<(&Answer, bool)> {
         let ctx = inp as u8 + 1;
         debug_assert_eq!(si, k.set(ctx));
         let set = &self.sets[si];
@@ -256,7 +327,7 @@ impl<K: MemoKey> Memo<K> {
             if s.ctx == ctx && s.k.same(k) {
                 if now_ms < s.until_ms && s.epoch == epoch {
                     self.hits += 1;
-                    return Some((s.answer, s.plain));
+                    return Some((&s.answer, s.plain));
                 }
                 self.stale += 1;
                 break;
@@ -439,19 +510,7 @@ mod tests {
                     pcp: 5,
                     dscp: 63,
                 },
-                (
-                    Answer {
-                        vid: 4094,
-                        pcp: 7,
-                        tagged: true,
-                        port: 63,
-                        class: 7,
-                        set_pcp: 5,
-                        set_dscp: 63,
-                        hit: 3,
-                    },
-                    false,
-                ),
+                (Answer::pack(4094, 7, true, 63, [7, 5, 63], 3), false),
             ),
             (
                 Head {
@@ -463,22 +522,18 @@ mod tests {
                 },
                 Side::NONE,
                 (
-                    Answer {
-                        vid: 1,
-                        pcp: 0,
-                        tagged: false,
-                        port: 0,
-                        class: 0,
-                        set_pcp: 0xff,
-                        set_dscp: 0xff,
-                        hit: u32::MAX,
-                    },
+                    Answer::pack(1, 0, false, 0, [0, 0xff, 0xff], u32::MAX),
                     true,
                 ),
             ),
         ] {
             m.put(63, &k, head, side, 100, 1);
             assert_eq!(m.get(63, &k, 99, 1), Some(want));
+            let (a, _) = want;
+            let fields = (a.vid(), a.pcp(), a.tagged(), a.port());
+            assert_eq!(fields, (head.vid, head.pcp, head.tagged, head.port as u8));
+            let fields = (a.class(), a.set_pcp(), a.set_dscp(), a.hit());
+            assert_eq!(fields, (side.class, side.pcp, side.dscp, side.hit));
             assert_eq!(m.get(62, &k, 99, 1), None, "another ingress port");
         }
     }

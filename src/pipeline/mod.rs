@@ -455,34 +455,25 @@ struct FastOut {
 
 impl FastOut {
     const NONE: FastOut = FastOut {
-        ans: memo::Answer {
-            vid: 0,
-            pcp: 0,
-            tagged: false,
-            port: 0,
-            class: 0,
-            set_pcp: KEEP,
-            set_dscp: KEEP,
-            hit: NONE,
-        },
+        ans: memo::Answer::NONE,
         len: 0,
     };
 
     #[inline(always)]
     fn tag(&self) -> Tag {
         Tag {
-            vid: self.ans.vid,
-            pcp: self.ans.pcp,
-            tagged: self.ans.tagged,
+            vid: self.ans.vid(),
+            pcp: self.ans.pcp(),
+            tagged: self.ans.tagged(),
         }
     }
 
     #[inline(always)]
     fn fix(&self) -> Fix {
         Fix {
-            class: self.ans.class,
-            pcp: self.ans.set_pcp,
-            dscp: self.ans.set_dscp,
+            class: self.ans.class(),
+            pcp: self.ans.set_pcp(),
+            dscp: self.ans.set_dscp(),
         }
     }
 }
@@ -1056,36 +1047,41 @@ impl Pipeline {
                 self.memo
                     .get_in(si, inp.0, &self.memo_keys[i], now_ms, epoch)
             };
-            let (ans, as_it_came) = match got {
+            let len32 = len as u32;
+            let (port, as_it_came) = match got {
                 Some((ans, as_it_came)) => {
                     // Oversize frames are the stages' (dropped before the
                     // ACL stage looks anything up).
-                    if len > mtu + if ans.tagged { 4 } else { 0 } {
+                    if len > mtu + if ans.tagged() { 4 } else { 0 } {
                         return false;
                     }
+                    // Copied whole from the memo's line.
+                    self.fast_out[i] = FastOut {
+                        ans: *ans,
+                        len: len32,
+                    };
                     if POLICY {
                         // The ingress cache's answer, remembered: counted as
                         // its hit, and the stages do not look it up again.
                         self.ingress_flows.hits += 1;
                         self.fast_looked += 1;
                     }
-                    (ans, as_it_came)
+                    (ans.port(), as_it_came)
                 }
                 None => match self.fast_miss::<POLICY>(i, b, inp, now_ms, epoch) {
-                    Some(got) => got,
+                    Some((ans, as_it_came)) => {
+                        self.fast_out[i] = FastOut { ans, len: len32 };
+                        (ans.port(), as_it_came)
+                    }
                     None => return false,
                 },
             };
             plain &= as_it_came;
-            same_port &= 1u64 << ans.port;
+            same_port &= 1u64 << port;
             bytes += len as u64;
-            self.fast_out[i] = FastOut {
-                ans,
-                len: len as u32,
-            };
         }
         if let Some((rest_bytes, rest_max)) = rest {
-            if rest_max > mtu + if self.fast_out[0].ans.tagged { 4 } else { 0 } {
+            if rest_max > mtu + if self.fast_out[0].ans.tagged() { 4 } else { 0 } {
                 return false;
             }
             bytes += rest_bytes;
@@ -1098,7 +1094,7 @@ impl Pipeline {
             // One flow: frames 1.. found frame 0's answer.
             self.ingress_flows.hits += (n - decide.len()) as u64;
             for &FastOut { ans, len } in &self.fast_out[..decide.len()] {
-                let hit = ans.hit;
+                let hit = ans.hit();
                 if hit != NONE {
                     let c = &mut self.hits[hit as usize];
                     c[0] += 1;
@@ -1106,7 +1102,7 @@ impl Pipeline {
                 }
             }
             // One flow: frames 1.. hit frame 0's rule.
-            if let (Some((rest_bytes, _)), hit) = (rest, self.fast_out[0].ans.hit) {
+            if let (Some((rest_bytes, _)), hit) = (rest, self.fast_out[0].ans.hit()) {
                 if hit != NONE {
                     let c = &mut self.hits[hit as usize];
                     c[0] += n as u64 - 1;
@@ -1190,7 +1186,7 @@ impl Pipeline {
     ) {
         if self.fast_plain {
             // One port, nothing to change: the burst moves to its staging at once.
-            let p = usize::from(self.fast_out[0].ans.port);
+            let p = usize::from(self.fast_out[0].ans.port());
             let n = burst.len() as u64;
             if self.sched[p].is_none() && self.txq[p].append(burst) {
                 if p == inp.0 as usize {
@@ -1205,7 +1201,7 @@ impl Pipeline {
         let one_flow = self.fast_one_flow;
         for (i, b) in burst.drain().enumerate() {
             let o = self.fast_out[if one_flow { 0 } else { i }];
-            let p = usize::from(o.ans.port);
+            let p = usize::from(o.ans.port());
             if p == inp.0 as usize {
                 self.ctr.reflected += 1;
             }
