@@ -8,7 +8,9 @@
 //! `flows=N`: N distinct frames, default 4096; `hairpin bench` keeps 1,536
 //! in flight; `repeat=R`: each frame R times in a row, as one flow's frames
 //! arrive together in a burst, default 1; `staged`: every burst through the
-//! staged pipeline, none through the one-pass known-unicast path).
+//! staged pipeline, none through the one-pass known-unicast path; `ms=M`:
+//! the clock advances M ms a window, default 0, so sources come due for
+//! their re-stamp once a second of it).
 //! Prints the minimum and the median cycles per frame over windows of one
 //! pass over the 4,096 frames (robust against preemption on a shared machine).
 
@@ -27,6 +29,10 @@ fn main() {
         .iter()
         .find_map(|a| a.strip_prefix("flows=").and_then(|n| n.parse().ok()))
         .unwrap_or(4096);
+    let ms: u64 = args
+        .iter()
+        .find_map(|a| a.strip_prefix("ms=").and_then(|n| n.parse().ok()))
+        .unwrap_or(0);
     let repeat: usize = args
         .iter()
         .find_map(|a| a.strip_prefix("repeat=").and_then(|n| n.parse().ok()))
@@ -62,15 +68,16 @@ fn main() {
     let mut done = 0;
     while done < frames {
         let t0 = hairpin::util::tsc();
-        for c in refs.chunks(32) {
-            h.run(0, c, 0);
+        for (i, c) in refs.chunks(32).enumerate() {
+            h.run(0, c, if i == 0 { ms } else { 0 });
         }
         win.push((hairpin::util::tsc() - t0) as f64 / refs.len() as f64);
         done += refs.len();
     }
     win.sort_by(f64::total_cmp);
+    let (used, stale, again) = h.pipeline().memo_counts();
     println!(
-        "{n} rules{}{}: {:.1} cycles/frame min, {:.1} median of {} windows (incl. harness copy-in), drops {}, one-pass bursts {}",
+        "{n} rules{}{}: {:.1} cycles/frame min, {:.1} median of {} windows (incl. harness copy-in), drops {}, one-pass bursts {}, memo answers used {used}, stale {stale}, decided again {again}",
         if qos { " + qos" } else { "" },
         if staged { " (staged)" } else { "" },
         win[0],

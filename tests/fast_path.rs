@@ -773,3 +773,57 @@ fn a_remembered_decision_ends_with_the_fdb_answer_it_came_from() {
     assert_eq!(h.pipeline().fast_bursts, fast + 1);
     h.check().unwrap();
 }
+
+/// A source's re-stamp only makes its entry's times later: the memo's
+/// answers for other flows still stand after it (each answer already ends
+/// at its own source's re-stamp time). Sources re-stamped at different
+/// times, as in a running network, would otherwise void every remembered
+/// answer once for each source every second.
+#[test]
+fn a_re_stamp_leaves_other_flows_remembered() {
+    let toml = "[switch]\nworkers = [0]\n[[port]]\nname = \"a\"\npvid = 10\nreflective_relay = true\n[[port]]\nname = \"b\"\npvid = 10\n";
+    let mut h = Harness::new(Config::parse(toml).unwrap(), true).unwrap();
+    let (a, b, c, d) = (MACS[0], MACS[1], MACS[2], MACS[3]);
+    // A seen at t = 1000, C at t = 1600, both on port 0; B and D on port 1.
+    h.run(0, &[&plain([0xff; 6], a)], 1000);
+    h.run(1, &[&plain([0xff; 6], b)], 0);
+    h.run(1, &[&plain([0xff; 6], d)], 0);
+    h.run(0, &[&plain([0xff; 6], c)], 600);
+    h.take_output();
+    let (fa, fc) = (plain(b, a), plain(d, c));
+    let (from_a, from_c): (Vec<&[u8]>, Vec<&[u8]>) = (vec![&fa, &fa], vec![&fc, &fc]);
+    // Both flows decided (a burst of one flow is decided once), then
+    // remembered.
+    assert_eq!(h.run(0, &from_a, 0), 2);
+    assert_eq!(h.run(0, &from_c, 0), 2);
+    let (hits, _, again) = h.pipeline().memo_counts();
+    assert_eq!(h.run(0, &from_a, 0), 2);
+    assert_eq!(h.run(0, &from_c, 0), 2);
+    let (hits_then, _, again_then) = h.pipeline().memo_counts();
+    assert_eq!(
+        (hits_then, again_then),
+        (hits + 2, again),
+        "both remembered"
+    );
+    let (hits, again) = (hits_then, again_then);
+    // At t = 2100 A is due: its burst goes through learning, which
+    // re-stamps A (a write to the FDB, but only of A's time).
+    assert_eq!(h.run(0, &from_a, 500), 2);
+    assert_eq!(
+        h.switch()
+            .fdb
+            .lookup(hairpin::types::Mac(a), hairpin::types::Vid(10), 2100)
+            .unwrap()
+            .seen_ms,
+        2100
+    );
+    // C's answer (C is fresh until 2600) still stands.
+    let fast = h.pipeline().fast_bursts;
+    assert_eq!(h.run(0, &from_c, 0), 2);
+    assert_eq!(h.pipeline().fast_bursts, fast + 1);
+    let (hits_after, _, again_after) = h.pipeline().memo_counts();
+    assert_eq!(hits_after, hits + 1, "C's answer was used");
+    assert_eq!(again_after, again + 1, "only A's burst was decided again");
+    assert!(h.take_output().iter().all(|(p, _)| *p == 1));
+    h.check().unwrap();
+}

@@ -8,10 +8,14 @@
 //! refresh, static install, ageing — lock the key's buckets by making the
 //! counter odd. Learning a source already known on the same port, and seen
 //! within the last [`REFRESH_MS`], writes nothing, so the steady state is
-//! read-only and scales across cores. Every locked write also adds one to
-//! the table's write count ([`Fdb::epoch`]), so a reader can keep an answer
-//! (the one pass's header memo does) for as long as the count stays and the
-//! entry's own time has not come.
+//! read-only and scales across cores. Every locked write but a re-stamp
+//! also adds one to the table's write count ([`Fdb::epoch`]), so a reader
+//! can keep an answer (the one pass's memos do) for as long as the count
+//! stays and the entry's own time has not come. A re-stamp (a live source
+//! seen again on its port, its time moved forward) only makes the entry's
+//! times later, so an answer kept with the earlier times still holds; with
+//! a thousand sources, each re-stamped once a second, counting it would
+//! void every kept answer a thousand times a second.
 //!
 //! Limits: a global `capacity` (static + learned) and a per-port limit on
 //! learned entries. When either is reached new sources are simply not learned
@@ -250,7 +254,8 @@ impl Fdb {
 
     /// The write count: while it has not changed, neither has any answer of
     /// the table except by time (an entry ageing out, a source due to be
-    /// re-stamped). A reader that takes it before reading can keep what it
+    /// re-stamped; a re-stamp itself only makes those times later, and
+    /// does not count). A reader that takes it before reading can keep what it
     /// read for as long as the count stays the same.
     #[inline(always)]
     pub fn epoch(&self) -> u64 {
@@ -285,6 +290,10 @@ impl Fdb {
     }
     fn unlock2(&self, b1: usize, b2: usize) {
         self.epoch.0.fetch_add(1, Ordering::Release);
+        self.unlock2_restamped(b1, b2);
+    }
+    /// [`Fdb::unlock2`] after a re-stamp: the write count stays.
+    fn unlock2_restamped(&self, b1: usize, b2: usize) {
         self.buckets[b1].unlock();
         if b2 != b1 {
             self.buckets[b2].unlock();
@@ -369,6 +378,8 @@ impl Fdb {
     #[inline(never)]
     fn learn_slow(&self, k: u64, b1: usize, b2: usize, port: PortId, now_ms: u64) -> Learn {
         self.lock2(b1, b2);
+        // Only the entry's time moved forward (see the module docs).
+        let mut restamp = false;
         let r = match self.locate(k, b1, b2) {
             Some((b, i)) => {
                 let old = self.buckets[b].vals[i].load(Ordering::Relaxed);
@@ -382,6 +393,7 @@ impl Fdb {
                 } else if old_port == port {
                     self.buckets[b].vals[i].store(val(port, false, now_ms), Ordering::Relaxed);
                     if self.live(old, now_ms) {
+                        restamp = now_ms >= old >> TIME_SHIFT;
                         Learn::Refreshed
                     } else {
                         Learn::New
@@ -419,7 +431,11 @@ impl Fdb {
                 }
             }
         };
-        self.unlock2(b1, b2);
+        if restamp {
+            self.unlock2_restamped(b1, b2);
+        } else {
+            self.unlock2(b1, b2);
+        }
         r
     }
 
@@ -643,6 +659,44 @@ mod tests {
         assert_eq!(f.learned_on(PortId(1)), 0);
         assert_eq!(f.learned_on(PortId(2)), 1);
         assert_eq!(f.len(), 1);
+    }
+
+    #[test]
+    fn a_restamp_keeps_the_write_count_other_writes_advance_it() {
+        let f = Fdb::new(1000, 100, 10_000);
+        let ep = f.epoch();
+        assert_eq!(f.learn(m(1), Vid(10), PortId(1), 0), Learn::New);
+        assert_ne!(f.epoch(), ep, "a new entry counts");
+        let ep = f.epoch();
+        let until = f.known_until(m(1).to_u64(), 10, PortId(1), 10).unwrap();
+        assert_eq!(f.learn(m(1), Vid(10), PortId(1), 5000), Learn::Refreshed);
+        assert_eq!(f.epoch(), ep, "a re-stamp does not count");
+        // It only made the entry's times later.
+        assert!(f.known_until(m(1).to_u64(), 10, PortId(1), 5000).unwrap() > until);
+        // A re-stamp taken back in time (a worker whose clock is behind
+        // another's) counts, as does an entry revived after ageing out.
+        let later = 9000;
+        assert_eq!(f.learn(m(1), Vid(10), PortId(1), later), Learn::Refreshed);
+        let b = f.buckets_of(key(m(1), Vid(10)));
+        f.lock2(b.0, b.1);
+        let (bi, i) = f.locate(key(m(1), Vid(10)), b.0, b.1).unwrap();
+        f.buckets[bi].vals[i].store(val(PortId(1), false, later + 5000), Ordering::Relaxed);
+        f.unlock2(b.0, b.1);
+        let ep = f.epoch();
+        assert_eq!(
+            f.learn_slow(key(m(1), Vid(10)), b.0, b.1, PortId(1), later + 1000),
+            Learn::Refreshed
+        );
+        assert_ne!(f.epoch(), ep, "a time moved back counts");
+        let ep = f.epoch();
+        assert_eq!(f.learn(m(1), Vid(10), PortId(1), 100_000), Learn::New);
+        assert_ne!(f.epoch(), ep, "a revived entry counts");
+        let ep = f.epoch();
+        assert_eq!(
+            f.learn(m(1), Vid(10), PortId(2), 100_001),
+            Learn::Moved(PortId(1))
+        );
+        assert_ne!(f.epoch(), ep, "a move counts");
     }
 
     #[test]
