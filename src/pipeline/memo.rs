@@ -395,6 +395,11 @@ mod tests {
     use crate::fdb::{Fdb, REFRESH_MS};
     use crate::types::{Mac, PortId, Vid};
 
+    /// What the memo gives for an answer put with `head(port)` and no policy.
+    fn ans(port: u16) -> Option<(Answer, bool)> {
+        Some(Answer::of(head(port), Side::NONE))
+    }
+
     fn head(port: u16) -> Head {
         Head {
             vid: 10,
@@ -424,26 +429,17 @@ mod tests {
         let h = [1, 2, 3, 0];
         assert_eq!(m.get(0, &h, 6, fdb.epoch()), None);
         m.put(0, &h, head(1), Side::NONE, su.min(du), ep);
-        assert_eq!(
-            m.get(0, &h, 6, fdb.epoch()),
-            Some(Answer::of(head(1), Side::NONE))
-        );
+        assert_eq!(m.get(0, &h, 6, fdb.epoch()), ans(1));
         // Another ingress port, other bytes: not this answer.
         assert_eq!(m.get(1, &h, 6, fdb.epoch()), None);
         assert_eq!(m.get(0, &[1, 2, 4, 0], 6, fdb.epoch()), None);
         // The source's refresh time comes.
-        assert_eq!(
-            m.get(0, &h, su - 1, fdb.epoch()),
-            Some(Answer::of(head(1), Side::NONE))
-        );
+        assert_eq!(m.get(0, &h, su - 1, fdb.epoch()), ans(1));
         assert_eq!(m.get(0, &h, su, fdb.epoch()), None);
         // Reading writes nothing; a known source learned again neither.
         fdb.lookup_raw(b.to_u64(), 10, 7);
         fdb.learn(a, Vid(10), PortId(0), 7);
-        assert_eq!(
-            m.get(0, &h, 7, fdb.epoch()),
-            Some(Answer::of(head(1), Side::NONE))
-        );
+        assert_eq!(m.get(0, &h, 7, fdb.epoch()), ans(1));
         // Every write counts: a move, a static entry, a removal, ageing, a flush.
         let writes: [&dyn Fn(); 5] = [
             &|| {
@@ -465,10 +461,7 @@ mod tests {
         for w in writes {
             let ep = fdb.epoch();
             m.put(0, &h, head(1), Side::NONE, u64::MAX, ep);
-            assert_eq!(
-                m.get(0, &h, 8, fdb.epoch()),
-                Some(Answer::of(head(1), Side::NONE))
-            );
+            assert_eq!(m.get(0, &h, 8, fdb.epoch()), ans(1));
             w();
             assert_eq!(m.get(0, &h, 8, fdb.epoch()), None);
         }
@@ -476,10 +469,7 @@ mod tests {
         assert_eq!(m.stale, 6);
         // Cleared with the snapshot.
         m.put(0, &h, head(2), Side::NONE, u64::MAX, fdb.epoch());
-        assert_eq!(
-            m.get(0, &h, 9, fdb.epoch()),
-            Some(Answer::of(head(2), Side::NONE))
-        );
+        assert_eq!(m.get(0, &h, 9, fdb.epoch()), ans(2));
         m.clear();
         assert_eq!(m.get(0, &h, 9, fdb.epoch()), None);
     }
@@ -581,33 +571,15 @@ mod tests {
         }
         m.put(0, &keys[0], head(0), Side::NONE, u64::MAX, 0);
         m.put(0, &keys[1], head(1), Side::NONE, u64::MAX, 0);
-        assert_eq!(
-            m.get(0, &keys[0], 0, 0),
-            Some(Answer::of(head(0), Side::NONE))
-        );
-        assert_eq!(
-            m.get(0, &keys[1], 0, 0),
-            Some(Answer::of(head(1), Side::NONE))
-        );
+        assert_eq!(m.get(0, &keys[0], 0, 0), ans(0));
+        assert_eq!(m.get(0, &keys[1], 0, 0), ans(1));
         // Re-putting an answer keeps the other one.
         m.put(0, &keys[1], head(3), Side::NONE, u64::MAX, 0);
-        assert_eq!(
-            m.get(0, &keys[0], 0, 0),
-            Some(Answer::of(head(0), Side::NONE))
-        );
-        assert_eq!(
-            m.get(0, &keys[1], 0, 0),
-            Some(Answer::of(head(3), Side::NONE))
-        );
+        assert_eq!(m.get(0, &keys[0], 0, 0), ans(0));
+        assert_eq!(m.get(0, &keys[1], 0, 0), ans(3));
         m.put(0, &keys[2], head(2), Side::NONE, u64::MAX, 0);
-        assert_eq!(
-            m.get(0, &keys[2], 0, 0),
-            Some(Answer::of(head(2), Side::NONE))
-        );
-        assert_eq!(
-            m.get(0, &keys[1], 0, 0),
-            Some(Answer::of(head(3), Side::NONE))
-        );
+        assert_eq!(m.get(0, &keys[2], 0, 0), ans(2));
+        assert_eq!(m.get(0, &keys[1], 0, 0), ans(3));
         assert_eq!(m.get(0, &keys[0], 0, 0), None);
         assert_eq!((m.hits, m.stale, m.misses), (6, 0, 1));
     }
