@@ -4,8 +4,10 @@
 //! sender's side of it — together with the FDB's write count
 //! ([`Fdb::epoch`]) taken before the decision read the FDB, and the time
 //! the source and destination entries it read stop being fresh and live.
-//! An answer is used only while the FDB has not been written since and
-//! that time has not come, so it is the answer the FDB would give now. The
+//! An answer is used only while the FDB has not been written since (a
+//! re-stamp is not counted as a write: it only makes those times later)
+//! and that time has not come, so it is the answer the FDB would give now.
+//! It is kept as the one pass hands it on ([`Answer`]). The
 //! snapshot's part (port VLANs, reflective relay, isolation, the switch's
 //! MAC, the policy) is cleared with the snapshot ([`Memo::clear`] on
 //! refresh, which empties the ingress cache too). What depends on more than
